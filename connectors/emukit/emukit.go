@@ -1,0 +1,200 @@
+// Package emukit holds what the three API emulators share: fault injection
+// (latency, 5xx share, 429 rate limiting with Retry-After, connection
+// resets), bearer-token checks, a deterministic random source and a
+// controllable clock. Each emulator keeps its own API's bodies and status
+// codes; emukit only decides *when* a fault happens.
+package emukit
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Faults configures fault injection. The zero value injects nothing.
+type Faults struct {
+	// Latency is added before every answer.
+	Latency time.Duration
+	// ErrorRate is the share (0..1) of requests answered with a 5xx.
+	ErrorRate float64
+	// RateLimit, when > 0, answers 429 with Retry-After once more than this
+	// many requests arrive within one second.
+	RateLimit int
+	// RetryAfter is the Retry-After sent with 429s (default 1s).
+	RetryAfter time.Duration
+	// ResetRate is the share (0..1) of requests whose connection is cut
+	// without an answer.
+	ResetRate float64
+	// Seed makes the fault sequence reproducible.
+	Seed uint64
+}
+
+// ErrorWriter writes an API-specific error body with the given status.
+type ErrorWriter func(w http.ResponseWriter, status int, message string)
+
+// Injector applies Faults in front of a handler. It is safe for concurrent use.
+type Injector struct {
+	mu      sync.Mutex
+	f       Faults
+	rnd     *rand.Rand
+	window  time.Time
+	count   int
+	now     func() time.Time
+	errBody ErrorWriter
+	// Stats
+	injected map[string]int
+}
+
+// NewInjector builds an injector; now may be nil (time.Now).
+func NewInjector(f Faults, now func() time.Time, ew ErrorWriter) *Injector {
+	if now == nil {
+		now = time.Now
+	}
+	return &Injector{f: f, rnd: rand.New(rand.NewPCG(f.Seed, f.Seed^0x9e3779b97f4a7c15)), now: now, errBody: ew, injected: map[string]int{}}
+}
+
+// Set replaces the fault configuration (tests change faults mid-run).
+func (in *Injector) Set(f Faults) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.f = f
+}
+
+// Injected returns how many faults of each kind ("5xx", "429", "reset") were injected.
+func (in *Injector) Injected() map[string]int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range in.injected {
+		out[k] = v
+	}
+	return out
+}
+
+// Wrap returns next behind the fault injector.
+func (in *Injector) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in.mu.Lock()
+		f := in.f
+		var fault string
+		now := in.now()
+		if f.RateLimit > 0 {
+			if now.Sub(in.window) >= time.Second {
+				in.window, in.count = now, 0
+			}
+			in.count++
+			if in.count > f.RateLimit {
+				fault = "429"
+			}
+		}
+		if fault == "" && f.ResetRate > 0 && in.rnd.Float64() < f.ResetRate {
+			fault = "reset"
+		}
+		if fault == "" && f.ErrorRate > 0 && in.rnd.Float64() < f.ErrorRate {
+			fault = "5xx"
+		}
+		if fault != "" {
+			in.injected[fault]++
+		}
+		in.mu.Unlock()
+		if f.Latency > 0 {
+			select {
+			case <-time.After(f.Latency):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		switch fault {
+		case "429":
+			ra := f.RetryAfter
+			if ra <= 0 {
+				ra = time.Second
+			}
+			secs := int((ra + time.Second - 1) / time.Second)
+			w.Header().Set("Retry-After", itoa(secs))
+			in.errBody(w, http.StatusTooManyRequests, "Too Many Attempts.")
+			return
+		case "reset":
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					_ = conn.Close()
+					return
+				}
+			}
+			in.errBody(w, http.StatusBadGateway, "connection reset")
+			return
+		case "5xx":
+			in.errBody(w, http.StatusServiceUnavailable, "Service temporarily unavailable (injected fault)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for n > 0 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+		n /= 10
+	}
+	return string(b)
+}
+
+// BearerToken returns the token of an "Authorization: Bearer <token>"
+// header, or "".
+func BearerToken(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// Clock is a monotonic server clock for emulators: every call returns a time
+// strictly after the previous one at the given precision, unless Freeze is
+// set, which makes many records share one timestamp (the ties knob).
+type Clock struct {
+	mu        sync.Mutex
+	now       func() time.Time
+	precision time.Duration
+	last      time.Time
+	frozen    time.Time
+}
+
+// NewClock returns a clock ticking at precision (e.g. time.Millisecond).
+func NewClock(now func() time.Time, precision time.Duration) *Clock {
+	if now == nil {
+		now = time.Now
+	}
+	return &Clock{now: now, precision: precision}
+}
+
+// Freeze makes Now return t (truncated) until Unfreeze. A zero t unfreezes.
+func (c *Clock) Freeze(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.frozen = t.UTC().Truncate(c.precision)
+}
+
+// Now returns the next server timestamp in UTC.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.frozen.IsZero() {
+		return c.frozen
+	}
+	t := c.now().UTC().Truncate(c.precision)
+	if !t.After(c.last) {
+		t = c.last.Add(c.precision)
+	}
+	c.last = t
+	return t
+}
+
+// Rand returns a deterministic random source for seeding data.
+func Rand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed*2654435761+1)) }
