@@ -1,0 +1,555 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+)
+
+// Secret is a credential. It prints as [REDACTED]; use Value for the real one.
+type Secret string
+
+// Value returns the secret itself.
+func (s Secret) Value() string { return string(s) }
+
+// String hides the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[REDACTED]"
+}
+
+// MarshalJSON hides the value.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
+
+// Config is the whole configuration file.
+type Config struct {
+	// State is the bbolt state file.
+	State string `yaml:"state"`
+	Log   Log    `yaml:"log"`
+	Admin Admin  `yaml:"admin"`
+	// Systems maps a system name (used by flows) to its connection.
+	Systems map[string]*System `yaml:"systems"`
+	Flows   []*Flow            `yaml:"flows"`
+
+	// File is the path the config was loaded from (not in YAML).
+	File string `yaml:"-"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // trace, debug, info, warn, error
+	Format string `yaml:"format"` // console or json
+}
+
+// Admin configures the HTTP admin endpoint of `crmsync run`.
+type Admin struct {
+	Listen string `yaml:"listen"` // host:port, "" disables
+}
+
+// System is one CRM connection.
+type System struct {
+	Type          string        `yaml:"type"` // tribecrm, overplane, bluerocktel
+	BaseURL       string        `yaml:"base_url"`
+	Token         Secret        `yaml:"token"`
+	Mapping       string        `yaml:"mapping"`
+	PageSize      int           `yaml:"page_size"`
+	RateLimit     float64       `yaml:"rate_limit"` // requests per second
+	Burst         int           `yaml:"burst"`
+	Timeout       time.Duration `yaml:"timeout"`
+	Retries       int           `yaml:"retries"`
+	RetryAfterMax time.Duration `yaml:"retry_after_max"`
+	Overlap       time.Duration `yaml:"overlap"` // cursor overlap window re-read on each pull
+	OAuth         *OAuth        `yaml:"oauth"`   // tribecrm: client credentials
+	Login         *Login        `yaml:"login"`   // bluerocktel: POST /api/login
+	Naming        string        `yaml:"naming"`  // bluerocktel: snake or camel field names on writes
+	ConvertPath   string        `yaml:"convert_path"`
+
+	Name string `yaml:"-"`
+	line int
+}
+
+// OAuth holds OAuth2 client credentials (TribeCRM).
+type OAuth struct {
+	TokenURL     string `yaml:"token_url"`
+	ClientID     string `yaml:"client_id"`
+	ClientSecret Secret `yaml:"client_secret"`
+	Scope        string `yaml:"scope"`
+}
+
+// Login holds BlueRockTel login credentials.
+type Login struct {
+	Email    string `yaml:"email"`
+	Password Secret `yaml:"password"`
+}
+
+// Flow is one sync flow from a source system to target systems.
+type Flow struct {
+	Name     string    `yaml:"name"`
+	Source   string    `yaml:"source"`
+	Targets  []*Target `yaml:"targets"`
+	Schedule string    `yaml:"schedule"` // cron expression (5 fields) or @every/@hourly/...
+	// WriteConcurrency is how many writes per target run at once (default 4).
+	WriteConcurrency int `yaml:"write_concurrency"`
+	// AllowStageBack lets a stage move backwards in the funnel.
+	AllowStageBack bool `yaml:"allow_stage_back"`
+
+	line int
+}
+
+// Target is one destination of a flow.
+type Target struct {
+	System string `yaml:"system"`
+	// Filter limits which records this target receives (empty: all).
+	Filter Filter `yaml:"filter"`
+}
+
+// Filter selects records by kind and stage.
+type Filter struct {
+	Kinds  []string `yaml:"kinds"`
+	Stages []string `yaml:"stages"`
+}
+
+// Error is one configuration problem.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// Errors is every problem found, in file order.
+type Errors []Error
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Types lists the supported system types.
+func Types() []string { return []string{"tribecrm", "overplane", "bluerocktel"} }
+
+// Load reads, expands, decodes, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+var lineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// Parse decodes data (named file for messages) with env lookups from lookup.
+func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlErrors(file, err)
+	}
+	if len(root.Content) == 0 {
+		return nil, Errors{{File: file, Msg: "the file is empty (expected keys state, systems, flows)"}}
+	}
+	// Pass 1: strict decode of the raw text, for unknown keys and types with line numbers.
+	var probe Config
+	if err := strictDecode(data, &probe); err != nil {
+		return nil, yamlErrors(file, err)
+	}
+	// Pass 2: expand ${VAR} in scalar values, then decode the expanded tree strictly.
+	var errs Errors
+	expandNode(&root, lookup, func(line int, msg string) { errs = append(errs, Error{file, line, msg}) })
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	expanded, err := yaml.Marshal(&root)
+	if err != nil {
+		return nil, fmt.Errorf("%s: re-encode after expansion: %w", file, err)
+	}
+	cfg := &Config{File: file}
+	if err := strictDecode(expanded, cfg); err != nil {
+		return nil, yamlErrors(file, err)
+	}
+	pos := positions(&root)
+	for name, s := range cfg.Systems {
+		if s == nil {
+			s = &System{}
+			cfg.Systems[name] = s
+		}
+		s.Name = name
+		s.line = pos.line("systems", name)
+	}
+	for i, f := range cfg.Flows {
+		if f == nil {
+			cfg.Flows[i] = &Flow{}
+			f = cfg.Flows[i]
+		}
+		f.line = pos.line("flows", strconv.Itoa(i))
+	}
+	cfg.applyDefaults()
+	if errs := cfg.validate(pos); len(errs) > 0 {
+		return nil, errs
+	}
+	return cfg, nil
+}
+
+func strictDecode(data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	return nil
+}
+
+func yamlErrors(file string, err error) error {
+	var te *yaml.TypeError
+	var out Errors
+	if errors.As(err, &te) {
+		for _, m := range te.Errors {
+			out = append(out, lineError(file, m))
+		}
+		return out
+	}
+	return Errors{lineError(file, err.Error())}
+}
+
+func lineError(file, msg string) Error {
+	if m := lineRe.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return Error{file, n, friendly(m[2])}
+	}
+	return Error{file, 0, strings.TrimPrefix(msg, "yaml: ")}
+}
+
+var notFoundRe = regexp.MustCompile(`field (\S+) not found in type config\.(\w+)`)
+
+// friendly rewrites yaml.v3's Go-flavoured messages for admins.
+func friendly(msg string) string {
+	if m := notFoundRe.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("unknown key %q in %s (expected one of: %s)", m[1], sectionName(m[2]), strings.Join(keysOf(m[2]), ", "))
+	}
+	return msg
+}
+
+func sectionName(t string) string {
+	switch t {
+	case "Config":
+		return "the top level"
+	case "System":
+		return "a system"
+	case "Flow":
+		return "a flow"
+	}
+	return strings.ToLower(t)
+}
+
+func keysOf(t string) []string {
+	switch t {
+	case "Config":
+		return []string{"state", "log", "admin", "systems", "flows"}
+	case "System":
+		return []string{"type", "base_url", "token", "mapping", "page_size", "rate_limit", "burst", "timeout", "retries", "retry_after_max", "overlap", "oauth", "login", "naming", "convert_path"}
+	case "Flow":
+		return []string{"name", "source", "targets", "schedule", "write_concurrency", "allow_stage_back"}
+	case "Target":
+		return []string{"system", "filter"}
+	case "Filter":
+		return []string{"kinds", "stages"}
+	case "Log":
+		return []string{"level", "format"}
+	case "Admin":
+		return []string{"listen"}
+	case "OAuth":
+		return []string{"token_url", "client_id", "client_secret", "scope"}
+	case "Login":
+		return []string{"email", "password"}
+	}
+	return nil
+}
+
+var envRe = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+func expandNode(n *yaml.Node, lookup func(string) (string, bool), fail func(int, string)) {
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+		n.Value = envRe.ReplaceAllStringFunc(n.Value, func(m string) string {
+			sm := envRe.FindStringSubmatch(m)
+			if v, ok := lookup(sm[1]); ok && v != "" {
+				return v
+			}
+			if sm[2] != "" {
+				return sm[3]
+			}
+			fail(n.Line, fmt.Sprintf("environment variable %s is not set (set it, or write ${%s:-default})", sm[1], sm[1]))
+			return ""
+		})
+		n.Style = yaml.DoubleQuotedStyle
+		if n.Tag == "" || n.Tag == "!!str" {
+			n.Tag = "!!str"
+		}
+	}
+	for _, c := range n.Content {
+		expandNode(c, lookup, fail)
+	}
+}
+
+// posIndex finds line numbers of YAML keys by path.
+type posIndex struct{ root *yaml.Node }
+
+func positions(root *yaml.Node) posIndex { return posIndex{root} }
+
+// line returns the line of the value at path (map keys or list indexes), or
+// of the deepest node found.
+func (p posIndex) line(path ...string) int {
+	n := p.root
+	if n == nil {
+		return 0
+	}
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := n.Line
+	for _, key := range path {
+		next := (*yaml.Node)(nil)
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == key {
+					line = n.Content[i].Line
+					next = n.Content[i+1]
+					break
+				}
+			}
+		case yaml.SequenceNode:
+			if i, err := strconv.Atoi(key); err == nil && i >= 0 && i < len(n.Content) {
+				next = n.Content[i]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+	}
+	return line
+}
+
+func (c *Config) applyDefaults() {
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "console"
+	}
+	if c.State == "" {
+		c.State = "crmsync.db"
+	}
+	c.State = c.resolve(c.State)
+	for _, s := range c.Systems {
+		if s.PageSize == 0 {
+			s.PageSize = 100
+		}
+		if s.Timeout == 0 {
+			s.Timeout = 30 * time.Second
+		}
+		if s.Retries == 0 {
+			s.Retries = 4
+		}
+		if s.RetryAfterMax == 0 {
+			s.RetryAfterMax = 30 * time.Second
+		}
+		if s.Overlap == 0 {
+			s.Overlap = time.Second
+		}
+		if s.Type == "bluerocktel" && s.Naming == "" {
+			s.Naming = "snake"
+		}
+		if s.Mapping != "" {
+			s.Mapping = c.resolve(s.Mapping)
+		}
+	}
+	for _, f := range c.Flows {
+		if f.WriteConcurrency == 0 {
+			f.WriteConcurrency = 4
+		}
+		if f.Schedule == "" {
+			f.Schedule = "@every 5m"
+		}
+	}
+}
+
+func (c *Config) resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.File == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.File), p)
+}
+
+// ScheduleParser is the cron parser crmsync uses: standard 5 fields plus
+// descriptors (@every 5m, @hourly, ...).
+func ScheduleParser() cron.Parser {
+	return cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+}
+
+func (c *Config) validate(pos posIndex) Errors {
+	var errs Errors
+	add := func(line int, format string, a ...any) {
+		errs = append(errs, Error{c.File, line, fmt.Sprintf(format, a...)})
+	}
+	switch c.Log.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		add(pos.line("log", "level"), "log.level %q is not one of trace, debug, info, warn, error", c.Log.Level)
+	}
+	if c.Log.Format != "console" && c.Log.Format != "json" {
+		add(pos.line("log", "format"), "log.format %q is not console or json", c.Log.Format)
+	}
+	if len(c.Systems) == 0 {
+		add(0, "no systems configured (expected a systems: section with at least two systems)")
+	}
+	names := make([]string, 0, len(c.Systems))
+	for n := range c.Systems {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		s := c.Systems[n]
+		at := func(k string) int { return pos.line("systems", n, k) }
+		if !contains(Types(), s.Type) {
+			add(at("type"), "systems.%s.type %q is not one of %s", n, s.Type, strings.Join(Types(), ", "))
+		}
+		if s.BaseURL == "" {
+			add(s.line, "systems.%s.base_url is missing (expected e.g. http://127.0.0.1:8081)", n)
+		} else if !strings.HasPrefix(s.BaseURL, "http://") && !strings.HasPrefix(s.BaseURL, "https://") {
+			add(at("base_url"), "systems.%s.base_url %q must start with http:// or https://", n, s.BaseURL)
+		}
+		if s.Token == "" && s.OAuth == nil && s.Login == nil {
+			add(s.line, "systems.%s has no credentials (expected token, or oauth for tribecrm, or login for bluerocktel)", n)
+		}
+		if s.OAuth != nil && s.Type != "tribecrm" {
+			add(at("oauth"), "systems.%s.oauth is only supported for type tribecrm", n)
+		}
+		if s.Login != nil && s.Type != "bluerocktel" {
+			add(at("login"), "systems.%s.login is only supported for type bluerocktel", n)
+		}
+		if s.Naming != "" && s.Naming != "snake" && s.Naming != "camel" {
+			add(at("naming"), "systems.%s.naming %q is not snake or camel", n, s.Naming)
+		}
+		if s.Mapping == "" {
+			add(s.line, "systems.%s.mapping is missing (expected the path of a mapping file)", n)
+		} else if _, err := os.Stat(s.Mapping); err != nil {
+			add(at("mapping"), "systems.%s.mapping: cannot read %s: %v", n, s.Mapping, errors.Unwrap(err))
+		}
+		if s.PageSize < 1 || s.PageSize > 1000 {
+			add(at("page_size"), "systems.%s.page_size %d is out of range (expected 1..1000)", n, s.PageSize)
+		}
+		if s.RateLimit < 0 {
+			add(at("rate_limit"), "systems.%s.rate_limit must not be negative", n)
+		}
+	}
+	if len(c.Flows) == 0 {
+		add(0, "no flows configured (expected a flows: list)")
+	}
+	seen := map[string]int{}
+	parser := ScheduleParser()
+	for i, f := range c.Flows {
+		idx := strconv.Itoa(i)
+		at := func(k ...string) int { return pos.line(append([]string{"flows", idx}, k...)...) }
+		if f.Name == "" {
+			add(f.line, "flows[%d] has no name", i)
+		} else if prev, dup := seen[f.Name]; dup {
+			add(at("name"), "flow name %q is used twice (first at line %d)", f.Name, prev)
+		} else {
+			seen[f.Name] = at("name")
+		}
+		if _, ok := c.Systems[f.Source]; !ok {
+			add(at("source"), "flows[%d].source %q is not a configured system (expected one of: %s)", i, f.Source, strings.Join(names, ", "))
+		}
+		if len(f.Targets) == 0 {
+			add(f.line, "flow %q has no targets", f.Name)
+		}
+		tseen := map[string]bool{}
+		for j, t := range f.Targets {
+			tj := strconv.Itoa(j)
+			if t == nil {
+				add(at("targets", tj), "flows[%d].targets[%d] is empty", i, j)
+				continue
+			}
+			if _, ok := c.Systems[t.System]; !ok {
+				add(at("targets", tj, "system"), "flows[%d].targets[%d].system %q is not a configured system (expected one of: %s)", i, j, t.System, strings.Join(names, ", "))
+			}
+			if t.System == f.Source {
+				add(at("targets", tj, "system"), "flow %q targets its own source %q", f.Name, t.System)
+			}
+			if tseen[t.System] {
+				add(at("targets", tj, "system"), "flow %q lists target %q twice", f.Name, t.System)
+			}
+			tseen[t.System] = true
+			for k, kind := range t.Filter.Kinds {
+				if kind != "organization" && kind != "person" {
+					add(at("targets", tj, "filter", "kinds", strconv.Itoa(k)), "kind %q is not organization or person", kind)
+				}
+			}
+			for k, st := range t.Filter.Stages {
+				if !contains([]string{"suspect", "lead", "hot_prospect", "prospect", "customer"}, st) {
+					add(at("targets", tj, "filter", "stages", strconv.Itoa(k)), "stage %q is not one of suspect, lead, hot_prospect, prospect, customer", st)
+				}
+			}
+		}
+		if _, err := parser.Parse(f.Schedule); err != nil {
+			add(at("schedule"), "flows[%d].schedule %q is not a cron expression: %v (expected e.g. \"*/5 * * * *\" or \"@every 5m\")", i, f.Schedule, err)
+		}
+		if f.WriteConcurrency < 1 || f.WriteConcurrency > 64 {
+			add(at("write_concurrency"), "flows[%d].write_concurrency %d is out of range (expected 1..64)", i, f.WriteConcurrency)
+		}
+	}
+	sort.SliceStable(errs, func(a, b int) bool { return errs[a].Line < errs[b].Line })
+	return errs
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Flow returns the flow called name.
+func (c *Config) Flow(name string) (*Flow, bool) {
+	for _, f := range c.Flows {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return nil, false
+}
+
+// SystemNames lists configured systems, sorted.
+func (c *Config) SystemNames() []string {
+	out := make([]string, 0, len(c.Systems))
+	for n := range c.Systems {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

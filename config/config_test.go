@@ -1,0 +1,113 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const good = `state: s.db
+systems:
+  a:
+    type: tribecrm
+    base_url: http://127.0.0.1:1
+    token: ${A_TOKEN:-dev-token}
+    mapping: m.yaml
+  b:
+    type: overplane
+    base_url: http://127.0.0.1:2
+    token: t
+    mapping: m.yaml
+flows:
+  - name: f
+    source: a
+    targets: [{system: b}]
+`
+
+func noEnv(string) (string, bool) { return "", false }
+
+func TestExampleConfigLoads(t *testing.T) {
+	// The shipped example must stay valid: this test keeps it from going stale.
+	cfg, err := Load("../config.example.yaml")
+	if err != nil {
+		t.Fatalf("config.example.yaml: %v", err)
+	}
+	if len(cfg.Flows) == 0 || cfg.Flows[0].Source != "tribecrm" || len(cfg.Flows[0].Targets) < 2 {
+		t.Fatalf("example should hold a flow from tribecrm to both other systems, got %+v", cfg.Flows)
+	}
+	for name, s := range cfg.Systems {
+		if s.Token.Value() != "dev-token" && os.Getenv(strings.ToUpper(name)+"_TOKEN") == "" {
+			t.Errorf("systems.%s.token defaults to %q, want dev-token", name, s.Token.Value())
+		}
+	}
+}
+
+func TestDefaultsExpansionAndRelativePaths(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"c.yaml": good, "m.yaml": "x"})
+	cfg, err := Parse(filepath.Join(dir, "c.yaml"), []byte(good), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Systems["a"].Token.Value(); got != "dev-token" {
+		t.Errorf("token = %q, want default dev-token", got)
+	}
+	if cfg.Systems["a"].Token.String() != "[REDACTED]" {
+		t.Errorf("Secret prints its value")
+	}
+	if cfg.State != filepath.Join(dir, "s.db") || cfg.Systems["a"].Mapping != filepath.Join(dir, "m.yaml") {
+		t.Errorf("relative paths not resolved against the config dir: %s %s", cfg.State, cfg.Systems["a"].Mapping)
+	}
+	cfg, err = Parse(filepath.Join(dir, "c.yaml"), []byte(good), func(k string) (string, bool) { return "from-env", k == "A_TOKEN" })
+	if err != nil || cfg.Systems["a"].Token.Value() != "from-env" {
+		t.Fatalf("env value not used: %v %v", err, cfg)
+	}
+}
+
+func TestErrorsNameFileLineAndExpectation(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"m.yaml": "x"})
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", strings.Replace(good, "    token: t\n", "    token: t\n    tokn: x\n", 1), `c.yaml:12: unknown key "tokn" in a system (expected one of: type, base_url, token`},
+		{"wrong type", strings.Replace(good, "state: s.db", "state: s.db\nlog: [1]", 1), "c.yaml:2: cannot unmarshal !!seq into config.Log"},
+		{"unknown source", strings.Replace(good, "source: a", "source: zz", 1), `c.yaml:15: flows[0].source "zz" is not a configured system (expected one of: a, b)`},
+		{"bad cron", strings.Replace(good, "    source: a\n", "    source: a\n    schedule: every day\n", 1), `c.yaml:16: flows[0].schedule "every day" is not a cron expression`},
+		{"unset env", strings.Replace(good, "${A_TOKEN:-dev-token}", "${NOPE_TOKEN}", 1), "c.yaml:6: environment variable NOPE_TOKEN is not set"},
+		{"bad type", strings.Replace(good, "type: overplane", "type: hubspot", 1), `c.yaml:9: systems.b.type "hubspot" is not one of tribecrm, overplane, bluerocktel`},
+		{"missing mapping file", strings.Replace(good, "mapping: m.yaml\n  b", "mapping: nope.yaml\n  b", 1), "c.yaml:7: systems.a.mapping: cannot read"},
+		{"empty", "", "c.yaml: the file is empty"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(filepath.Join(dir, "c.yaml"), []byte(tc.yaml), noEnv)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error\n%v\nwant it to contain\n%s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestAllProblemsReportedAtOnce(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"m.yaml": "x"})
+	bad := strings.Replace(strings.Replace(good, "source: a", "source: zz", 1), "type: overplane", "type: hubspot", 1)
+	_, err := Parse(filepath.Join(dir, "c.yaml"), []byte(bad), noEnv)
+	if err == nil || strings.Count(err.Error(), "\n") < 1 {
+		t.Fatalf("want two problems reported together, got %v", err)
+	}
+}

@@ -1,0 +1,10 @@
+// Package config loads crmsync's configuration file strictly: unknown keys,
+// wrong types, unknown systems, bad cron schedules and missing mapping files
+// are errors that name file:line and what was expected, all reported at
+// once. String values may use ${VAR} and ${VAR:-default}; an unset variable
+// without a default is an error. Credentials are held as Secret, which never
+// prints its value.
+//
+// Relative paths (state file, mapping files) are resolved against the
+// directory of the config file.
+package config
