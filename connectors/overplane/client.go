@@ -1,0 +1,481 @@
+package overplane
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/connectors/httpx"
+)
+
+// System is the connector's system name.
+const System = "overplane"
+
+// EntityProspect is the only entity the connector reads and writes.
+const EntityProspect = "prospect"
+
+// Options for the client. New does no network I/O.
+type Options struct {
+	// BaseURL of the API, e.g. https://api.overplane.dev or
+	// http://127.0.0.1:8082 (a trailing slash is fine).
+	BaseURL string
+	// Token is the secret API key sent as a bearer token.
+	Token string
+	// HTTP is the shared HTTP layer (required). New registers Token with it
+	// as a secret.
+	HTTP *httpx.Client
+	// Logger receives debug lines about paging and warnings.
+	Logger zerolog.Logger
+	// PageSize is the list page size when PullOptions.PageSize is 0
+	// (default 100, the API's assumed cap).
+	PageSize int
+	// Overlap is how many records before the saved offset each continuation
+	// page re-reads (default 5; never more than half a page).
+	Overlap int
+	// NoChildren skips the child tables: records carry no "leads" and
+	// "opportunities" fields, and Pull needs no extra requests per record.
+	NoChildren bool
+	// ChildConcurrency is how many prospects' child tables Pull reads at once
+	// (default 4).
+	ChildConcurrency int
+	// Now is the client clock used to stamp a scan's start (default time.Now).
+	Now func() time.Time
+}
+
+// Client talks to one Overplane account. It is safe for concurrent use.
+type Client struct {
+	base       string
+	token      string
+	http       *httpx.Client
+	log        zerolog.Logger
+	pageSize   int
+	overlap    int
+	noChildren bool
+	childConc  int
+	now        func() time.Time
+}
+
+var _ connectors.Connector = (*Client)(nil)
+
+// New builds a client. It does no network I/O.
+func New(o Options) (*Client, error) {
+	if o.HTTP == nil {
+		return nil, errors.New("overplane: Options.HTTP is required")
+	}
+	base := strings.TrimRight(strings.TrimSpace(o.BaseURL), "/")
+	u, err := url.Parse(base)
+	if base == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("overplane: BaseURL %q is not an http(s) URL", o.BaseURL)
+	}
+	if o.Token == "" {
+		return nil, errors.New("overplane: Options.Token is required")
+	}
+	o.HTTP.AddSecret(o.Token)
+	c := &Client{
+		base: base, token: o.Token, http: o.HTTP,
+		log:        o.Logger.With().Str("system", System).Logger(),
+		pageSize:   o.PageSize,
+		overlap:    o.Overlap,
+		noChildren: o.NoChildren,
+		childConc:  o.ChildConcurrency,
+		now:        o.Now,
+	}
+	if c.pageSize <= 0 {
+		c.pageSize = maxLimit
+	}
+	if c.overlap <= 0 {
+		c.overlap = 5
+	}
+	if c.childConc <= 0 {
+		c.childConc = 4
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c, nil
+}
+
+// System returns "overplane".
+func (c *Client) System() string { return System }
+
+// ErrorMessage extracts the API's message from an error body
+// ({"error":{"message":...,"param":...}}); pass it as
+// httpx.Options.ErrorMessage.
+func ErrorMessage(status int, body []byte) string {
+	var env struct {
+		Error *struct {
+			Type    string `json:"type"`
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Param   string `json:"param"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil || env.Error == nil {
+		return ""
+	}
+	msg := env.Error.Message
+	if msg == "" {
+		msg = env.Error.Code
+	}
+	if p := env.Error.Param; p != "" && !strings.Contains(msg, p) {
+		msg += " (param: " + p + ")"
+	}
+	return msg
+}
+
+// do sends one authenticated request. body may be nil.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body any) (*httpx.Response, error) {
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req := httpx.Request{
+		Method: method,
+		URL:    u,
+		Header: http.Header{"Authorization": {"Bearer " + c.token}},
+	}
+	if body != nil {
+		req.JSON = body
+	}
+	return c.http.Do(ctx, req)
+}
+
+// fail builds a typed error for problems the client finds itself.
+func (c *Client) fail(op string, kind connectors.Kind, format string, args ...any) *connectors.Error {
+	return &connectors.Error{System: System, Op: op, Kind: kind, Message: c.http.Redact(fmt.Sprintf(format, args...))}
+}
+
+func (c *Client) checkEntity(op, entity string) error {
+	if entity != EntityProspect {
+		return c.fail(op, connectors.Rejected, "unknown entity %q (Overplane connector handles %q)", entity, EntityProspect)
+	}
+	return nil
+}
+
+// parseTime reads an API timestamp. It tolerates the vendor docs' generator
+// glitch of a space after each colon ("2024-01-15T09: 30: 00Z").
+func parseTime(v any) (time.Time, error) {
+	s, _ := v.(string)
+	s = strings.ReplaceAll(strings.TrimSpace(s), ": ", ":")
+	if s == "" {
+		return time.Time{}, errors.New("missing timestamp")
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("timestamp %q is not RFC 3339", s)
+	}
+	return t.UTC(), nil
+}
+
+// toRecord turns a decoded prospect object into a native record.
+func toRecord(raw map[string]any) (connectors.Record, error) {
+	id, _ := raw["id"].(string)
+	if id == "" {
+		return connectors.Record{}, errors.New("prospect without id")
+	}
+	created, err := parseTime(raw["created_at"])
+	if err != nil {
+		return connectors.Record{}, fmt.Errorf("prospect %s created_at: %w", id, err)
+	}
+	updated, err := parseTime(raw["updated_at"])
+	if err != nil {
+		return connectors.Record{}, fmt.Errorf("prospect %s updated_at: %w", id, err)
+	}
+	return connectors.Record{Entity: EntityProspect, ID: id, CreatedAt: created, UpdatedAt: updated, Fields: raw}, nil
+}
+
+func (c *Client) decodeRecord(op string, resp *httpx.Response, kind connectors.Kind) (connectors.Record, error) {
+	var raw map[string]any
+	if err := resp.Decode(&raw); err != nil {
+		return connectors.Record{}, c.fail(op, kind, "%v", err)
+	}
+	rec, err := toRecord(raw)
+	if err != nil {
+		return connectors.Record{}, c.fail(op, kind, "%v", err)
+	}
+	return rec, nil
+}
+
+// Get reads one prospect (with its child rows unless NoChildren).
+func (c *Client) Get(ctx context.Context, entity, id string) (connectors.Record, error) {
+	if err := c.checkEntity("get", entity); err != nil {
+		return connectors.Record{}, err
+	}
+	resp, err := c.do(ctx, http.MethodGet, prospectPath+"/"+url.PathEscape(id), nil, nil)
+	if err != nil {
+		return connectors.Record{}, err
+	}
+	rec, err := c.decodeRecord("get", resp, connectors.Retryable)
+	if err != nil {
+		return connectors.Record{}, err
+	}
+	if err := c.attach(ctx, &rec); err != nil {
+		return connectors.Record{}, err
+	}
+	return rec, nil
+}
+
+// serverSet are properties the API sets itself; the client never sends them.
+var serverSet = map[string]bool{"id": true, "created_at": true, "updated_at": true}
+
+// splitFields separates a record's fields into the prospect body and the
+// child tables. Server-set properties are dropped.
+func (c *Client) splitFields(op string, fields map[string]any) (body map[string]any, kids map[*childKind][]map[string]any, err error) {
+	body = map[string]any{}
+	kids = map[*childKind][]map[string]any{}
+	for k, v := range fields {
+		if serverSet[k] {
+			continue
+		}
+		if ck := childKindByField(k); ck != nil {
+			rows, err := c.childRows(op, k, v)
+			if err != nil {
+				return nil, nil, err
+			}
+			kids[ck] = rows
+			continue
+		}
+		body[k] = v
+	}
+	return body, kids, nil
+}
+
+// Create creates a prospect (and its child rows) and returns it as Pull
+// would. A child row the API refuses makes Create delete the new prospect
+// again and return that refusal; any other failure after the prospect was
+// created returns an OutcomeUnknown error, so the engine looks it up before
+// trying again.
+func (c *Client) Create(ctx context.Context, rec connectors.Record) (connectors.Record, error) {
+	if err := c.checkEntity("create", rec.Entity); err != nil {
+		return connectors.Record{}, err
+	}
+	body, kids, err := c.splitFields("create", rec.Fields)
+	if err != nil {
+		return connectors.Record{}, err
+	}
+	resp, err := c.do(ctx, http.MethodPost, prospectPath, nil, body)
+	if err != nil {
+		return connectors.Record{}, err
+	}
+	out, err := c.decodeRecord("create", resp, connectors.OutcomeUnknown)
+	if err != nil {
+		return connectors.Record{}, err
+	}
+	if len(kids) == 0 {
+		if err := c.attach(ctx, &out); err != nil {
+			return connectors.Record{}, c.afterCreate(ctx, out.ID, err)
+		}
+		return out, nil
+	}
+	for _, ck := range childKinds {
+		rows, err := c.syncChildren(ctx, ck, out.ID, kids[ck], kids[ck] != nil)
+		if err != nil {
+			return connectors.Record{}, c.afterCreate(ctx, out.ID, err)
+		}
+		if !c.noChildren {
+			out.Fields[ck.field] = rows
+		}
+	}
+	return out, nil
+}
+
+// afterCreate handles a failure once the prospect exists: a refusal rolls
+// the prospect back; anything else leaves the outcome unknown.
+func (c *Client) afterCreate(ctx context.Context, id string, err error) error {
+	if connectors.IsRejected(err) {
+		if _, derr := c.do(ctx, http.MethodDelete, prospectPath+"/"+url.PathEscape(id), nil, nil); derr != nil {
+			c.log.Warn().Str("id", id).Err(derr).Msg("could not roll back a prospect whose child rows were refused")
+		}
+		return err
+	}
+	return &connectors.Error{System: System, Op: "create", Kind: connectors.OutcomeUnknown,
+		Message: "prospect " + id + " was created but its child rows may be incomplete", Err: err}
+}
+
+// Update sends only the changed fields (one PATCH of the prospect, plus the
+// child-row writes that "leads" or "opportunities" need) and returns the
+// record as Pull would.
+func (c *Client) Update(ctx context.Context, entity, id string, changed map[string]any) (connectors.Record, error) {
+	if err := c.checkEntity("update", entity); err != nil {
+		return connectors.Record{}, err
+	}
+	body, kids, err := c.splitFields("update", changed)
+	if err != nil {
+		return connectors.Record{}, err
+	}
+	var out connectors.Record
+	if len(body) > 0 {
+		resp, err := c.do(ctx, http.MethodPatch, prospectPath+"/"+url.PathEscape(id), nil, body)
+		if err != nil {
+			return connectors.Record{}, err
+		}
+		if out, err = c.decodeRecord("update", resp, connectors.Retryable); err != nil {
+			return connectors.Record{}, err
+		}
+	} else {
+		resp, err := c.do(ctx, http.MethodGet, prospectPath+"/"+url.PathEscape(id), nil, nil)
+		if err != nil {
+			return connectors.Record{}, err
+		}
+		if out, err = c.decodeRecord("update", resp, connectors.Retryable); err != nil {
+			return connectors.Record{}, err
+		}
+	}
+	if c.noChildren && len(kids) == 0 {
+		return out, nil
+	}
+	for _, ck := range childKinds {
+		rows, given := kids[ck]
+		got, err := c.syncChildren(ctx, ck, id, rows, given)
+		if err != nil {
+			return connectors.Record{}, err
+		}
+		if !c.noChildren {
+			out.Fields[ck.field] = got
+		}
+	}
+	return out, nil
+}
+
+// Delete removes a prospect (the API also removes its child rows).
+func (c *Client) Delete(ctx context.Context, entity, id string) error {
+	if err := c.checkEntity("delete", entity); err != nil {
+		return err
+	}
+	_, err := c.do(ctx, http.MethodDelete, prospectPath+"/"+url.PathEscape(id), nil, nil)
+	return err
+}
+
+// ConvertStage always fails: Overplane prospects have no stage entity to
+// move to. A mapping that needs a stage keeps it in a field.
+func (c *Client) ConvertStage(ctx context.Context, entity, id, toEntity string) (connectors.Record, error) {
+	return connectors.Record{}, c.fail("convert stage", connectors.Rejected,
+		"Overplane prospects have no stage entity: cannot convert %s %s to %q (keep the stage in a field instead)", entity, id, toEntity)
+}
+
+// Find scans every prospect (the API has no filters) and returns those whose
+// field at each match path equals the match value, trimmed and compared
+// case-insensitively. Paths are dotted; on a list ("leads.email") any
+// element may match, and a number selects one element ("leads.0.email").
+func (c *Client) Find(ctx context.Context, entity string, match []connectors.Match) ([]connectors.Record, error) {
+	if err := c.checkEntity("find", entity); err != nil {
+		return nil, err
+	}
+	if len(match) == 0 {
+		return nil, c.fail("find", connectors.Rejected, "find needs at least one match")
+	}
+	var top, deep []connectors.Match
+	for _, m := range match {
+		if childKindByField(strings.SplitN(m.Field, ".", 2)[0]) != nil {
+			deep = append(deep, m)
+		} else {
+			top = append(top, m)
+		}
+	}
+	var out []connectors.Record
+	sc := &scanCursor{V: cursorVersion}
+	for {
+		raws, _, done, err := c.scanStep(ctx, sc, c.pageSize, min(c.overlap, c.pageSize/2))
+		if err != nil {
+			return nil, err
+		}
+		for _, raw := range raws {
+			if !matchAll(raw, top) {
+				continue
+			}
+			rec, err := toRecord(raw)
+			if err != nil {
+				return nil, c.fail("find", connectors.Retryable, "%v", err)
+			}
+			if len(deep) > 0 || !c.noChildren {
+				if err := c.attachAlways(ctx, &rec); err != nil {
+					if connectors.IsNotFound(err) {
+						continue // deleted while we looked
+					}
+					return nil, err
+				}
+				if !matchAll(rec.Fields, deep) {
+					continue
+				}
+				if c.noChildren {
+					for _, ck := range childKinds {
+						delete(rec.Fields, ck.field)
+					}
+				}
+			}
+			out = append(out, rec)
+		}
+		if done {
+			return out, nil
+		}
+	}
+}
+
+func matchAll(fields map[string]any, ms []connectors.Match) bool {
+	for _, m := range ms {
+		want := strings.TrimSpace(m.Value)
+		ok := false
+		for _, v := range lookup(fields, strings.Split(m.Field, ".")) {
+			if strings.EqualFold(strings.TrimSpace(valueString(v)), want) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// lookup returns every value at path under v.
+func lookup(v any, path []string) []any {
+	if len(path) == 0 {
+		return []any{v}
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		e, ok := x[path[0]]
+		if !ok {
+			return nil
+		}
+		return lookup(e, path[1:])
+	case []any:
+		if i, err := strconv.Atoi(path[0]); err == nil {
+			if i < 0 || i >= len(x) {
+				return nil
+			}
+			return lookup(x[i], path[1:])
+		}
+		var out []any
+		for _, e := range x {
+			out = append(out, lookup(e, path)...)
+		}
+		return out
+	}
+	return nil
+}
+
+func valueString(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}

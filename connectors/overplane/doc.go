@@ -1,0 +1,59 @@
+// Package overplane owns crmsync's connector for Overplane, a REST API
+// generated from ERPNext/Frappe doctypes (https://api.overplane.dev), and a
+// faithful in-memory emulator of the parts of that API crmsync uses.
+//
+// # The API, as emulated
+//
+//   - Auth: "Authorization: Bearer <key>". The emulator accepts exactly the
+//     configured key (default "dev-token"); it does not insist on an
+//     "sk_test_" prefix, so the default configuration works as is. Anything
+//     else gets 401.
+//   - Prospects: GET|POST /api/crm/prospect, GET|PATCH|DELETE
+//     /api/crm/prospect/{id}. Ids are "prospect_" plus 16 random base62
+//     characters (deterministic for seeded data). created_at and updated_at
+//     are set by the server, RFC 3339 in UTC with milliseconds
+//     ("2026-01-01T00:00:00.000Z"); the vendor's examples show whole seconds,
+//     and the client accepts any RFC 3339 value. updated_at changes on every
+//     PATCH.
+//   - Lists: limit (default 20, capped at 100 or EmulatorOptions.PageCap),
+//     offset (default 0); a negative or non-numeric value, or an unknown query
+//     parameter, is a 400. Order: created_at descending, then id descending
+//     (byte order). Reply {"data":[...],"has_more":offset+len<total,"total":N}.
+//   - Create answers 200 (Stripe style; the docs only say "returns the
+//     object"). company is required, company_name is unique
+//     (case-insensitively, as MariaDB's default collation makes Frappe's
+//     unique names) with 409 on a clash, annual_revenue must be a number
+//     (null stores 0, as a Frappe Currency field does), string fields must be
+//     strings or null, no_of_employees must be one of the Frappe options
+//     (1-10, 11-50, 51-200, 201-500, 501-1000, 1000+) or empty unless
+//     EmulatorOptions.LenientSelect is set, and unknown fields (including the
+//     read-only id, created_at, updated_at) are a 400. PATCH merges the keys
+//     sent. DELETE answers {"id":...,"deleted":true}; a second DELETE is 404.
+//   - Errors (undocumented; assumed Stripe-like): {"error":{"type":
+//     "invalid_request_error","code":"...","message":"...","param":"..."}}
+//     for 400, 401, 404 (code resource_missing), 405, 409
+//     (resource_already_exists) and 429 (code rate_limit); 5xx use type
+//     "api_error". The client branches on the HTTP status only.
+//
+// # Pulling
+//
+// Overplane has no modified-since filter, so Pull is a full scan of the
+// newest-first list with limit/offset (Page.FullScan is true, Page.Total is
+// the API's total). The cursor (JSON, {"v":1,...}) holds the scan's start,
+// the offset after the last page and the (created_at, id) key of the last
+// record returned. Because that key never changes and the list is sorted by
+// it, the next page is read from a few records before the saved offset and
+// only records that sort after the saved key are returned; if the first
+// record of the window already sorts after the saved key (records were
+// deleted above our position, shifting the list up), the window is moved
+// back (by the drop in total, doubling) until it overlaps what we read.
+// Creates during a scan only shift records down (duplicates, which the
+// engine tolerates). So a record that exists for the whole scan is never
+// skipped, whatever the ties on created_at. If the server ever returns a page
+// that is not in the assumed order, the scan degrades to re-reading a fixed
+// overlap widened by the drop in total (logged as a warning).
+//
+// A completed scan returns Done; the next Pull with that cursor starts a new
+// scan from offset 0. The child tables (prospect-lead,
+// prospect-opportunity) are not handled yet.
+package overplane
