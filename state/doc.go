@@ -1,0 +1,105 @@
+// Package state owns everything crmsync persists: one embedded bbolt file
+// (go.etcd.io/bbolt) holding cursors, golden records, links, fingerprints,
+// create intents, dead letters and run history, and the crash-safe write
+// protocol around them.
+//
+// It imports bbolt, the standard library and funnel, nothing else of
+// crmsync: cursors are opaque bytes, native payloads are plain maps.
+//
+// # Basics
+//
+// Open takes an exclusive lock on the file (a shared one with
+// Options.ReadOnly), waiting at most Options.Timeout (1s by default) before
+// failing with an error that wraps ErrLocked and names the file. Reads
+// (Cursor, Link, Record, Fingerprint, Intents, DeadLetters, Runs, Stats)
+// each run in their own read transaction and return copies. Writes go
+// through a Batch: the engine adds the cursor, records, links, fingerprints,
+// intent deletions, dead letters and run of one handled page, and Commit
+// applies them in one bbolt transaction, so a page is either entirely
+// recorded or not at all, and the cursor never gets ahead of the links it
+// depends on. PutIntents and DropDeadLetter commit on their own.
+//
+// # Crash-safe creates
+//
+// A create is the one write that cannot simply be repeated. The engine:
+//
+//  1. calls PutIntents (committed and fsynced) before sending any create;
+//  2. sends the creates;
+//  3. commits the page: PutRecord (with the new link), PutFingerprint and
+//     DeleteIntent for each created record, and the new cursor.
+//
+// A crash after 1 leaves an intent: on the next start the engine lists
+// Intents and runs the connector's Find with Intent.Match before creating
+// again, so the record appears once. A crash after 3 leaves nothing to do.
+// bbolt's copy-on-write pages and double meta page make each commit atomic
+// and durable: a crash at any instant leaves the file as of the last
+// successful commit.
+//
+// # File layout (schema version 1)
+//
+// Every bucket is top-level; keys and values are bytes. "\x00" is a NUL
+// byte: system and flow names must not contain one (Batch rejects them).
+// JSON values are objects whose "v" member is the value format version
+// (1); times are RFC 3339 in UTC with nanoseconds; maps are encoded with
+// sorted keys. testdata/*.golden.json pins each JSON shape.
+//
+//	bucket        key                                        value
+//	meta          "format"                                   "crmsync-state" (ASCII)
+//	              "schema_version"                           "1" (ASCII decimal)
+//	cursors       caller's key: "flow/<flow>/<system>",      the connector's cursor bytes, verbatim
+//	              "backfill/<flow>", ...                     (opaque: not JSON-wrapped)
+//	records       <canonical id>                             {"v":1,"id","fields","links","sources"}
+//	links         <system> "\x00" <external id>              <canonical id> (UTF-8, not JSON)
+//	fingerprints  <system> "\x00" <external id>              {"v":1,"hash","entity","source","at","payload"}
+//	intents       <system> "\x00" <canonical id>             {"v":1,"id","system","entity","flow","at","match","payload"}
+//	deadletters   <flow> "/" <system> "/" <canonical id>     {"v":1,"key","flow","system","canonical_id",
+//	              or <flow> "/" <system> "/" <src sys>:<src id>  "source_system","source_id","op","error",
+//	                                                           "attempts","first_at","last_at","payload"}
+//	runs          <flow> "\x00" <Started as 8-byte           {"v":1,"flow","mode","started","finished",
+//	              big-endian unsigned Unix nanoseconds>        "error","counts"}
+//
+// The reverse of a link (canonical id → external ids) is the golden
+// record's "links" member; PutRecord keeps both sides in step.
+//
+// # Versions
+//
+// meta/schema_version is the layout version. Open refuses a file with a
+// newer version (ErrSchemaTooNew) and migrates an older one, read-write
+// only, in one transaction, step by step through the migrations table
+// (empty while version 1 is the only one). A value whose "v" is not 1 is
+// reported as corruption rather than guessed at. Changing any key or value
+// format means bumping SchemaVersion and adding a migration; the golden
+// tests fail until that is done on purpose.
+//
+// # Caveats
+//
+//   - One process at a time: bbolt's flock is per open file description, so
+//     even a second Open in the same process waits and fails with ErrLocked.
+//     A read-only Open is blocked by a running daemon as well; a status
+//     command that must work while the daemon runs has to ask the daemon.
+//   - Open never panics on a damaged file. A file that is not bbolt, was
+//     truncated, or belongs to another program fails with an error wrapping
+//     ErrCorrupt that names the path. Memory faults and bbolt panics during
+//     a transaction are recovered and reported the same way. Open checks
+//     the meta pages and the file length, not every page; a page damaged in
+//     the middle of the file is only found when read.
+//   - An empty (0-byte) file, or a bbolt file with no buckets, is taken as
+//     a new state file and initialised. A crash during the very first Open
+//     can leave a partly written file that Open then reports as corrupted;
+//     it held nothing, so deleting it is safe.
+//   - Payloads round-trip through JSON: numbers come back as float64 (as
+//     connectors decode them), so hashes of a re-read payload match hashes
+//     of a freshly pulled one. Values json cannot encode (NaN, channels)
+//     make the batch fail and write nothing.
+//   - Timestamps left zero are set to time.Now() when added; the engine
+//     should set them from its own clock. Runs are keyed by flow and
+//     Started: putting a run with the same Started replaces it (so a
+//     repeated commit does not duplicate it), and runs started before 1970
+//     sort after the others.
+//   - Each Commit fsyncs once (bbolt's default, kept on purpose); commit
+//     whole pages, not single records. Opening read-write writes the meta
+//     page only when the schema needs creating or migrating.
+//   - The freelist is bbolt's hashmap type (fast with large files) and is
+//     synced to disk (NoFreelistSync false), so opening is quick and older
+//     bbolt tools can read the file.
+package state
