@@ -134,8 +134,6 @@ func Open(path string, o Options) (*Store, error) {
 				return nil, fmt.Errorf("open state file %s: %w", path, err)
 			}
 		}
-	}
-	if !o.ReadOnly {
 		// bbolt reads the freelist while opening read-write; on a truncated
 		// file that page may be gone. A read-only open touches only the
 		// meta pages, so check the length that way first.

@@ -2,9 +2,11 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -484,5 +486,54 @@ func TestReadOnlyMissingFile(t *testing.T) {
 	}
 	if _, statErr := os.Stat(path); !os.IsNotExist(statErr) {
 		t.Fatal("read-only Open created the file")
+	}
+}
+
+// Readers running while pages commit see whole pages: a cursor at page p
+// means every record of page p is there.
+func TestConcurrentReadsSeeWholeCommits(t *testing.T) {
+	s, _ := newStore(t)
+	const pages = 30
+	done := make(chan struct{})
+	errs := make(chan error, 2)
+	for g := 0; g < 2; g++ {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				c, err := s.Cursor("flow/crash/overplane")
+				if err != nil {
+					errs <- err
+					return
+				}
+				if c == nil {
+					continue
+				}
+				p, _ := strconv.Atoi(string(c))
+				for i := 0; i < crashPerPage; i++ {
+					if r, err := s.Record(fmt.Sprintf("p%d-%d", p, i)); err != nil || r == nil {
+						errs <- fmt.Errorf("cursor at page %d but record %d is %v, %v", p, i, r, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for p := 1; p <= pages; p++ {
+		var b Batch
+		crashPage(&b, p)
+		if err := s.Commit(&b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for g := 0; g < 2; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
