@@ -92,6 +92,20 @@ func (e *corruptError) Is(target error) bool { return target == ErrCorrupt }
 
 func (e *corruptError) Unwrap() error { return e.cause }
 
+// schemaError is the error Open returns for a newer schema; it matches
+// ErrSchemaTooNew.
+type schemaError struct {
+	path    string
+	version int
+}
+
+func (e *schemaError) Error() string {
+	return fmt.Sprintf("state file %s has schema version %d but this crmsync understands up to %d; upgrade crmsync or use --state to pick another file",
+		e.path, e.version, SchemaVersion)
+}
+
+func (e *schemaError) Unwrap() error { return ErrSchemaTooNew }
+
 // Options tune Open.
 type Options struct {
 	// Timeout is how long Open waits for the file lock held by another
@@ -278,8 +292,7 @@ func (s *Store) prepareSchema() error {
 		return err
 	}
 	if version > SchemaVersion {
-		return fmt.Errorf("state file %s has schema version %d but this crmsync understands up to %d; upgrade crmsync or use --state to pick another file: %w",
-			s.path, version, SchemaVersion, ErrSchemaTooNew)
+		return &schemaError{path: s.path, version: version}
 	}
 	if version < SchemaVersion && version > 0 {
 		needUpdate = true
