@@ -229,9 +229,9 @@ var serverSet = map[string]bool{"id": true, "created_at": true, "updated_at": tr
 
 // splitFields separates a record's fields into the prospect body and the
 // child tables. Server-set properties are dropped.
-func (c *Client) splitFields(op string, fields map[string]any) (body map[string]any, kids map[*childKind][]map[string]any, err error) {
+func (c *Client) splitFields(op string, fields map[string]any) (body map[string]any, kids map[*childKind]*childInput, err error) {
 	body = map[string]any{}
-	kids = map[*childKind][]map[string]any{}
+	kids = map[*childKind]*childInput{}
 	for k, v := range fields {
 		if serverSet[k] {
 			continue
@@ -270,14 +270,8 @@ func (c *Client) Create(ctx context.Context, rec connectors.Record) (connectors.
 	if err != nil {
 		return connectors.Record{}, err
 	}
-	if len(kids) == 0 {
-		if err := c.attach(ctx, &out); err != nil {
-			return connectors.Record{}, c.afterCreate(ctx, out.ID, err)
-		}
-		return out, nil
-	}
 	for _, ck := range childKinds {
-		rows, err := c.syncChildren(ctx, ck, out.ID, kids[ck], kids[ck] != nil)
+		rows, err := c.syncChildren(ctx, ck, out.ID, kids[ck], true)
 		if err != nil {
 			return connectors.Record{}, c.afterCreate(ctx, out.ID, err)
 		}
@@ -304,6 +298,15 @@ func (c *Client) afterCreate(ctx context.Context, id string, err error) error {
 // Update sends only the changed fields (one PATCH of the prospect, plus the
 // child-row writes that "leads" or "opportunities" need) and returns the
 // record as Pull would.
+//
+// A child table value is either a list of row objects or an object keyed by
+// 0-based row index ("0", "1", ...). In a list, a row with an "id" updates
+// that row and a row without one updates the row at the same position; only
+// attributes that differ are PATCHed, rows with no counterpart are created.
+// If every row of a list has an id, the list is complete: other rows are
+// deleted and the order is applied with /reorder; otherwise rows beyond the
+// list are left alone. In the index form each entry patches (or, past the
+// end, creates) the row at that position, and null deletes it.
 func (c *Client) Update(ctx context.Context, entity, id string, changed map[string]any) (connectors.Record, error) {
 	if err := c.checkEntity("update", entity); err != nil {
 		return connectors.Record{}, err
@@ -330,17 +333,17 @@ func (c *Client) Update(ctx context.Context, entity, id string, changed map[stri
 			return connectors.Record{}, err
 		}
 	}
-	if c.noChildren && len(kids) == 0 {
-		return out, nil
-	}
 	for _, ck := range childKinds {
-		rows, given := kids[ck]
-		got, err := c.syncChildren(ctx, ck, id, rows, given)
+		in, given := kids[ck]
+		if !given && c.noChildren {
+			continue
+		}
+		rows, err := c.syncChildren(ctx, ck, id, in, false)
 		if err != nil {
 			return connectors.Record{}, err
 		}
 		if !c.noChildren {
-			out.Fields[ck.field] = got
+			out.Fields[ck.field] = rows
 		}
 	}
 	return out, nil

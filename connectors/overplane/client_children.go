@@ -2,25 +2,389 @@ package overplane
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
 
 	"github.com/crmsync/crmsync/connectors"
 )
 
-// childKind describes one child table (issue 3).
-type childKind struct{ field string }
-
-var childKinds []*childKind
-
-func childKindByField(string) *childKind { return nil }
-
-func (c *Client) childRows(op, field string, v any) ([]map[string]any, error) { return nil, nil }
-
-func (c *Client) syncChildren(ctx context.Context, ck *childKind, parent string, rows []map[string]any, given bool) ([]any, error) {
-	return nil, nil
+// childInput is what a caller asked for one child table in Create or Update.
+//
+// List form ([]any of row objects, as Pull returns them): row i is matched
+// to the existing row with the same "id", else to the next existing row by
+// position (rows without an id only), and only the attributes that differ
+// are PATCHed; rows without a match (or with an id that no longer exists)
+// are created. When every row carries an id, the list is complete:
+// existing rows missing from it are deleted and the rows are reordered to
+// match. When some rows lack an id (what a mapping produces), rows beyond
+// the list are kept. An empty list deletes every row.
+//
+// Index form (an object keyed "0", "1", ..., as a mapping's dotted path
+// "leads.0.email" produces): each entry patches the row at that position
+// (0-based, idx order) or, past the end, creates one; a null entry deletes
+// the row at that position. Nothing else is touched.
+type childInput struct {
+	list    []map[string]any
+	byIndex map[int]map[string]any
+	isIndex bool
 }
 
-func (c *Client) attach(ctx context.Context, rec *connectors.Record) error       { return nil }
-func (c *Client) attachAlways(ctx context.Context, rec *connectors.Record) error { return nil }
+// childRows parses the value given for a child table field.
+func (c *Client) childRows(op, field string, v any) (*childInput, error) {
+	norm, err := normalizeJSON(v)
+	if err != nil {
+		return nil, c.fail(op, connectors.Rejected, "%s: %v", field, err)
+	}
+	switch x := norm.(type) {
+	case nil:
+		return &childInput{list: []map[string]any{}}, nil
+	case []any:
+		in := &childInput{list: make([]map[string]any, 0, len(x))}
+		for i, e := range x {
+			m, ok := e.(map[string]any)
+			if !ok {
+				return nil, c.fail(op, connectors.Rejected, "%s[%d]: want an object, got %s", field, i, valueString(e))
+			}
+			in.list = append(in.list, m)
+		}
+		return in, nil
+	case map[string]any:
+		in := &childInput{isIndex: true, byIndex: map[int]map[string]any{}}
+		for k, e := range x {
+			i, err := strconv.Atoi(k)
+			if err != nil || i < 0 {
+				return nil, c.fail(op, connectors.Rejected, "%s.%s: want a 0-based row index", field, k)
+			}
+			m, ok := e.(map[string]any)
+			if e != nil && !ok {
+				return nil, c.fail(op, connectors.Rejected, "%s.%s: want an object or null", field, k)
+			}
+			in.byIndex[i] = m
+		}
+		return in, nil
+	}
+	return nil, c.fail(op, connectors.Rejected, "%s: want a list of rows or an object keyed by row index", field)
+}
+
+// normalizeJSON round-trips v through encoding/json so that values compare
+// like decoded API values (float64 numbers, map[string]any objects).
+func normalizeJSON(v any) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	err = json.Unmarshal(b, &out)
+	return out, err
+}
+
+func childURL(ck *childKind, id string) string { return ck.path + "/" + url.PathEscape(id) }
+
+// listChildren reads every row of ck under parent, in idx order.
+func (c *Client) listChildren(ctx context.Context, ck *childKind, parent string) ([]map[string]any, error) {
+	var out []map[string]any
+	for {
+		q := url.Values{"parent_id": {parent}, "limit": {strconv.Itoa(maxLimit)}, "offset": {strconv.Itoa(len(out))}}
+		resp, err := c.do(ctx, http.MethodGet, ck.path, q, nil)
+		if err != nil {
+			return nil, err
+		}
+		var lr listReply
+		if err := resp.Decode(&lr); err != nil {
+			return nil, c.fail("list "+ck.doctype, connectors.Retryable, "%v", err)
+		}
+		out = append(out, lr.Data...)
+		if !lr.HasMore || len(lr.Data) == 0 {
+			break
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return rowIdx(out[i]) < rowIdx(out[j]) })
+	return out, nil
+}
+
+func rowIdx(m map[string]any) float64 { f, _ := m["idx"].(float64); return f }
+
+func asAny(rows []map[string]any) []any {
+	out := make([]any, len(rows))
+	for i, r := range rows {
+		out[i] = r
+	}
+	return out
+}
+
+// attach adds the child tables to rec unless NoChildren is set.
+func (c *Client) attach(ctx context.Context, rec *connectors.Record) error {
+	if c.noChildren {
+		return nil
+	}
+	return c.attachAlways(ctx, rec)
+}
+
+func (c *Client) attachAlways(ctx context.Context, rec *connectors.Record) error {
+	for _, ck := range childKinds {
+		rows, err := c.listChildren(ctx, ck, rec.ID)
+		if err != nil {
+			return err
+		}
+		rec.Fields[ck.field] = asAny(rows)
+	}
+	return nil
+}
+
+// attachAll adds the child tables to every record, ChildConcurrency at a
+// time. A record whose parent vanished meanwhile (404) is dropped: it was
+// deleted during the scan.
 func (c *Client) attachAll(ctx context.Context, recs []connectors.Record) ([]connectors.Record, error) {
-	return recs, nil
+	if c.noChildren || len(recs) == 0 {
+		return recs, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		firstErr error
+		gone     = make([]bool, len(recs))
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, c.childConc)
+	)
+	for i := range recs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			err := c.attachAlways(ctx, &recs[i])
+			switch {
+			case err == nil:
+			case connectors.IsNotFound(err):
+				gone[i] = true
+			default:
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err // later ones are mostly the cancellation it causes
+					cancel()
+				}
+				mu.Unlock()
+			}
+		}(i)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	out := recs[:0:0]
+	for i, r := range recs {
+		if gone[i] {
+			c.log.Debug().Str("id", r.ID).Msg("prospect deleted while reading its child rows; skipped")
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// rowBody is a row without the properties the API sets or that fix its place.
+func rowBody(row map[string]any) map[string]any {
+	out := make(map[string]any, len(row))
+	for k, v := range row {
+		if k != "id" && k != "idx" && k != "prospect_id" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// rowDiff returns the attributes of want that differ from have.
+func rowDiff(want, have map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range rowBody(want) {
+		if !reflect.DeepEqual(v, have[k]) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func rowID(m map[string]any) string { s, _ := m["id"].(string); return s }
+
+// syncChildren makes ck's rows under parent match in (see childInput) and
+// returns the rows afterwards. fresh means the parent was just created and
+// has no rows yet.
+func (c *Client) syncChildren(ctx context.Context, ck *childKind, parent string, in *childInput, fresh bool) ([]any, error) {
+	var have []map[string]any
+	if !fresh {
+		var err error
+		if have, err = c.listChildren(ctx, ck, parent); err != nil {
+			return nil, err
+		}
+	}
+	if in == nil {
+		return asAny(have), nil
+	}
+	w := &rowWriter{c: c, ck: ck, parent: parent}
+	if in.isIndex {
+		w.byIndex(ctx, have, in.byIndex)
+	} else {
+		w.byList(ctx, have, in.list)
+	}
+	if w.err != nil {
+		return nil, w.err
+	}
+	if fresh {
+		return asAny(w.created), nil
+	}
+	if !w.wrote {
+		return asAny(have), nil
+	}
+	rows, err := c.listChildren(ctx, ck, parent)
+	return asAny(rows), err
+}
+
+// rowWriter sends child-row writes and remembers the first error.
+type rowWriter struct {
+	c       *Client
+	ck      *childKind
+	parent  string
+	wrote   bool
+	created []map[string]any
+	err     error
+}
+
+func (w *rowWriter) create(ctx context.Context, row map[string]any) string {
+	if w.err != nil {
+		return ""
+	}
+	body := rowBody(row)
+	body["prospect_id"] = w.parent
+	resp, err := w.c.do(ctx, http.MethodPost, w.ck.path, nil, body)
+	w.wrote = true
+	if err != nil {
+		w.err = err
+		return ""
+	}
+	var got map[string]any
+	if err := resp.Decode(&got); err != nil {
+		w.err = w.c.fail("create "+w.ck.doctype, connectors.OutcomeUnknown, "%v", err)
+		return ""
+	}
+	w.created = append(w.created, got)
+	return rowID(got)
+}
+
+func (w *rowWriter) patch(ctx context.Context, id string, diff map[string]any) {
+	if w.err != nil || len(diff) == 0 {
+		return
+	}
+	w.wrote = true
+	_, w.err = w.c.do(ctx, http.MethodPatch, childURL(w.ck, id), nil, diff)
+}
+
+func (w *rowWriter) delete(ctx context.Context, id string) {
+	if w.err != nil {
+		return
+	}
+	w.wrote = true
+	if _, err := w.c.do(ctx, http.MethodDelete, childURL(w.ck, id), nil, nil); err != nil && !connectors.IsNotFound(err) {
+		w.err = err
+	}
+}
+
+func (w *rowWriter) byIndex(ctx context.Context, have []map[string]any, want map[int]map[string]any) {
+	idxs := make([]int, 0, len(want))
+	for i := range want {
+		idxs = append(idxs, i)
+	}
+	sort.Ints(idxs)
+	var dels []string
+	for _, i := range idxs {
+		row := want[i]
+		switch {
+		case i < len(have) && row == nil:
+			dels = append(dels, rowID(have[i]))
+		case i < len(have):
+			w.patch(ctx, rowID(have[i]), rowDiff(row, have[i]))
+		case row != nil:
+			w.create(ctx, row)
+		}
+	}
+	for _, id := range dels {
+		w.delete(ctx, id)
+	}
+}
+
+func (w *rowWriter) byList(ctx context.Context, have, want []map[string]any) {
+	byID := map[string]map[string]any{}
+	for _, h := range have {
+		byID[rowID(h)] = h
+	}
+	complete := true
+	named := map[string]bool{}
+	for _, r := range want {
+		id := rowID(r)
+		complete = complete && id != ""
+		if byID[id] != nil {
+			named[id] = true
+		}
+	}
+	used := map[string]bool{}
+	next := 0 // next existing row for positional matching
+	target := make([]string, 0, len(want))
+	for _, r := range want {
+		h := byID[rowID(r)]
+		if h != nil && used[rowID(h)] {
+			h = nil // the same id twice: the second one is a new row
+		}
+		if h == nil && rowID(r) == "" {
+			for ; next < len(have); next++ {
+				id := rowID(have[next])
+				if !used[id] && !named[id] {
+					h = have[next]
+					next++
+					break
+				}
+			}
+		}
+		if h == nil {
+			target = append(target, w.create(ctx, r))
+			continue
+		}
+		used[rowID(h)] = true
+		w.patch(ctx, rowID(h), rowDiff(r, h))
+		target = append(target, rowID(h))
+	}
+	var kept []string
+	for _, h := range have {
+		if id := rowID(h); !used[id] {
+			if complete {
+				w.delete(ctx, id)
+			} else {
+				kept = append(kept, id)
+			}
+		}
+	}
+	if w.err != nil {
+		return
+	}
+	// The server's order now: surviving rows in their old order, then the
+	// created ones in creation order.
+	var now []string
+	for _, h := range have {
+		if id := rowID(h); used[id] || !complete {
+			now = append(now, id)
+		}
+	}
+	for _, cr := range w.created {
+		now = append(now, rowID(cr))
+	}
+	want2 := append(slices.Clone(target), kept...)
+	if slices.Equal(now, want2) {
+		return
+	}
+	w.wrote = true
+	_, w.err = w.c.do(ctx, http.MethodPost, w.ck.path+"/reorder", nil, map[string]any{"parent_id": w.parent, "ids": want2})
 }

@@ -271,6 +271,9 @@ func TestDecodesVendorDocumentedBodies(t *testing.T) {
 		}
 		return b
 	}
+	wrap := func(obj []byte) []byte {
+		return append(append([]byte(`{"data":[`), obj...), `],"has_more":false,"total":1}`...)
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch {
@@ -280,12 +283,15 @@ func TestDecodesVendorDocumentedBodies(t *testing.T) {
 			_, _ = w.Write(read("prospect.json"))
 		case r.Method == http.MethodDelete:
 			_, _ = w.Write(read("prospect_deleted.json"))
+		case r.Method == http.MethodGet && r.URL.Path == "/api/crm/prospect-lead" && r.URL.Query().Get("parent_id") != "":
+			_, _ = w.Write(wrap(read("prospect_lead.json")))
+		case r.Method == http.MethodGet && r.URL.Path == "/api/crm/prospect-opportunity" && r.URL.Query().Get("parent_id") != "":
+			_, _ = w.Write(wrap(read("prospect_opportunity.json")))
 		case r.Method == http.MethodPost && r.URL.Path == "/api/crm/prospect":
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = w.Write(read("error_invalid_request.json"))
 		default:
-			w.WriteHeader(http.StatusOK)
-			_, _ = w.Write([]byte(`{"data":[],"has_more":false,"total":0}`))
+			w.WriteHeader(http.StatusNotFound)
 		}
 	}))
 	defer srv.Close()
@@ -306,6 +312,17 @@ func TestDecodesVendorDocumentedBodies(t *testing.T) {
 	if r.ID != "prospect_abc123" || r.Entity != EntityProspect || !r.CreatedAt.Equal(want) || !r.UpdatedAt.Equal(want) ||
 		r.Fields["company_name"] != "Example Corp" || r.Fields["annual_revenue"] != 0.0 || r.Fields["company"] != "Example Corp" {
 		t.Fatalf("record: %+v", r)
+	}
+	leads, _ := r.Fields["leads"].([]any)
+	opps, _ := r.Fields["opportunities"].([]any)
+	if len(leads) != 1 || len(opps) != 1 {
+		t.Fatalf("child rows: %d leads, %d opportunities", len(leads), len(opps))
+	}
+	if l := leads[0].(map[string]any); l["id"] != "prospect-lead_abc123" || l["idx"] != 1.0 || l["email"] != "user@example.com" || l["status"] != "draft" {
+		t.Fatalf("lead row: %v", l)
+	}
+	if o := opps[0].(map[string]any); o["currency"] != "USD" || o["amount"] != 0.0 || o["contact_person"] != "contact_person_example" {
+		t.Fatalf("opportunity row: %v", o)
 	}
 	g, err := c.Get(ctx, EntityProspect, "prospect_abc123")
 	if err != nil || g.ID != "prospect_abc123" || !g.CreatedAt.Equal(want) || g.Fields["prospect_owner"] != "prospect_owner_example" {

@@ -34,6 +34,17 @@
 //     for 400, 401, 404 (code resource_missing), 405, 409
 //     (resource_already_exists) and 429 (code rate_limit); 5xx use type
 //     "api_error". The client branches on the HTTP status only.
+//   - Child tables: /api/crm/prospect-lead and /api/crm/prospect-opportunity
+//     (GET ?parent_id= required, POST, PATCH|DELETE /{id}, POST /reorder with
+//     {"parent_id":...,"ids":[...]}). Rows carry id, idx (1-based, dense) and
+//     prospect_id, no timestamps. POST needs prospect_id (an unknown one is
+//     404) and, for lead rows, lead; an optional idx inserts at that
+//     position. PATCH cannot change idx or prospect_id (400). Row checks:
+//     email looks like an address, expected_closing is YYYY-MM-DD,
+//     probability is 0..100. reorder puts the listed rows first, the rest
+//     after in their order; an id of another parent, or twice, is a 400.
+//     Deletes keep idx dense. Writing a child row does not touch the
+//     prospect's updated_at. Deleting a prospect deletes its rows.
 //
 // # Pulling
 //
@@ -54,6 +65,18 @@
 // overlap widened by the drop in total (logged as a warning).
 //
 // A completed scan returns Done; the next Pull with that cursor starts a new
-// scan from offset 0. The child tables (prospect-lead,
-// prospect-opportunity) are not handled yet.
+// scan from offset 0. Each prospect's child rows are attached as
+// Fields["leads"] and Fields["opportunities"] ([]any of row objects, in idx
+// order) unless Options.NoChildren is set, so an edit of a child row changes
+// the record's content even though updated_at does not move. A prospect
+// deleted between its list page and its child reads is left out of the page.
+//
+// # Writing
+//
+// Create and Update accept the same two keys (see Client.Update for how rows
+// are matched); a child row the API refuses during Create rolls the new
+// prospect back. Find has no server filter to use: it scans, comparing
+// dotted paths ("company_name", "leads.email", "leads.0.email")
+// case-insensitively. ConvertStage is always refused: a prospect has no
+// stage entity.
 package overplane
