@@ -1,0 +1,554 @@
+package bluerocktel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/connectors/httpx"
+)
+
+// System is the connector's system name.
+const System = "bluerocktel"
+
+// Options for the client. New does no network I/O.
+type Options struct {
+	// BaseURL is the instance's root, e.g. https://acme-admin.bluerocktel.net
+	// (a trailing "/api" is accepted and ignored).
+	BaseURL string
+	// Token is a static bearer token, used when Email/Password are not set.
+	Token string
+	// HTTP is the shared HTTP layer (required). Build it with
+	// httpx.Options.ErrorMessage = ErrorMessage.
+	HTTP   *httpx.Client
+	Logger zerolog.Logger
+
+	// Email and Password, when set, log in with POST /api/login (lazily,
+	// on first use) and log in again once when the API answers 401.
+	Email    string
+	Password string
+	// Naming is the spelling of the property names the client writes:
+	// NamingSnake (default, the documentation's), NamingCamel (the SDK's)
+	// or NamingAuto (the spelling the server last answered with). Reads
+	// accept both and always normalise Fields to snake_case.
+	Naming Naming
+	// ConvertPath is the prospect -> customer conversion route (POST) with
+	// "{id}"; default DefaultConvertPath.
+	ConvertPath string
+	// Overlap is how far below the last high-water mark an incremental
+	// scan keeps reading (clock skew, writes committed late); default 1s.
+	Overlap time.Duration
+	// PageSize is per_page when PullOptions.PageSize is 0; default 100.
+	PageSize int
+	// Entities are the collections Pull covers, in order; default
+	// prospects then customers.
+	Entities []string
+}
+
+// Client talks to one BlueRockTel instance. It is safe for concurrent use.
+type Client struct {
+	o    Options
+	base string
+	http *httpx.Client
+	log  zerolog.Logger
+
+	// seenCamel records the spelling of the server's last answer (NamingAuto).
+	seenCamel atomic.Int32 // 0 unknown, 1 snake, 2 camel
+
+	mu    sync.Mutex // guards token
+	token string
+}
+
+var _ connectors.Connector = (*Client)(nil)
+
+// New builds a client. It does no network I/O.
+func New(o Options) (*Client, error) {
+	if o.HTTP == nil {
+		return nil, errors.New("bluerocktel: Options.HTTP is required")
+	}
+	base := strings.TrimRight(o.BaseURL, "/")
+	base = strings.TrimSuffix(base, "/api")
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("bluerocktel: invalid BaseURL %q", o.BaseURL)
+	}
+	switch o.Naming {
+	case "":
+		o.Naming = NamingSnake
+	case NamingSnake, NamingCamel, NamingAuto:
+	default:
+		return nil, fmt.Errorf("bluerocktel: unknown naming %q", o.Naming)
+	}
+	if o.ConvertPath == "" {
+		o.ConvertPath = DefaultConvertPath
+	}
+	if !strings.Contains(o.ConvertPath, "{id}") {
+		return nil, fmt.Errorf("bluerocktel: ConvertPath %q has no {id}", o.ConvertPath)
+	}
+	if o.Overlap <= 0 {
+		o.Overlap = time.Second
+	}
+	if o.PageSize <= 0 {
+		o.PageSize = 100
+	}
+	if len(o.Entities) == 0 {
+		o.Entities = []string{EntityProspects}
+	}
+	for _, e := range o.Entities {
+		if !knownEntity(e) {
+			return nil, fmt.Errorf("bluerocktel: unknown entity %q", e)
+		}
+	}
+	if o.Token == "" && (o.Email == "" || o.Password == "") {
+		return nil, errors.New("bluerocktel: set Token or Email and Password")
+	}
+	o.HTTP.AddSecret(o.Token)
+	o.HTTP.AddSecret(o.Password)
+	c := &Client{o: o, base: base, http: o.HTTP, log: o.Logger.With().Str("system", System).Logger()}
+	if o.Email == "" || o.Password == "" {
+		c.token = o.Token
+	}
+	return c, nil
+}
+
+// System returns "bluerocktel".
+func (c *Client) System() string { return System }
+
+func knownEntity(e string) bool { return e == EntityProspects }
+
+// ErrorMessage extracts Laravel's message from an error body: "message",
+// followed by every validation error when the body has "errors".
+func ErrorMessage(status int, body []byte) string {
+	var b struct {
+		Message string              `json:"message"`
+		Errors  map[string][]string `json:"errors"`
+	}
+	if err := json.Unmarshal(body, &b); err != nil {
+		return ""
+	}
+	msg := strings.TrimSpace(b.Message)
+	if len(b.Errors) > 0 {
+		keys := make([]string, 0, len(b.Errors))
+		for k := range b.Errors {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, k+": "+strings.Join(b.Errors[k], " "))
+		}
+		if msg != "" {
+			msg += " "
+		}
+		msg += "[" + strings.Join(parts, "; ") + "]"
+	}
+	return msg
+}
+
+// ---- transport ----
+
+// call sends one API request with the bearer token. With login credentials
+// it logs in first when it has no token, and once more after a 401.
+func (c *Client) call(ctx context.Context, method, path string, q url.Values, body any, op string) (*httpx.Response, error) {
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	for attempt := 0; ; attempt++ {
+		tok, err := c.bearer(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req := httpx.Request{
+			Method: method,
+			URL:    u,
+			Header: http.Header{"Accept": {"application/json"}, "Authorization": {"Bearer " + tok}},
+			JSON:   body,
+			Op:     op,
+		}
+		resp, err := c.http.Do(ctx, req)
+		var ce *connectors.Error
+		if err != nil && attempt == 0 && c.canLogin() && errors.As(err, &ce) && ce.Status == http.StatusUnauthorized {
+			c.log.Info().Str("op", op).Msg("token rejected; logging in again")
+			c.dropToken(tok)
+			continue
+		}
+		return resp, err
+	}
+}
+
+func (c *Client) canLogin() bool { return c.o.Email != "" && c.o.Password != "" }
+
+// bearer returns the cached token, logging in when there is none.
+func (c *Client) bearer(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.token != "" {
+		return c.token, nil
+	}
+	if !c.canLogin() {
+		return c.o.Token, nil
+	}
+	tok, err := c.login(ctx)
+	if err != nil {
+		return "", err
+	}
+	c.token = tok
+	return tok, nil
+}
+
+// dropToken forgets tok unless another caller already replaced it.
+func (c *Client) dropToken(tok string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.token == tok {
+		c.token = ""
+	}
+}
+
+// login is issue 3.
+func (c *Client) login(context.Context) (string, error) {
+	return "", errors.New("bluerocktel: login not implemented")
+}
+
+// ---- decoding ----
+
+// relations are eager-loaded by the show action only; they are dropped so
+// that every method returns records in the list's shape.
+var relations = map[string]bool{"payment_plan": true, "contacts": true, "documents": true}
+
+// normalise returns m with every key in the documentation's snake_case
+// spelling (a snake_case key wins over its camelCase twin).
+func (c *Client) normalise(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	camel := false
+	for k, v := range m {
+		s := ToSnake(k)
+		if s != k {
+			camel = true
+			if _, twin := m[s]; twin {
+				continue
+			}
+		}
+		if relations[s] {
+			continue
+		}
+		out[s] = v
+	}
+	if camel {
+		c.seenCamel.Store(2)
+	} else if _, ok := m["customer_account"]; ok {
+		c.seenCamel.Store(1)
+	}
+	return out
+}
+
+// parseTime reads Laravel's serialised timestamps (ISO-8601 with
+// microseconds, or "Y-m-d H:i:s" for columns without a cast; UTC).
+func parseTime(v any) (time.Time, error) {
+	s, _ := v.(string)
+	if s == "" {
+		return time.Time{}, fmt.Errorf("missing timestamp")
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	t, err := time.ParseInLocation("2006-01-02 15:04:05", s, time.UTC)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("bad timestamp %q", s)
+	}
+	return t, nil
+}
+
+func idString(v any) (string, error) {
+	switch x := v.(type) {
+	case float64:
+		return strconv.FormatInt(int64(x), 10), nil
+	case json.Number:
+		return x.String(), nil
+	case string:
+		if x != "" {
+			return x, nil
+		}
+	}
+	return "", fmt.Errorf("missing id")
+}
+
+// toRecord turns one decoded API object into a native record.
+func (c *Client) toRecord(entity string, m map[string]any) (connectors.Record, error) {
+	f := c.normalise(m)
+	id, err := idString(f["id"])
+	if err != nil {
+		return connectors.Record{}, err
+	}
+	created, err := parseTime(f["created_at"])
+	if err != nil {
+		return connectors.Record{}, fmt.Errorf("%s %s: created_at: %w", entity, id, err)
+	}
+	updated, err := parseTime(f["updated_at"])
+	if err != nil {
+		return connectors.Record{}, fmt.Errorf("%s %s: updated_at: %w", entity, id, err)
+	}
+	return connectors.Record{Entity: entity, ID: id, CreatedAt: created, UpdatedAt: updated, Fields: f}, nil
+}
+
+func (c *Client) decodeOne(entity, op string, resp *httpx.Response) (connectors.Record, error) {
+	var m map[string]any
+	if err := resp.Decode(&m); err != nil {
+		return connectors.Record{}, c.decodeErr(op, err)
+	}
+	rec, err := c.toRecord(entity, m)
+	if err != nil {
+		return connectors.Record{}, c.decodeErr(op, err)
+	}
+	return rec, nil
+}
+
+// decodeErr reports an answer the client cannot read; it is retryable (a
+// proxy's HTML page, a truncated body) and carries no response text.
+func (c *Client) decodeErr(op string, err error) error {
+	return &connectors.Error{System: System, Op: op, Kind: connectors.Retryable, Err: err}
+}
+
+func (c *Client) badEntity(op, entity string) error {
+	return &connectors.Error{System: System, Op: op, Kind: connectors.Rejected, Message: fmt.Sprintf("unknown entity %q", entity)}
+}
+
+// writeBody renames snake_case (or camelCase) keys to the configured write
+// spelling and leaves out the server-set id and timestamps.
+func (c *Client) writeBody(fields map[string]any) map[string]any {
+	n := c.o.Naming
+	if n == NamingAuto {
+		n = NamingSnake
+		if c.seenCamel.Load() == 2 {
+			n = NamingCamel
+		}
+	}
+	out := make(map[string]any, len(fields))
+	for k, v := range fields {
+		s := ToSnake(k)
+		if s == "id" || s == "created_at" || s == "updated_at" || relations[s] {
+			continue
+		}
+		out[spell(s, n)] = v
+	}
+	return out
+}
+
+// ---- CRUD ----
+
+func entityPath(entity string) string { return "/api/v1/" + entity }
+
+// Get reads one record. A missing record is a NotFound error.
+func (c *Client) Get(ctx context.Context, entity, id string) (connectors.Record, error) {
+	op := "GET " + entity
+	if !knownEntity(entity) {
+		return connectors.Record{}, c.badEntity(op, entity)
+	}
+	resp, err := c.call(ctx, http.MethodGet, entityPath(entity)+"/"+url.PathEscape(id), nil, nil, op)
+	if err != nil {
+		return connectors.Record{}, err
+	}
+	return c.decodeOne(entity, op, resp)
+}
+
+// Create POSTs rec.Fields (id and timestamps left out) and returns the
+// created record from the 201 answer.
+func (c *Client) Create(ctx context.Context, rec connectors.Record) (connectors.Record, error) {
+	op := "POST " + rec.Entity
+	if !knownEntity(rec.Entity) {
+		return connectors.Record{}, c.badEntity(op, rec.Entity)
+	}
+	resp, err := c.call(ctx, http.MethodPost, entityPath(rec.Entity), nil, c.writeBody(rec.Fields), op)
+	if err != nil {
+		return connectors.Record{}, err
+	}
+	if resp.Status != http.StatusCreated {
+		c.log.Debug().Int("status", resp.Status).Str("entity", rec.Entity).Msg("create answered without 201")
+	}
+	out, err := c.decodeOne(rec.Entity, op, resp)
+	if err != nil {
+		// The record exists but its answer is unreadable: the engine must
+		// look it up before creating again.
+		var ce *connectors.Error
+		if errors.As(err, &ce) {
+			ce.Kind = connectors.OutcomeUnknown
+		}
+		return connectors.Record{}, err
+	}
+	return out, nil
+}
+
+// Update PUTs only the changed keys (the API merges them) and returns the
+// record from the answer (201 as documented, or 200).
+func (c *Client) Update(ctx context.Context, entity, id string, changed map[string]any) (connectors.Record, error) {
+	op := "PUT " + entity
+	if !knownEntity(entity) {
+		return connectors.Record{}, c.badEntity(op, entity)
+	}
+	body := c.writeBody(changed)
+	if len(body) == 0 {
+		return c.Get(ctx, entity, id)
+	}
+	resp, err := c.call(ctx, http.MethodPut, entityPath(entity)+"/"+url.PathEscape(id), nil, body, op)
+	if err != nil {
+		return connectors.Record{}, err
+	}
+	return c.decodeOne(entity, op, resp)
+}
+
+// Delete removes a record (200 with a message).
+func (c *Client) Delete(ctx context.Context, entity, id string) error {
+	op := "DELETE " + entity
+	if !knownEntity(entity) {
+		return c.badEntity(op, entity)
+	}
+	_, err := c.call(ctx, http.MethodDelete, entityPath(entity)+"/"+url.PathEscape(id), nil, nil, op)
+	return err
+}
+
+// ConvertStage is issue 3.
+func (c *Client) ConvertStage(ctx context.Context, entity, id, toEntity string) (connectors.Record, error) {
+	return connectors.Record{}, &connectors.Error{System: System, Op: "convert", Kind: connectors.Rejected,
+		Message: fmt.Sprintf("cannot convert %s to %s", entity, toEntity)}
+}
+
+// Find narrows with the API's filters (filter[id], filter[name], or
+// filter[term_match] for an e-mail address or account number) and compares
+// every match client-side, case-insensitively after trimming. Without a
+// usable filter it scans the whole collection.
+func (c *Client) Find(ctx context.Context, entity string, match []connectors.Match) ([]connectors.Record, error) {
+	op := "find " + entity
+	if !knownEntity(entity) {
+		return nil, c.badEntity(op, entity)
+	}
+	if len(match) == 0 {
+		return nil, &connectors.Error{System: System, Op: op, Kind: connectors.Rejected, Message: "find needs at least one match"}
+	}
+	q := url.Values{}
+	pick := func(field, filter string) bool {
+		for _, m := range match {
+			if ToSnake(m.Field) == field && strings.TrimSpace(m.Value) != "" {
+				q.Set("filter["+filter+"]", strings.TrimSpace(m.Value))
+				return true
+			}
+		}
+		return false
+	}
+	_ = pick("id", "id") || pick("name", "name") || pick("email_address", "term_match") || pick("customer_account", "term_match")
+	q.Set("sort", "id")
+	q.Set("per_page", strconv.Itoa(c.o.PageSize))
+	var out []connectors.Record
+	for page := 1; ; page++ {
+		q.Set("page", strconv.Itoa(page))
+		pg, err := c.listPage(ctx, entity, q, op)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range pg.records {
+			if matchesAll(r.Fields, match) {
+				out = append(out, r)
+			}
+		}
+		if len(pg.records) == 0 || pg.CurrentPage >= pg.LastPage {
+			return out, nil
+		}
+	}
+}
+
+func matchesAll(f map[string]any, match []connectors.Match) bool {
+	for _, m := range match {
+		v, ok := lookup(f, m.Field)
+		if !ok || !strings.EqualFold(strings.TrimSpace(v), strings.TrimSpace(m.Value)) {
+			return false
+		}
+	}
+	return true
+}
+
+// lookup resolves a dotted field path (either spelling) to its text.
+func lookup(f map[string]any, path string) (string, bool) {
+	var cur any = f
+	for _, part := range strings.Split(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return "", false
+		}
+		v, ok := m[ToSnake(part)]
+		if !ok {
+			v, ok = m[part]
+		}
+		if !ok {
+			return "", false
+		}
+		cur = v
+	}
+	switch x := cur.(type) {
+	case nil:
+		return "", true
+	case string:
+		return x, true
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true
+	case bool:
+		return strconv.FormatBool(x), true
+	}
+	b, _ := json.Marshal(cur)
+	return string(b), true
+}
+
+// listPage is one decoded paginator answer.
+type listPage struct {
+	CurrentPage int `json:"current_page"`
+	LastPage    int `json:"last_page"`
+	PerPage     int `json:"per_page"`
+	Total       int `json:"total"`
+	Data        []map[string]any
+	records     []connectors.Record
+}
+
+func (c *Client) listPage(ctx context.Context, entity string, q url.Values, op string) (*listPage, error) {
+	resp, err := c.call(ctx, http.MethodGet, entityPath(entity), q, nil, op)
+	if err != nil {
+		return nil, err
+	}
+	return c.decodePage(entity, op, resp.Body)
+}
+
+func (c *Client) decodePage(entity, op string, body []byte) (*listPage, error) {
+	var raw struct {
+		CurrentPage json.Number      `json:"current_page"`
+		LastPage    json.Number      `json:"last_page"`
+		PerPage     json.Number      `json:"per_page"`
+		Total       json.Number      `json:"total"`
+		Data        []map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, c.decodeErr(op, fmt.Errorf("decode page: %w", err))
+	}
+	num := func(n json.Number) int {
+		v, _ := strconv.Atoi(n.String())
+		return v
+	}
+	pg := &listPage{CurrentPage: num(raw.CurrentPage), LastPage: num(raw.LastPage), PerPage: num(raw.PerPage), Total: num(raw.Total), Data: raw.Data}
+	for _, m := range raw.Data {
+		r, err := c.toRecord(entity, m)
+		if err != nil {
+			return nil, c.decodeErr(op, err)
+		}
+		pg.records = append(pg.records, r)
+	}
+	return pg, nil
+}

@@ -1,0 +1,300 @@
+package bluerocktel
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func labels(m map[string]any) []string {
+	var out []string
+	for _, l := range m["links"].([]any) {
+		out = append(out, l.(map[string]any)["label"].(string))
+	}
+	return out
+}
+
+func TestEmulatorPaginatorShape(t *testing.T) {
+	e := newEnv(t, EmulatorOptions{Records: 40}, nil)
+	status, _, m, body := e.raw(t, "GET", "/api/v1/prospects?filter[name]=a&per_page=5&page=2", authJSON, "")
+	if status != 200 {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	// Every key of Laravel's LengthAwarePaginator::toArray, in its order.
+	want := []string{"current_page", "data", "first_page_url", "from", "last_page", "last_page_url", "links",
+		"next_page_url", "path", "per_page", "prev_page_url", "to", "total"}
+	pos := -1
+	for _, k := range want {
+		if _, ok := m[k]; !ok {
+			t.Fatalf("key %q missing in %s", k, body)
+		}
+		p := strings.Index(string(body), `"`+k+`":`)
+		if p < pos {
+			t.Errorf("key %q out of Laravel's order", k)
+		}
+		pos = p
+	}
+	if m["current_page"].(float64) != 2 || m["per_page"].(float64) != 5 || m["from"].(float64) != 6 || m["to"].(float64) != 10 {
+		t.Errorf("page numbers wrong: %v %v %v %v", m["current_page"], m["per_page"], m["from"], m["to"])
+	}
+	// PHP escapes slashes; the URLs are absolute and keep the query string.
+	if !strings.Contains(string(body), `"path":"http:\/\/`) {
+		t.Errorf("path not PHP-encoded: %s", body[:200])
+	}
+	next := m["next_page_url"].(string)
+	if !strings.HasPrefix(next, e.srv.URL+"/api/v1/prospects?") || !strings.Contains(next, "filter%5Bname%5D=a") || !strings.HasSuffix(next, "page=3") {
+		t.Errorf("next_page_url = %q", next)
+	}
+	if m["prev_page_url"].(string) == "" {
+		t.Error("prev_page_url empty on page 2")
+	}
+	l := labels(m)
+	if l[0] != "&laquo; Previous" || l[len(l)-1] != "Next &raquo;" {
+		t.Errorf("links labels = %v", l)
+	}
+	for _, lk := range m["links"].([]any) {
+		lm := lk.(map[string]any)
+		if lm["label"] == "2" && lm["active"] != true {
+			t.Error("current page link not active")
+		}
+	}
+	// Camel is the default naming; FKs and timestamps stay snake_case.
+	item := m["data"].([]any)[0].(map[string]any)
+	for _, k := range []string{"customerAccount", "mainContactFirstName", "chargeVAT", "prospection_code_id", "brand_id", "created_at"} {
+		if _, ok := item[k]; !ok {
+			t.Errorf("item lacks %q: %v", k, item)
+		}
+	}
+	if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`).MatchString(item["updated_at"].(string)) {
+		t.Errorf("timestamp format %q", item["updated_at"])
+	}
+}
+
+func TestEmulatorPaginatorEdges(t *testing.T) {
+	e := newEnv(t, EmulatorOptions{Records: 30, PageCap: 10}, nil)
+	// Beyond the last page: empty data, from/to null, last_page >= 1.
+	_, _, m, _ := e.raw(t, "GET", "/api/v1/prospects?page=99&per_page=10", authJSON, "")
+	if len(m["data"].([]any)) != 0 || m["from"] != nil || m["to"] != nil || m["next_page_url"] != nil {
+		t.Errorf("empty page wrong: %v", m)
+	}
+	// Invalid page -> 1; per_page capped; default per_page 15 capped too.
+	_, _, m, _ = e.raw(t, "GET", "/api/v1/prospects?page=abc&per_page=500", authJSON, "")
+	if m["current_page"].(float64) != 1 || m["per_page"].(float64) != 10 || m["prev_page_url"] != nil {
+		t.Errorf("invalid page / cap: %v %v", m["current_page"], m["per_page"])
+	}
+	// No match at all: last_page is still 1.
+	_, _, m, _ = e.raw(t, "GET", "/api/v1/prospects?filter[name]=zzzzzz", authJSON, "")
+	if m["last_page"].(float64) != 1 || m["total"].(float64) != 0 || m["from"] != nil {
+		t.Errorf("no-match page: %v", m)
+	}
+	// Default order is id ascending.
+	_, _, m, _ = e.raw(t, "GET", "/api/v1/prospects", authJSON, "")
+	data := m["data"].([]any)
+	if data[0].(map[string]any)["id"].(float64) != 1 || data[1].(map[string]any)["id"].(float64) != 2 {
+		t.Error("default order is not id asc")
+	}
+}
+
+func TestEmulatorLinksWindow(t *testing.T) {
+	e := newEnv(t, EmulatorOptions{Records: 500}, nil)
+	cases := map[int]string{
+		1:  "&laquo; Previous,1,2,3,4,5,6,7,8,9,10,...,49,50,Next &raquo;",
+		25: "&laquo; Previous,1,2,...,22,23,24,25,26,27,28,...,49,50,Next &raquo;",
+		48: "&laquo; Previous,1,2,...,41,42,43,44,45,46,47,48,49,50,Next &raquo;",
+	}
+	for page, want := range cases {
+		_, _, m, _ := e.raw(t, "GET", fmt.Sprintf("/api/v1/prospects?per_page=10&page=%d", page), authJSON, "")
+		if got := strings.Join(labels(m), ","); got != want {
+			t.Errorf("page %d links:\n got %s\nwant %s", page, got, want)
+		}
+	}
+	// Fewer than 14 pages: every page, no gap.
+	_, _, m, _ := e.raw(t, "GET", "/api/v1/prospects?per_page=50&page=3", authJSON, "")
+	if got := strings.Join(labels(m), ","); got != "&laquo; Previous,1,2,3,4,5,6,7,8,9,10,Next &raquo;" {
+		t.Errorf("small slider: %s", got)
+	}
+}
+
+func TestEmulatorAuth(t *testing.T) {
+	e := newEnv(t, EmulatorOptions{Records: 1}, nil)
+	status, _, m, _ := e.raw(t, "GET", "/api/v1/prospects", map[string]string{"Accept": "application/json"}, "")
+	if status != 401 || m["message"] != "Unauthenticated." {
+		t.Errorf("no token: %d %v", status, m)
+	}
+	status, _, m, _ = e.raw(t, "GET", "/api/v1/prospects/1", map[string]string{"Accept": "application/json", "Authorization": "Bearer nope"}, "")
+	if status != 401 || m["message"] != "Unauthenticated." {
+		t.Errorf("bad token: %d %v", status, m)
+	}
+	// Without Accept: application/json Laravel redirects to its login page.
+	status, hdr, _, _ := e.raw(t, "GET", "/api/v1/prospects", map[string]string{"Authorization": "Bearer nope"}, "")
+	if status != http.StatusFound || hdr.Get("Location") != e.srv.URL+"/login" {
+		t.Errorf("no Accept: %d %q", status, hdr.Get("Location"))
+	}
+	status, _, m, _ = e.raw(t, "PATCH", "/api/v1/prospects/1", authJSON, "")
+	if status != 405 || !strings.Contains(m["message"].(string), "Supported methods: GET, HEAD, PUT, DELETE.") {
+		t.Errorf("PATCH: %d %v", status, m)
+	}
+	status, _, m, _ = e.raw(t, "GET", "/api/v1/nothing", authJSON, "")
+	if status != 404 || m["message"] != "The route api/v1/nothing could not be found." {
+		t.Errorf("unknown route: %d %v", status, m)
+	}
+}
+
+func TestEmulatorSpatieErrors(t *testing.T) {
+	e := newEnv(t, EmulatorOptions{Records: 3}, nil)
+	status, _, m, _ := e.raw(t, "GET", "/api/v1/prospects?sort=-name", authJSON, "")
+	if status != 400 || m["message"] != "Requested sort(s) `name` is not allowed. Allowed sort(s) are `id, created_at, updated_at`." {
+		t.Errorf("sort: %d %v", status, m)
+	}
+	status, _, m, _ = e.raw(t, "GET", "/api/v1/prospects?filter[email]=x", authJSON, "")
+	if status != 400 || m["message"] != "Requested filter(s) `email` are not allowed. Allowed filter(s) are `name, id, term_match`." {
+		t.Errorf("filter: %d %v", status, m)
+	}
+}
+
+func TestEmulatorFilters(t *testing.T) {
+	e := newEnv(t, EmulatorOptions{Records: 50}, nil)
+	rec, _ := e.emu.Record(EntityProspects, 7)
+	name := rec["name"].(string)
+	q := "/api/v1/prospects?filter[name]=" + strings.ReplaceAll(strings.ToUpper(name[2:8]), " ", "%20")
+	_, _, m, _ := e.raw(t, "GET", q, authJSON, "")
+	found := false
+	for _, d := range m["data"].([]any) {
+		if d.(map[string]any)["name"] == name {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("filter[name] (case-insensitive substring) missed %q", name)
+	}
+	_, _, m, _ = e.raw(t, "GET", "/api/v1/prospects?filter[id]=7", authJSON, "")
+	if m["total"].(float64) != 1 {
+		t.Errorf("filter[id]: total %v", m["total"])
+	}
+	_, _, m, _ = e.raw(t, "GET", "/api/v1/prospects?filter[term_match]="+rec["email_address"].(string), authJSON, "")
+	if m["total"].(float64) != 1 {
+		t.Errorf("filter[term_match] by e-mail: total %v", m["total"])
+	}
+	_, _, m, _ = e.raw(t, "GET", "/api/v1/prospects?filter[term_match]=pr000007", authJSON, "")
+	if m["total"].(float64) != 1 {
+		t.Errorf("filter[term_match] by account: total %v", m["total"])
+	}
+}
+
+func TestEmulatorWritesAndValidation(t *testing.T) {
+	e := newEnv(t, EmulatorOptions{Records: 2, Naming: NamingSnake}, nil)
+	status, _, m, body := e.raw(t, "POST", "/api/v1/prospects", jsonHdr(nil), `{"name":" Acme Corp ","email_address":"","mobilePhone":"+33 6 00"}`)
+	if status != 201 {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	if m["customer_account"] != "PR000003" || m["name"] != "Acme Corp" || m["email_address"] != nil || m["mobile_phone"] != "+33 6 00" ||
+		m["accept_emails"] != true || m["accept_calls"] != true || m["main_address_country"] != "France" ||
+		m["prospection_code_id"].(float64) != 1 || m["brand_id"].(float64) != 1 || m["active"] != true {
+		t.Errorf("create defaults / trimming / camel input: %s", body)
+	}
+	status, _, m, _ = e.raw(t, "POST", "/api/v1/prospects", jsonHdr(nil), `{"email_address":"nope","active":"yes"}`)
+	if status != 422 || m["message"] != "The name field is required. (and 2 more errors)" {
+		t.Errorf("422: %d %v", status, m)
+	}
+	errs := m["errors"].(map[string]any)
+	if errs["name"].([]any)[0] != "The name field is required." ||
+		errs["email_address"].([]any)[0] != "The email address field must be a valid email address." ||
+		errs["active"].([]any)[0] != "The active field must be true or false." {
+		t.Errorf("errors: %v", errs)
+	}
+	status, _, m, _ = e.raw(t, "PUT", "/api/v1/prospects/1", jsonHdr(nil), `{"name":"A"}`)
+	if status != 422 || m["message"] != "The name field must be at least 2 characters." {
+		t.Errorf("PUT min: %d %v", status, m)
+	}
+	before, _ := e.emu.Record(EntityProspects, 1)
+	status, _, m, _ = e.raw(t, "PUT", "/api/v1/prospects/1", jsonHdr(nil), `{"customer_account":"","comment":"hello"}`)
+	if status != 201 || m["comment"] != "hello" || m["customer_account"] != "PR000001" || m["name"] != before["name"] {
+		t.Errorf("PUT merge: %d %v", status, m)
+	}
+	after, _ := e.emu.Record(EntityProspects, 1)
+	if !after["updated_at"].(time.Time).After(before["updated_at"].(time.Time)) {
+		t.Error("updated_at not bumped")
+	}
+	status, _, m, _ = e.raw(t, "GET", "/api/v1/prospects/42", authJSON, "")
+	if status != 404 || m["message"] != `No query results for model [App\Prospect] 42` {
+		t.Errorf("404: %d %v", status, m)
+	}
+	status, _, m, _ = e.raw(t, "DELETE", "/api/v1/prospects/2", authJSON, "")
+	if status != 200 || m["message"] == nil || e.emu.Len() != 2 {
+		t.Errorf("delete: %d %v len %d", status, m, e.emu.Len())
+	}
+	status, _, _, _ = e.raw(t, "DELETE", "/api/v1/prospects/2", authJSON, "")
+	if status != 404 {
+		t.Errorf("second delete: %d", status)
+	}
+	_, _, m, _ = e.raw(t, "GET", "/api/v1/prospects/1", authJSON, "")
+	if _, ok := m["contacts"]; !ok {
+		t.Error("show does not load contacts")
+	}
+	_, _, m, _ = e.raw(t, "GET", "/api/v1/prospection-codes", authJSON, "")
+	if m["total"].(float64) != 5 {
+		t.Errorf("prospection codes: %v", m)
+	}
+	if status, _, _, _ = e.raw(t, "PUT", "/api/v1/prospects/1", jsonHdr(nil), `{"prospection_code_id":9}`); status != 422 {
+		t.Errorf("unknown prospection code accepted: %d", status)
+	}
+}
+
+// MySQL gives ties of ORDER BY ... LIMIT no fixed order; the emulator does
+// the same unless asked, so a client must add a unique sort key.
+func TestEmulatorTiesAreUnstableWithoutID(t *testing.T) {
+	ts := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	e := newEnv(t, EmulatorOptions{Records: 300, SeedTimestamp: ts}, nil)
+	seen := map[float64]bool{}
+	for page := 1; page <= 10; page++ {
+		_, _, m, _ := e.raw(t, "GET", fmt.Sprintf("/api/v1/prospects?sort=-updated_at&per_page=30&page=%d", page), authJSON, "")
+		for _, d := range m["data"].([]any) {
+			seen[d.(map[string]any)["id"].(float64)] = true
+		}
+	}
+	if len(seen) == 300 {
+		t.Error("sorting on a tied column alone read every record; ties should be unstable across pages")
+	}
+	seen = map[float64]bool{}
+	for page := 1; page <= 10; page++ {
+		_, _, m, _ := e.raw(t, "GET", fmt.Sprintf("/api/v1/prospects?sort=-updated_at,-id&per_page=30&page=%d", page), authJSON, "")
+		for _, d := range m["data"].([]any) {
+			seen[d.(map[string]any)["id"].(float64)] = true
+		}
+	}
+	if len(seen) != 300 {
+		t.Errorf("with id in the sort, read %d of 300", len(seen))
+	}
+}
+
+func TestEmulatorDeterministicSeed(t *testing.T) {
+	a := NewEmulator(EmulatorOptions{Records: 20})
+	b := NewEmulator(EmulatorOptions{Records: 20})
+	for id := int64(1); id <= 20; id++ {
+		ra, _ := a.Record(EntityProspects, id)
+		rb, _ := b.Record(EntityProspects, id)
+		if fmt.Sprint(ra) != fmt.Sprint(rb) {
+			t.Fatalf("seed differs for id %d", id)
+		}
+	}
+	// Some seeded records share updated_at exactly; codes span 1..5.
+	ups := map[time.Time]int{}
+	codes := map[any]bool{}
+	for id := int64(1); id <= 20; id++ {
+		r, _ := a.Record(EntityProspects, id)
+		ups[r["updated_at"].(time.Time)]++
+		codes[r["prospection_code_id"]] = true
+	}
+	shared := false
+	for _, n := range ups {
+		if n > 1 {
+			shared = true
+		}
+	}
+	if !shared || len(codes) != 5 {
+		t.Errorf("seed variety: shared=%v codes=%v", shared, codes)
+	}
+}
