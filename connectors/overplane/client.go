@@ -39,7 +39,8 @@ type Options struct {
 	// (default 100, the API's assumed cap).
 	PageSize int
 	// Overlap is how many records before the saved offset each continuation
-	// page re-reads (default 5; never more than half a page).
+	// page re-reads (default 5). A page asks for PageSize+Overlap records, but
+	// never more than 100 unless PageSize itself is larger.
 	Overlap int
 	// NoChildren skips the child tables: records carry no "leads" and
 	// "opportunities" fields, and Pull needs no extra requests per record.
@@ -387,7 +388,7 @@ func (c *Client) Find(ctx context.Context, entity string, match []connectors.Mat
 	var out []connectors.Record
 	sc := &scanCursor{V: cursorVersion}
 	for {
-		raws, _, done, err := c.scanStep(ctx, sc, c.pageSize, min(c.overlap, c.pageSize/2))
+		raws, _, done, err := c.scanStep(ctx, sc, c.pageSize)
 		if err != nil {
 			return nil, err
 		}

@@ -34,6 +34,9 @@ type scanCursor struct {
 	// Since, when set, restricts this scan to records updated at or after it
 	// (a backfill --since); the scans after it are complete again.
 	Since time.Time `json:"since,omitzero"`
+	// Cap is the page size cap the server showed (a short page with
+	// has_more), 0 while unknown.
+	Cap int `json:"cap,omitempty"`
 	// Unordered is set once the API returned a page out of the assumed
 	// order; the scan then re-reads a fixed overlap instead.
 	Unordered bool `json:"unordered,omitempty"`
@@ -97,7 +100,7 @@ func (c *Client) Pull(ctx context.Context, cur connectors.Cursor, opts connector
 	if limit <= 0 {
 		limit = c.pageSize
 	}
-	raws, total, done, err := c.scanStep(ctx, &sc, limit, min(c.overlap, limit/2))
+	raws, total, done, err := c.scanStep(ctx, &sc, limit)
 	if err != nil {
 		return connectors.Page{}, err
 	}
@@ -166,19 +169,34 @@ func (c *Client) pageKeys(data []map[string]any) ([]sortKey, bool, error) {
 // scan is complete.
 //
 // Invariant: every record that sorts after sc's last key and exists for the
-// whole scan is still ahead. A continuation window starts a few records
-// before sc.Offset; if its first record already sorts after the last key
-// (deletes above us shifted the list up), it is moved back until it overlaps.
-func (c *Client) scanStep(ctx context.Context, sc *scanCursor, limit, overlap int) ([]map[string]any, int, bool, error) {
+// whole scan is still ahead. A continuation window starts `back` records
+// before sc.Offset (so its first record is normally the last one returned);
+// if its first record already sorts after the last key (deletes above us
+// shifted the list up), the window is moved back until it overlaps.
+func (c *Client) scanStep(ctx context.Context, sc *scanCursor, limit int) ([]map[string]any, int, bool, error) {
+	overlap := max(c.overlap, 1)
+	if sc.Cap > 1 {
+		overlap = min(overlap, sc.Cap-1)
+	}
 	back, empty, widened := 0, 0, false
 	if sc.LastID != "" {
 		back = overlap
 	}
 	for {
 		o := max(sc.Offset-back, 0)
-		lr, err := c.list(ctx, o, limit)
+		req := limit + (sc.Offset - o)
+		if req > maxLimit {
+			req = max(limit, maxLimit)
+		}
+		if sc.Cap > 0 {
+			req = min(req, sc.Cap)
+		}
+		lr, err := c.list(ctx, o, req)
 		if err != nil {
 			return nil, -1, false, err
+		}
+		if lr.HasMore && len(lr.Data) > 0 && len(lr.Data) < req {
+			sc.Cap = len(lr.Data)
 		}
 		keys, ordered, err := c.pageKeys(lr.Data)
 		if err != nil {
@@ -186,18 +204,11 @@ func (c *Client) scanStep(ctx context.Context, sc *scanCursor, limit, overlap in
 		}
 		total := lr.total()
 		done := !lr.HasMore || len(lr.Data) == 0
-		next := func() {
-			sc.Offset = o + len(lr.Data)
-			sc.Total = total
-			if n := len(keys); n > 0 {
-				sc.LastCreated, sc.LastID = keys[n-1].created, keys[n-1].id
-			}
-		}
 		if sc.LastID == "" { // first page of the scan
 			if !ordered {
 				c.unordered(sc)
 			}
-			next()
+			sc.advance(o, keys, total)
 			return lr.Data, total, done, nil
 		}
 		if sc.Unordered || !ordered {
@@ -206,7 +217,7 @@ func (c *Client) scanStep(ctx context.Context, sc *scanCursor, limit, overlap in
 				widened, back = true, back+drop
 				continue
 			}
-			next()
+			sc.advance(o, keys, total)
 			return lr.Data, total, done, nil
 		}
 		last := sortKey{sc.LastCreated, sc.LastID}
@@ -226,17 +237,28 @@ func (c *Client) scanStep(ctx context.Context, sc *scanCursor, limit, overlap in
 				out = append(out, lr.Data[i])
 			}
 		}
-		sc.Offset, sc.Total = o+len(lr.Data), total
 		if len(out) > 0 {
-			k := keys[len(keys)-1]
-			sc.LastCreated, sc.LastID = k.created, k.id
+			sc.advance(o, keys, total)
+		} else {
+			sc.Offset, sc.Total = o+len(keys), total
 		}
 		if len(out) == 0 && !done && empty < maxEmptySteps {
+			// Everything here was returned before (creates pushed records
+			// down): read on, keeping a window that makes progress.
 			empty++
-			back = overlap
+			back = min(overlap, len(keys)-1)
 			continue
 		}
 		return out, total, done, nil
+	}
+}
+
+// advance moves sc past a window read at offset o.
+func (sc *scanCursor) advance(o int, keys []sortKey, total int) {
+	sc.Offset = o + len(keys)
+	sc.Total = total
+	if n := len(keys); n > 0 {
+		sc.LastCreated, sc.LastID = keys[n-1].created, keys[n-1].id
 	}
 }
 

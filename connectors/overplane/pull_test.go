@@ -291,3 +291,31 @@ func TestPullUnassumedOrderStillLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestPullAdaptsToASmallServerPageCap(t *testing.T) {
+	for _, pageCap := range []int{2, 3, 7} {
+		e := newEnv(t, EmulatorOptions{Records: 60, PageCap: pageCap}, func(o *Options) { o.NoChildren = true })
+		before := e.emu.IDs()
+		e.emu.SetPagingEdits(PagingEdits{Creates: 1, Deletes: 1})
+		seen, _, _ := scan(t, e.c, nil, 0)
+		e.emu.SetPagingEdits(PagingEdits{})
+		for _, id := range intersect(before, e.emu.IDs()) {
+			if seen[id] == 0 {
+				t.Fatalf("cap %d: %s lost", pageCap, id)
+			}
+		}
+	}
+}
+
+func TestPullQuietScanNeedsNoExtraRequests(t *testing.T) {
+	e := newEnv(t, EmulatorOptions{Records: 1000}, func(o *Options) { o.NoChildren = true })
+	_, _, pages := scan(t, e.c, nil, 0)
+	if len(pages) != 11 { // 100, then 95 new per page (5 overlap) ...
+		t.Fatalf("%d pages for 1000 records at 100 per request", len(pages))
+	}
+	for _, p := range pages[1 : len(pages)-1] {
+		if len(p.Records) != 95 {
+			t.Fatalf("continuation page has %d records, want 95", len(p.Records))
+		}
+	}
+}
