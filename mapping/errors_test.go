@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -602,4 +603,21 @@ func TestExamplesLoad(t *testing.T) {
 			t.Errorf("%s: System %q File %q", path, m.System, m.File)
 		}
 	}
+}
+
+func ExampleParse() {
+	_, err := Parse("crm.yaml", []byte(`system: crm
+rules:
+  - canonical: kind
+    default: organization
+  - native: Email
+    canonicl: email
+  - native: Phase
+    values:
+      3: {stage: hotprospect}
+`))
+	fmt.Println(err)
+	// Output:
+	// crm.yaml:6: unknown key "canonicl" in a rule; did you mean "canonical"?
+	// crm.yaml:9: values key "3": field stage: hotprospect is not one of suspect, lead, hot_prospect, prospect, customer (did you mean "hot_prospect"?)
 }

@@ -105,6 +105,18 @@ func Parse(file string, data []byte) (m *Mapping, err error) {
 		return nil, c.err()
 	}
 	m = compile(file, tree, c)
+	if len(c.list) == 0 {
+		// Every skipped rule should have been reported above; make sure no
+		// rule is ever ignored in silence.
+		for _, rt := range tree.rules {
+			if rt.broken {
+				c.add(rt.line, "rule %d could not be read; expected a mapping with the keys %s", rt.index+1, strings.Join(ruleKeys, ", "))
+			}
+		}
+		if tree.ruleItems > len(tree.rules) {
+			c.add(tree.rulesLine, "some rules could not be read; expected each to be a mapping with the keys %s", strings.Join(ruleKeys, ", "))
+		}
+	}
 	if e := c.err(); e != nil {
 		return nil, e
 	}
@@ -254,10 +266,21 @@ func walkRule(j int, item *yaml.Node, c *errs, idx *nodeIndex) *ruleTree {
 	for _, k := range ruleKeys {
 		known[k] = true
 	}
+	// Keys written in the rule come first; keys merged in with "<<: *anchor"
+	// fill the gaps (the strict pass checks their names).
+	pairs := append([]*yaml.Node(nil), item.Content...)
 	for i := 0; i+1 < len(item.Content); i += 2 {
-		k, v := resolve(item.Content[i]), resolve(item.Content[i+1])
+		if k := resolve(item.Content[i]); k.ShortTag() == "!!merge" {
+			pairs = append(pairs, mergedPairs(item.Content[i+1])...)
+		}
+	}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		k, v := resolve(pairs[i]), resolve(pairs[i+1])
 		if k.ShortTag() == "!!merge" {
-			continue // "<<: *anchor"; its keys are checked by the strict pass
+			continue
+		}
+		if _, seen := rt.keys[k.Value]; seen && i >= len(item.Content) {
+			continue // overridden in the rule itself
 		}
 		if isNull(k) || k.Value == "" {
 			c.add(k.Line, "a key in rule %d is empty; expected one of: %s", j+1, strings.Join(ruleKeys, ", "))
@@ -289,6 +312,27 @@ func walkRule(j int, item *yaml.Node, c *errs, idx *nodeIndex) *ruleTree {
 		rt.broken = true // the strict pass reports the same type error
 	}
 	return rt
+}
+
+// mergedPairs returns the key/value nodes a merge key brings in: from one
+// mapping, or from a list of them (earlier ones win, as in YAML).
+func mergedPairs(v *yaml.Node) []*yaml.Node {
+	v = resolve(v)
+	switch {
+	case v == nil:
+		return nil
+	case v.Kind == yaml.MappingNode:
+		return v.Content
+	case v.Kind == yaml.SequenceNode:
+		var out []*yaml.Node
+		for _, e := range v.Content {
+			if e = resolve(e); e != nil && e.Kind == yaml.MappingNode {
+				out = append(out, e.Content...)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 func walkValues(rt *ruleTree, v *yaml.Node, c *errs, idx *nodeIndex) {
