@@ -97,7 +97,6 @@ type valueEntry struct {
 	out    any    // the native value written outbound
 	set    []cond // canonical fields it sets, in file order
 	line   int
-	length int
 }
 
 // rule is one compiled rule.

@@ -102,6 +102,9 @@ func Parse(file string, data []byte) (m *Mapping, err error) {
 	}
 
 	if tree == nil {
+		if len(c.list) == 0 {
+			c.add(1, "expected a mapping with the keys system and rules")
+		}
 		return nil, c.err()
 	}
 	m = compile(file, tree, c)
