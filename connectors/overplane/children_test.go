@@ -64,8 +64,7 @@ func TestEmulatorSeedsChildRowsFromTheProfile(t *testing.T) {
 		t.Fatalf("lead rows per prospect: %v, want a mix of 0, 1 and 2", counts)
 	}
 	// The first seeded prospect's first lead is the profile's person.
-	for i, id := range e.IDs() {
-		_ = i
+	for _, id := range e.IDs() {
 		leads := e.Children("prospect-lead", id)
 		if len(leads) == 0 {
 			continue
