@@ -92,11 +92,11 @@ type cond struct {
 }
 
 type valueEntry struct {
-	raw    string // the key as written
-	key    string // the key to match native values against
-	out    any    // the native value written outbound
-	set    []cond // canonical fields it sets, in file order
-	line   int
+	raw  string // the key as written
+	key  string // the key to match native values against
+	out  any    // the native value written outbound
+	set  []cond // canonical fields it sets, in file order
+	line int
 }
 
 // rule is one compiled rule.
