@@ -104,7 +104,7 @@ func New(o Options) (*Client, error) {
 		o.PageSize = 100
 	}
 	if len(o.Entities) == 0 {
-		o.Entities = []string{EntityProspects}
+		o.Entities = []string{EntityProspects, EntityCustomers}
 	}
 	for _, e := range o.Entities {
 		if !knownEntity(e) {
@@ -126,7 +126,7 @@ func New(o Options) (*Client, error) {
 // System returns "bluerocktel".
 func (c *Client) System() string { return System }
 
-func knownEntity(e string) bool { return e == EntityProspects }
+func knownEntity(e string) bool { return e == EntityProspects || e == EntityCustomers }
 
 // ErrorMessage extracts Laravel's message from an error body: "message",
 // followed by every validation error when the body has "errors".
@@ -185,6 +185,12 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, bo
 			c.dropToken(tok)
 			continue
 		}
+		if err != nil && method != http.MethodGet && errors.As(err, &ce) && ce.Status == http.StatusForbidden {
+			// A policy refusing this write on this record (a role-5 user
+			// changing representative_id), not a credential failure: the
+			// record goes to dead letters and the flow goes on.
+			ce.Kind = connectors.Rejected
+		}
 		return resp, err
 	}
 }
@@ -218,9 +224,40 @@ func (c *Client) dropToken(tok string) {
 	}
 }
 
-// login is issue 3.
-func (c *Client) login(context.Context) (string, error) {
-	return "", errors.New("bluerocktel: login not implemented")
+// login exchanges Email/Password for a bearer token (POST /api/login).
+// Neither the password nor the token is ever logged; both are registered
+// with the HTTP layer so that no error message can carry them.
+func (c *Client) login(ctx context.Context) (string, error) {
+	const op = "POST /api/login"
+	resp, err := c.http.Do(ctx, httpx.Request{
+		Method: http.MethodPost,
+		URL:    c.base + "/api/login",
+		Header: http.Header{"Accept": {"application/json"}},
+		JSON:   map[string]string{"email": c.o.Email, "password": c.o.Password},
+		Op:     op,
+	})
+	if err != nil {
+		var ce *connectors.Error
+		if errors.As(err, &ce) && ce.Kind == connectors.OutcomeUnknown {
+			ce.Kind = connectors.Retryable // logging in has no effect worth tracking
+		}
+		if errors.As(err, &ce) && ce.Status == http.StatusUnprocessableEntity {
+			ce.Kind = connectors.Auth
+		}
+		return "", err
+	}
+	var body struct {
+		Token string `json:"token"`
+		User  struct {
+			ID json.Number `json:"id"`
+		} `json:"user"`
+	}
+	if err := resp.Decode(&body); err != nil || body.Token == "" {
+		return "", &connectors.Error{System: System, Op: op, Kind: connectors.Auth, Status: resp.Status, Message: "login answer has no token"}
+	}
+	c.http.AddSecret(body.Token)
+	c.log.Info().Str("user_id", body.User.ID.String()).Msg("logged in")
+	return body.Token, nil
 }
 
 // ---- decoding ----
@@ -419,10 +456,39 @@ func (c *Client) Delete(ctx context.Context, entity, id string) error {
 	return err
 }
 
-// ConvertStage is issue 3.
+// ConvertStage converts a prospect into a customer with a POST to
+// Options.ConvertPath and returns the new customer (entity "customers",
+// its own id). The prospect no longer exists afterwards. Like every POST it
+// is not retried blindly: an unknown outcome is OutcomeUnknown.
 func (c *Client) ConvertStage(ctx context.Context, entity, id, toEntity string) (connectors.Record, error) {
-	return connectors.Record{}, &connectors.Error{System: System, Op: "convert", Kind: connectors.Rejected,
-		Message: fmt.Sprintf("cannot convert %s to %s", entity, toEntity)}
+	op := "convert " + entity + " to " + toEntity
+	if entity != EntityProspects || toEntity != EntityCustomers {
+		return connectors.Record{}, &connectors.Error{System: System, Op: op, Kind: connectors.Rejected,
+			Message: fmt.Sprintf("BlueRockTel converts prospects to customers only, not %s to %s", entity, toEntity)}
+	}
+	path := strings.ReplaceAll(c.o.ConvertPath, "{id}", url.PathEscape(id))
+	resp, err := c.call(ctx, http.MethodPost, path, nil, map[string]any{}, op)
+	if err != nil {
+		return connectors.Record{}, err
+	}
+	var m map[string]any
+	if err := resp.Decode(&m); err != nil {
+		return connectors.Record{}, &connectors.Error{System: System, Op: op, Kind: connectors.OutcomeUnknown, Err: err}
+	}
+	// The route is a guess; accept the customer bare or wrapped.
+	if _, ok := m["id"]; !ok {
+		for _, k := range []string{"data", "customer"} {
+			if inner, ok := m[k].(map[string]any); ok {
+				m = inner
+				break
+			}
+		}
+	}
+	rec, err := c.toRecord(EntityCustomers, m)
+	if err != nil {
+		return connectors.Record{}, &connectors.Error{System: System, Op: op, Kind: connectors.OutcomeUnknown, Err: err}
+	}
+	return rec, nil
 }
 
 // Find narrows with the API's filters (filter[id], filter[name], or

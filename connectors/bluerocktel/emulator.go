@@ -2,6 +2,8 @@ package bluerocktel
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -112,7 +114,7 @@ type Emulator struct {
 	editSeq      int
 	onList       func(entity string)
 	writes       []Write
-	tokenSeq     int
+	issued       []string // tokens issued by login
 }
 
 // NewEmulator builds an emulator seeded from o.
@@ -171,6 +173,9 @@ func NewEmulator(o EmulatorOptions) *Emulator {
 	pros := newTable(newCollection(EntityProspects, `App\Prospect`, "PR", "Prospect deleted successfully.", prospectColumns, prospectDefaults()))
 	e.tables[EntityProspects] = pros
 	e.seed(pros, o.Records, o.SeedOffset, 0)
+	cust := newTable(newCollection(EntityCustomers, `App\Customer`, "CL", "Customer deleted successfully.", customerColumns, customerDefaults()))
+	e.tables[EntityCustomers] = cust
+	e.seed(cust, o.Customers, o.SeedOffset+o.Records, o.Records)
 	e.inj = emukit.NewInjector(o.Faults, o.Now, func(w http.ResponseWriter, status int, msg string) {
 		if status == http.StatusTooManyRequests {
 			w.Header().Set("X-RateLimit-Limit", "60")
@@ -384,6 +389,16 @@ func (e *Emulator) route(w http.ResponseWriter, r *http.Request) {
 	case path == "/login":
 		w.Header().Set("Content-Type", "text/html; charset=UTF-8")
 		_, _ = io.WriteString(w, "<!DOCTYPE html><html><body><form method=\"post\">Login</form></body></html>")
+		return
+	case path == "/api/login":
+		if e.allow(w, r, "POST") {
+			e.login(w, r)
+		}
+		return
+	case path == "/api/v1/customers/search":
+		if e.allow(w, r, "GET") && e.authed(w, r) {
+			e.searchCustomers(w, r)
+		}
 		return
 	case path == "/api/version":
 		if e.allow(w, r, "GET") {
@@ -898,7 +913,147 @@ func (e *Emulator) listCodes(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, p.toArray())
 }
 
-// convertProspect is issue 3; until then the route answers 404.
+// convertProspect turns a prospect into a customer: the customer gets
+// the prospect's columns, a new id and a CL account number; the prospect
+// is deleted. 201 with the customer.
 func (e *Emulator) convertProspect(w http.ResponseWriter, r *http.Request, id string) {
-	message(w, http.StatusNotFound, fmt.Sprintf("The route %s could not be found.", strings.Trim(r.URL.Path, "/")))
+	e.mu.Lock()
+	p := e.tables[EntityProspects].find(id)
+	if p == nil {
+		e.mu.Unlock()
+		e.notFound(w, e.tables[EntityProspects], id)
+		return
+	}
+	e.logWrite(r, nil)
+	c := e.convertLocked(p)
+	o := encodeRow(e.tables[EntityCustomers].c, c, e.naming)
+	e.mu.Unlock()
+	writeJSON(w, http.StatusCreated, o)
+}
+
+// convertLocked moves prospect p to the customers table; e.mu is held.
+func (e *Emulator) convertLocked(p *row) *row {
+	pros, cust := e.tables[EntityProspects], e.tables[EntityCustomers]
+	now := e.clock.Now()
+	c := &row{id: cust.nextID, vals: map[string]any{}, created: now, updated: now}
+	cust.nextID++
+	for _, col := range cust.c.Columns {
+		c.vals[col.Name] = nil
+	}
+	for k, v := range cust.c.Defaults {
+		c.vals[k] = v
+	}
+	for k, v := range p.vals {
+		if _, ok := cust.c.byName[k]; ok {
+			c.vals[k] = v
+		}
+	}
+	c.vals["customer_account"] = cust.c.account(c.id)
+	cust.rows[c.id] = c
+	delete(pros.rows, p.id)
+	pros.touch()
+	cust.touch()
+	return c
+}
+
+// Convert converts prospect id into a customer as another user would and
+// returns the customer's id.
+func (e *Emulator) Convert(id int64) (int64, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p, ok := e.tables[EntityProspects].rows[id]
+	if !ok {
+		return 0, false
+	}
+	return e.convertLocked(p).id, true
+}
+
+// searchCustomers answers GET /api/v1/customers/search?term= with the
+// customers whose name, account number or e-mail address contains term,
+// as a plain JSON array (at most 50, by id).
+func (e *Emulator) searchCustomers(w http.ResponseWriter, r *http.Request) {
+	term := strings.TrimSpace(r.URL.Query().Get("term"))
+	e.mu.Lock()
+	t := e.tables[EntityCustomers]
+	out := []obj{}
+	if term != "" {
+		for _, rw := range filterRows(t.ordered([]sortKey{{col: "id"}}, nil), map[string]string{"term_match": term}) {
+			if len(out) == 50 {
+				break
+			}
+			out = append(out, encodeRow(t.c, rw, e.naming))
+		}
+	}
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, out)
+}
+
+// login answers POST /api/login. email and password may come as JSON, form
+// or query parameters.
+func (e *Emulator) login(w http.ResponseWriter, r *http.Request) {
+	in, _, err := input(r)
+	if err != nil {
+		message(w, http.StatusBadRequest, "Malformed request body.")
+		return
+	}
+	verr := &validationError{}
+	email, _ := in["email"].(string)
+	password, _ := in["password"].(string)
+	if email == "" {
+		verr.add("email", "The email field is required.")
+	}
+	if password == "" {
+		verr.add("password", "The password field is required.")
+	}
+	if !verr.empty() {
+		writeJSON(w, http.StatusUnprocessableEntity, verr.body())
+		return
+	}
+	e.mu.Lock()
+	var u *User
+	for _, cand := range e.users {
+		if strings.EqualFold(cand.Email, email) && cand.Password == password {
+			u = cand
+		}
+	}
+	if u == nil {
+		e.mu.Unlock()
+		message(w, http.StatusUnauthorized, "These credentials do not match our records.")
+		return
+	}
+	tok := newToken()
+	e.tokens[tok] = u
+	e.issued = append(e.issued, tok)
+	e.logins++
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, obj{
+		{"token", tok},
+		{"user", obj{{"id", u.ID}, {"name", u.Name}, {"email", u.Email}, {"role_id", int64(u.Role)}}},
+		{"teams", []any{}},
+		{"support_teams", []any{}},
+	})
+}
+
+func newToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Logins returns how many successful logins the emulator answered.
+func (e *Emulator) Logins() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.logins
+}
+
+// RevokeTokens invalidates every token issued by POST /api/login (static
+// tokens keep working), as an expired or revoked Passport token would be.
+func (e *Emulator) RevokeTokens() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, t := range e.issued {
+		delete(e.tokens, t)
+	}
+	e.issued = nil
 }

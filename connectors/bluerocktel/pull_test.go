@@ -14,21 +14,34 @@ import (
 func TestPullEverythingOnceBothNamings(t *testing.T) {
 	for _, n := range bothNamings {
 		t.Run(string(n), func(t *testing.T) {
-			e := newEnv(t, EmulatorOptions{Records: 250, Naming: n}, nil)
+			e := newEnv(t, EmulatorOptions{Records: 250, Customers: 45, Naming: n}, nil)
 			recs, cur, pages := pullAll(t, e.cli, nil, 20)
-			ids := idSet(recs, EntityProspects)
-			if len(ids) != 250 || len(recs) != 250 {
-				t.Fatalf("distinct %d, records %d, want 250 each", len(ids), len(recs))
+			if ids := idSet(recs, EntityProspects); len(ids) != 250 {
+				t.Fatalf("distinct prospects %d, want 250", len(ids))
 			}
-			for _, p := range pages {
-				if !p.FullScan || p.Total != 250 {
-					t.Fatalf("first scan page: FullScan=%v Total=%d", p.FullScan, p.Total)
+			if ids := idSet(recs, EntityCustomers); len(ids) != 45 {
+				t.Fatalf("distinct customers %d, want 45", len(ids))
+			}
+			if len(recs) != 295 {
+				t.Fatalf("%d records for 295", len(recs))
+			}
+			for i, p := range pages {
+				if !p.FullScan || (p.Done != (i == len(pages)-1)) {
+					t.Fatalf("page %d: FullScan=%v Done=%v", i, p.FullScan, p.Done)
+				}
+				for _, r := range p.Records {
+					if want := map[string]int{EntityProspects: 250, EntityCustomers: 45}[r.Entity]; p.Total != want {
+						t.Fatalf("%s page Total=%d, want %d", r.Entity, p.Total, want)
+					}
 				}
 			}
-			// Newest first.
+			// Prospects first, then customers; newest first within each.
 			for i := 1; i < len(recs); i++ {
-				if recs[i].UpdatedAt.After(recs[i-1].UpdatedAt) {
+				if recs[i].Entity == recs[i-1].Entity && recs[i].UpdatedAt.After(recs[i-1].UpdatedAt) {
 					t.Fatal("records not newest first")
+				}
+				if recs[i].Entity == EntityProspects && recs[i-1].Entity == EntityCustomers {
+					t.Fatal("entities interleaved")
 				}
 			}
 			if _, ok := recs[0].Fields["main_contact_last_name"]; !ok {
@@ -36,7 +49,7 @@ func TestPullEverythingOnceBothNamings(t *testing.T) {
 			}
 			// Nothing changed: the next pull is one page inside the overlap window.
 			again, _, pages := pullAll(t, e.cli, cur, 20)
-			if len(pages) != 1 || len(again) > 10 || pages[0].FullScan {
+			if len(pages) != 2 || len(again) > 20 || pages[0].FullScan {
 				t.Errorf("idle incremental pull: %d pages, %d records, full=%v", len(pages), len(again), pages[0].FullScan)
 			}
 		})
@@ -56,7 +69,7 @@ func TestIncrementalPullReturnsEdited(t *testing.T) {
 	if ids["17"] == 0 || ids["200"] == 0 {
 		t.Fatalf("edited records missing: %v", ids)
 	}
-	if len(recs) > 20 || len(pages) != 1 || pages[0].FullScan {
+	if len(recs) > 20 || len(pages) != 2 || pages[0].FullScan {
 		t.Errorf("incremental pull read %d records over %d pages", len(recs), len(pages))
 	}
 	for _, r := range recs {
@@ -69,14 +82,26 @@ func TestIncrementalPullReturnsEdited(t *testing.T) {
 func TestPullSinceStartsThere(t *testing.T) {
 	e := newEnv(t, EmulatorOptions{Records: 100}, nil)
 	since := seedBase.Add(90 * time.Minute)
-	pg, err := e.cli.Pull(context.Background(), nil, connectors.PullOptions{Since: since, PageSize: 100})
-	if err != nil {
-		t.Fatal(err)
+	var recs []connectors.Record
+	var cur connectors.Cursor
+	for {
+		pg, err := e.cli.Pull(context.Background(), cur, connectors.PullOptions{Since: since, PageSize: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pg.FullScan {
+			t.Error("a pull since a time is not a full scan")
+		}
+		recs = append(recs, pg.Records...)
+		cur = pg.Next
+		if pg.Done {
+			break
+		}
 	}
-	if !pg.Done || pg.FullScan || len(pg.Records) == 0 || len(pg.Records) > 12 {
-		t.Fatalf("since pull: done=%v full=%v n=%d", pg.Done, pg.FullScan, len(pg.Records))
+	if len(recs) == 0 || len(recs) > 12 {
+		t.Fatalf("since pull read %d records", len(recs))
 	}
-	for _, r := range pg.Records {
+	for _, r := range recs {
 		if r.UpdatedAt.Before(since) {
 			t.Errorf("record %s older than since", r.ID)
 		}
