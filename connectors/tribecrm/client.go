@@ -1,0 +1,643 @@
+package tribecrm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/connectors/httpx"
+)
+
+// Options for the client. New does no network I/O.
+type Options struct {
+	// BaseURL is the API host, e.g. https://api.tribecrm.nl or
+	// http://127.0.0.1:8081 (the OData root is BaseURL + "/v1/odata").
+	BaseURL string
+	// Token is a static bearer token, used when no OAuth2 client
+	// credentials are set.
+	Token string
+	// HTTP is the shared HTTP layer (required). New registers every
+	// credential with HTTP.AddSecret.
+	HTTP   *httpx.Client
+	Logger zerolog.Logger
+
+	// ClientID and ClientSecret enable the OAuth2 client-credentials flow
+	// against TokenURL (default BaseURL + "/oauth2/token"; production is
+	// https://auth.tribecrm.nl/oauth2/token).
+	ClientID, ClientSecret string
+	TokenURL               string
+	// Scope sent with the token request (default "read write").
+	Scope string
+
+	// PageSize is the default $top of a pull page (default 100).
+	PageSize int
+	// Overlap is how far back a new pull re-reads each set from its saved
+	// position, so that writes that landed on the cursor's timestamp after
+	// it was read are not lost (default 1s; negative: none).
+	Overlap time.Duration
+	// UpgradeField selects how ConvertStage asks for a new stage: "_Type"
+	// (default: the dotted type, as the vendor's API pages document) or
+	// "_UpgradeType" (the entity-set name, as the vendor's n8n node sends).
+	UpgradeField string
+	// Stages restricts the funnel stages pulled (default all five). Tribe
+	// is retiring Lead relationships for some tenants (apis.md §0.6).
+	Stages []string
+	// SkipRelations turns off the part of Pull that follows edits of
+	// organisations and persons (which do not bump the relationship's
+	// LastMutationDate). Leave it false unless the tenant forbids reading
+	// Relation_Organization / Relation_Person.
+	SkipRelations bool
+}
+
+// Client is a TribeCRM connector. It implements connectors.Connector and is
+// safe for concurrent use.
+type Client struct {
+	root     string // BaseURL + "/v1/odata"
+	http     *httpx.Client
+	log      zerolog.Logger
+	tokens   *tokenSource
+	static   string
+	pageSize int
+	overlap  time.Duration
+	upgrade  string
+	sets     []string // funnel sets pulled, in order
+	watchRel bool
+
+	mu       sync.Mutex
+	tenantID string
+}
+
+var _ connectors.Connector = (*Client)(nil)
+
+// New builds a client. It does no network I/O.
+func New(o Options) (*Client, error) {
+	if o.HTTP == nil {
+		return nil, errors.New("tribecrm: Options.HTTP is required")
+	}
+	base := strings.TrimRight(strings.TrimSpace(o.BaseURL), "/")
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("tribecrm: invalid BaseURL %q", o.BaseURL)
+	}
+	if o.Token == "" && (o.ClientID == "" || o.ClientSecret == "") {
+		return nil, errors.New("tribecrm: set Token or ClientID and ClientSecret")
+	}
+	c := &Client{
+		root:     base + "/v1/odata",
+		http:     o.HTTP,
+		log:      o.Logger.With().Str("system", System).Logger(),
+		static:   o.Token,
+		pageSize: o.PageSize,
+		overlap:  o.Overlap,
+		upgrade:  o.UpgradeField,
+		watchRel: !o.SkipRelations,
+	}
+	if c.pageSize <= 0 {
+		c.pageSize = 100
+	}
+	if c.overlap == 0 {
+		c.overlap = time.Second
+	}
+	if c.overlap < 0 {
+		c.overlap = 0
+	}
+	switch c.upgrade {
+	case "":
+		c.upgrade = "_Type"
+	case "_Type", "_UpgradeType":
+	default:
+		return nil, fmt.Errorf("tribecrm: UpgradeField must be _Type or _UpgradeType, not %q", o.UpgradeField)
+	}
+	stages := o.Stages
+	if len(stages) == 0 {
+		stages = funnelStages
+	}
+	for _, fl := range []string{FlavourOrganization, FlavourPerson} {
+		for _, s := range stages {
+			set := FunnelSet(fl, s)
+			if _, _, ok := ParseFunnelSet(set); !ok {
+				return nil, fmt.Errorf("tribecrm: unknown stage %q", s)
+			}
+			c.sets = append(c.sets, set)
+		}
+	}
+	o.HTTP.AddSecret(o.Token)
+	o.HTTP.AddSecret(o.ClientSecret)
+	if o.ClientID != "" && o.ClientSecret != "" {
+		tu := o.TokenURL
+		if tu == "" {
+			tu = base + "/oauth2/token"
+		}
+		scope := o.Scope
+		if scope == "" {
+			scope = "read write"
+		}
+		c.tokens = &tokenSource{http: o.HTTP, url: tu, id: o.ClientID, secret: o.ClientSecret, scope: scope, now: time.Now}
+	}
+	return c, nil
+}
+
+// System returns "tribecrm".
+func (c *Client) System() string { return System }
+
+// ErrorMessage extracts the API's message from an error body: the OData
+// error {"error":{"code","message"}} or an OAuth2 error
+// {"error":"invalid_client","error_description":...}.
+func ErrorMessage(status int, body []byte) string {
+	var raw struct {
+		Error json.RawMessage `json:"error"`
+		Desc  string          `json:"error_description"`
+	}
+	if json.Unmarshal(body, &raw) != nil || len(raw.Error) == 0 {
+		return ""
+	}
+	var od struct {
+		Code    any    `json:"code"`
+		Message string `json:"message"`
+		Details []struct {
+			Message string `json:"message"`
+		} `json:"details"`
+	}
+	if json.Unmarshal(raw.Error, &od) == nil {
+		msg := od.Message
+		for _, d := range od.Details {
+			if d.Message != "" {
+				msg += "; " + d.Message
+			}
+		}
+		return msg
+	}
+	var code string
+	if json.Unmarshal(raw.Error, &code) == nil {
+		if raw.Desc != "" {
+			return code + ": " + raw.Desc
+		}
+		return code
+	}
+	return ""
+}
+
+// esc escapes a query value, writing spaces as %20 (Tribe does not read '+'
+// as a space) and '+' as %2B.
+func esc(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
+
+// query builds a query string from key/value pairs, keeping '$' in keys.
+func query(kv ...string) string {
+	var parts []string
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			continue
+		}
+		parts = append(parts, kv[i]+"="+esc(kv[i+1]))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "?" + strings.Join(parts, "&")
+}
+
+// do sends one request with the current credentials. With OAuth2, a 401
+// drops the cached token and the request is sent once more with a new one.
+func (c *Client) do(ctx context.Context, method, rawURL, op string, body any) (*httpx.Response, error) {
+	send := func(stale string) (*httpx.Response, string, error) {
+		tok := c.static
+		if c.tokens != nil {
+			t, err := c.tokens.token(ctx, stale)
+			if err != nil {
+				return nil, "", err
+			}
+			tok = t
+		}
+		resp, err := c.http.Do(ctx, httpx.Request{
+			Method: method, URL: rawURL, Op: op, JSON: body,
+			Header: http.Header{"Authorization": {"Bearer " + tok}, "Accept": {"application/json"}},
+		})
+		return resp, tok, err
+	}
+	resp, used, err := send("")
+	var ce *connectors.Error
+	if c.tokens != nil && used != "" && errors.As(err, &ce) && ce.Status == http.StatusUnauthorized {
+		c.log.Debug().Str("op", op).Msg("access token refused; fetching a new one")
+		resp, _, err = send(used)
+	}
+	return resp, err
+}
+
+func (c *Client) entityURL(set, id string) string {
+	return c.root + "/" + set + "(" + url.PathEscape(id) + ")"
+}
+
+func expandFor(set string) string { return navOf(set) }
+
+// item is one decoded OData entity.
+type item = map[string]any
+
+type listReply struct {
+	Value    []item `json:"value"`
+	Count    *int   `json:"@odata.count"`
+	NextLink string `json:"@odata.nextLink"`
+}
+
+func (c *Client) getList(ctx context.Context, rawURL, op string) (listReply, error) {
+	var lr listReply
+	resp, err := c.do(ctx, http.MethodGet, rawURL, op, nil)
+	if err != nil {
+		return lr, err
+	}
+	if err := resp.Decode(&lr); err != nil {
+		return lr, &connectors.Error{System: System, Op: op, Kind: connectors.Retryable, Status: resp.Status, Err: err}
+	}
+	return lr, nil
+}
+
+// getAll reads a list and follows @odata.nextLink to its end.
+func (c *Client) getAll(ctx context.Context, rawURL, op string) ([]item, error) {
+	var out []item
+	for page := 0; rawURL != ""; page++ {
+		if page > 10000 {
+			return nil, &connectors.Error{System: System, Op: op, Kind: connectors.Retryable, Message: "too many nextLink pages"}
+		}
+		lr, err := c.getList(ctx, rawURL, op)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, lr.Value...)
+		next, err := c.sameHost(lr.NextLink)
+		if err != nil {
+			return nil, &connectors.Error{System: System, Op: op, Kind: connectors.Rejected, Err: err}
+		}
+		rawURL = next
+	}
+	return out, nil
+}
+
+// sameHost checks that a nextLink points at our API before we send our
+// token there, and makes relative links absolute.
+func (c *Client) sameHost(link string) (string, error) {
+	if link == "" {
+		return "", nil
+	}
+	root, _ := url.Parse(c.root)
+	u, err := root.Parse(link)
+	if err != nil {
+		return "", fmt.Errorf("bad @odata.nextLink: %w", err)
+	}
+	if u.Host != root.Host {
+		return "", fmt.Errorf("@odata.nextLink points at another host (%s)", u.Host)
+	}
+	return u.String(), nil
+}
+
+func (c *Client) getItem(ctx context.Context, set, id, q, op string) (item, error) {
+	resp, err := c.do(ctx, http.MethodGet, c.entityURL(set, id)+q, op, nil)
+	if err != nil {
+		return nil, err
+	}
+	var it item
+	if err := resp.Decode(&it); err != nil {
+		return nil, &connectors.Error{System: System, Op: op, Kind: connectors.Retryable, Status: resp.Status, Err: err}
+	}
+	return it, nil
+}
+
+// toRecord turns one decoded entity into a native record.
+func toRecord(set string, it item) (connectors.Record, error) {
+	id, _ := it["ID"].(string)
+	if id == "" {
+		return connectors.Record{}, fmt.Errorf("entity in %s without ID", set)
+	}
+	fields := make(map[string]any, len(it))
+	for k, v := range it {
+		if strings.HasPrefix(k, "@odata.") {
+			continue
+		}
+		fields[k] = v
+	}
+	rec := connectors.Record{Entity: set, ID: id, Fields: fields}
+	rec.CreatedAt, _ = parseTime(it["CreationDate"])
+	rec.UpdatedAt, _ = parseTime(it["LastMutationDate"])
+	// An edit of the organisation or person does not bump the
+	// relationship's LastMutationDate; the record as a whole changed at the
+	// later of the two.
+	for _, nav := range []string{FlavourOrganization, FlavourPerson} {
+		if child, ok := it[nav].(map[string]any); ok {
+			if t, ok := parseTime(child["LastMutationDate"]); ok && t.After(rec.UpdatedAt) {
+				rec.UpdatedAt = t
+			}
+		}
+	}
+	return rec, nil
+}
+
+func parseTime(v any) (time.Time, bool) {
+	s, _ := v.(string)
+	if s == "" {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return t.UTC(), true
+}
+
+func rejected(op, msg string) error {
+	return &connectors.Error{System: System, Op: op, Kind: connectors.Rejected, Message: msg}
+}
+
+// Get reads one record by entity set and id, with its Organization or
+// Person expanded as Pull returns it.
+func (c *Client) Get(ctx context.Context, entity, id string) (connectors.Record, error) {
+	op := "GET " + entity
+	if !isGUID(id) {
+		return connectors.Record{}, &connectors.Error{System: System, Op: op, Kind: connectors.NotFound, Status: http.StatusNotFound, Message: "not a TribeCRM ID: " + id}
+	}
+	it, err := c.getItem(ctx, entity, strings.ToLower(id), query("$expand", expandFor(entity)), op)
+	if err != nil {
+		return connectors.Record{}, err
+	}
+	return toRecord(entity, it)
+}
+
+// readOnlyFields are server-set and never sent on writes.
+var readOnlyFields = map[string]bool{"ID": true, "_Type": true, "_Name": true, "CreationDate": true, "LastMutationDate": true}
+
+func cleanFields(m map[string]any, keepID bool) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if strings.HasPrefix(k, "@odata.") || (readOnlyFields[k] && !(keepID && k == "ID")) {
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// tenant returns the ID of the tenant's own organisation (the parent
+// Relation of every commercial relationship), read once from
+// Relationship_Organization_Identity.
+func (c *Client) tenant(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	id := c.tenantID
+	c.mu.Unlock()
+	if id != "" {
+		return id, nil
+	}
+	op := "GET " + SetIdentity
+	rows, err := c.getAll(ctx, c.root+"/"+SetIdentity+query("$select", "ID,Name", "$expand", "Relation($select=ID)"), op)
+	if err != nil {
+		return "", err
+	}
+	ids := map[string]bool{}
+	for _, r := range rows {
+		if rel, ok := r["Relation"].(map[string]any); ok {
+			if s, _ := rel["ID"].(string); s != "" {
+				ids[s] = true
+				id = s
+			}
+		}
+	}
+	if len(ids) != 1 {
+		return "", rejected(op, fmt.Sprintf("expected exactly one own organisation in %s, found %d", SetIdentity, len(ids)))
+	}
+	c.mu.Lock()
+	c.tenantID = id
+	c.mu.Unlock()
+	return id, nil
+}
+
+// Create creates rec in rec.Entity (a funnel set). Organization/Person is
+// either {"ID": existing} or the fields of a new relation; Relation.ID
+// defaults to the tenant's own organisation. Returns the record as Pull
+// returns it.
+func (c *Client) Create(ctx context.Context, rec connectors.Record) (connectors.Record, error) {
+	op := "POST " + rec.Entity
+	nav := navOf(rec.Entity)
+	body := cleanFields(rec.Fields, false)
+	var childExtra map[string]any
+	var childID string
+	if nav != "" {
+		if child, ok := body[nav].(map[string]any); ok {
+			child = cleanFields(child, true)
+			if id, _ := child["ID"].(string); id != "" {
+				// Binding an existing relation: bind by ID, then bring its
+				// other fields up to date.
+				childID = id
+				delete(child, "ID")
+				childExtra = child
+				body[nav] = map[string]any{"ID": id}
+			} else {
+				body[nav] = child
+			}
+		}
+		if rel, _ := body["Relation"].(map[string]any); rel == nil || rel["ID"] == nil || rel["ID"] == "" {
+			tid, err := c.tenant(ctx)
+			if err != nil {
+				return connectors.Record{}, err
+			}
+			body["Relation"] = map[string]any{"ID": tid}
+		}
+	}
+	resp, err := c.do(ctx, http.MethodPost, c.root+"/"+rec.Entity, op, body)
+	if err != nil {
+		return connectors.Record{}, err
+	}
+	var created item
+	if err := resp.Decode(&created); err != nil {
+		return connectors.Record{}, &connectors.Error{System: System, Op: op, Kind: connectors.OutcomeUnknown, Status: resp.Status, Err: err}
+	}
+	id, _ := created["ID"].(string)
+	if id == "" {
+		return connectors.Record{}, &connectors.Error{System: System, Op: op, Kind: connectors.OutcomeUnknown, Status: resp.Status, Message: "created entity has no ID"}
+	}
+	if len(childExtra) > 0 {
+		if _, err := c.do(ctx, http.MethodPut, c.entityURL(relationSet(nav), childID), "PUT "+relationSet(nav), childExtra); err != nil {
+			return connectors.Record{}, err
+		}
+	}
+	return c.Get(ctx, rec.Entity, id)
+}
+
+func relationSet(nav string) string {
+	if nav == FlavourPerson {
+		return SetPerson
+	}
+	return SetOrganization
+}
+
+// Update changes only the given fields. Top-level relationship fields go to
+// PUT Set(id); a nested Organization or Person map goes to PUT
+// Relation_Organization(orgID) / Relation_Person(personID), because
+// Tribe keeps them as separate entities (a nested {"ID": other} rebinds the
+// relationship instead).
+func (c *Client) Update(ctx context.Context, entity, id string, changed map[string]any) (connectors.Record, error) {
+	top := cleanFields(changed, false)
+	nav := navOf(entity)
+	var child map[string]any
+	if nav != "" {
+		if m, ok := top[nav].(map[string]any); ok {
+			delete(top, nav)
+			child = cleanFields(m, true)
+			if newID, _ := child["ID"].(string); newID != "" {
+				top[nav] = map[string]any{"ID": newID}
+				delete(child, "ID")
+			}
+		}
+	}
+	if len(top) > 0 {
+		if _, err := c.do(ctx, http.MethodPut, c.entityURL(entity, id), "PUT "+entity, top); err != nil {
+			return connectors.Record{}, err
+		}
+	}
+	if len(child) > 0 {
+		cur, err := c.getItem(ctx, entity, id, query("$select", "ID", "$expand", nav+"($select=ID)"), "GET "+entity)
+		if err != nil {
+			return connectors.Record{}, err
+		}
+		m, _ := cur[nav].(map[string]any)
+		childID, _ := m["ID"].(string)
+		if childID == "" {
+			return connectors.Record{}, rejected("PUT "+relationSet(nav), "relationship has no "+nav)
+		}
+		if _, err := c.do(ctx, http.MethodPut, c.entityURL(relationSet(nav), childID), "PUT "+relationSet(nav), child); err != nil {
+			return connectors.Record{}, err
+		}
+	}
+	return c.Get(ctx, entity, id)
+}
+
+// ConvertStage moves a relationship to another funnel stage of the same
+// flavour by POSTing {"ID", "_Type"} (or "_UpgradeType", see
+// Options.UpgradeField) to its current set. The ID stays the same.
+func (c *Client) ConvertStage(ctx context.Context, entity, id, toEntity string) (connectors.Record, error) {
+	op := "POST " + entity
+	fromFl, _, ok1 := ParseFunnelSet(entity)
+	toFl, _, ok2 := ParseFunnelSet(toEntity)
+	switch {
+	case !ok1 || !ok2:
+		return connectors.Record{}, rejected(op, fmt.Sprintf("cannot convert %s to %s: both must be commercial relationship sets", entity, toEntity))
+	case fromFl != toFl:
+		return connectors.Record{}, rejected(op, fmt.Sprintf("cannot convert %s to %s: Tribe cannot cross Organization and Person", entity, toEntity))
+	case entity == toEntity:
+		return c.Get(ctx, entity, id)
+	}
+	body := map[string]any{"ID": id}
+	if c.upgrade == "_UpgradeType" {
+		body["_UpgradeType"] = toEntity
+	} else {
+		body["_Type"] = TypeOfSet(toEntity)
+	}
+	if _, err := c.do(ctx, http.MethodPost, c.root+"/"+entity, op, body); err != nil {
+		return connectors.Record{}, err
+	}
+	return c.Get(ctx, toEntity, id)
+}
+
+// Delete removes the relationship (the funnel role); the organisation or
+// person stays.
+func (c *Client) Delete(ctx context.Context, entity, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, c.entityURL(entity, id), "DELETE "+entity, nil)
+	return err
+}
+
+// Find returns the records whose fields equal every match (case-insensitive,
+// trimmed). For a funnel set it searches all five stages of the same flavour,
+// so a record is found whatever stage it has reached. Dotted match fields
+// (Organization.EmailAddress) become navigation paths.
+func (c *Client) Find(ctx context.Context, entity string, match []Match) ([]connectors.Record, error) {
+	if len(match) == 0 {
+		return nil, nil
+	}
+	sets := []string{entity}
+	if fl, _, ok := ParseFunnelSet(entity); ok {
+		sets = sets[:0]
+		for _, s := range funnelStages {
+			sets = append(sets, FunnelSet(fl, s))
+		}
+	}
+	var terms []string
+	for _, m := range match {
+		path := strings.ReplaceAll(m.Field, ".", "/")
+		if !validPath(path) {
+			return nil, rejected("find "+entity, "invalid match field "+m.Field)
+		}
+		v := strings.TrimSpace(m.Value)
+		if path == "ID" || strings.HasSuffix(path, "/ID") {
+			if !isGUID(v) {
+				return nil, nil
+			}
+			terms = append(terms, path+" eq "+strings.ToLower(v))
+			continue
+		}
+		terms = append(terms, "tolower("+path+") eq "+quote(strings.ToLower(v)))
+	}
+	filter := strings.Join(terms, " and ")
+	var out []connectors.Record
+	seen := map[string]bool{}
+	for _, set := range sets {
+		rows, err := c.getAll(ctx, c.root+"/"+set+query("$filter", filter, "$expand", expandFor(set)), "find "+set)
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range rows {
+			rec, err := toRecord(set, it)
+			if err != nil || seen[rec.ID] || !matchesAll(rec.Fields, match) {
+				continue
+			}
+			seen[rec.ID] = true
+			out = append(out, rec)
+		}
+	}
+	return out, nil
+}
+
+// Match is connectors.Match (re-declared for brevity in signatures).
+type Match = connectors.Match
+
+func validPath(p string) bool {
+	if p == "" {
+		return false
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || !isIdentStart(seg[0]) {
+			return false
+		}
+		for i := 0; i < len(seg); i++ {
+			if !isIdentByte(seg[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// quote writes an OData string literal.
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// matchesAll re-checks the matches client-side: equal after trimming, case-insensitively.
+func matchesAll(fields map[string]any, match []Match) bool {
+	for _, m := range match {
+		var cur any = fields
+		for _, seg := range strings.Split(m.Field, ".") {
+			mm, ok := cur.(map[string]any)
+			if !ok {
+				return false
+			}
+			cur = mm[seg]
+		}
+		s, ok := cur.(string)
+		if !ok || !strings.EqualFold(strings.TrimSpace(s), strings.TrimSpace(m.Value)) {
+			return false
+		}
+	}
+	return true
+}

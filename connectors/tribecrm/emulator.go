@@ -1,0 +1,393 @@
+package tribecrm
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/crmsync/crmsync/connectors/emukit"
+)
+
+// EmulatorOptions configures an Emulator. Zero values take the defaults noted.
+type EmulatorOptions struct {
+	// Token is the accepted static bearer token; default "dev-token".
+	Token string
+	// Records is how many commercial relationships to seed. Seeding is
+	// deterministic: the same Records and SeedOffset give the same data,
+	// ids and timestamps.
+	Records int
+	// SeedOffset is the index of the first emukit.Fake profile used (default 0).
+	SeedOffset int
+	// SeedSets, when set, seeds only these funnel sets (round robin) instead
+	// of a realistic spread over all 10.
+	SeedSets []string
+	// Faults configures fault injection (latency, 5xx, 429, resets).
+	Faults emukit.Faults
+	// Now is the server clock source; default time.Now.
+	Now func() time.Time
+	// PageCap caps the number of rows per list reply (0: no cap, which is
+	// what we assume Tribe does; see apis.md §0.3). When the cap cuts a reply
+	// short, the reply carries @odata.nextLink.
+	PageCap int
+	// ClientID and ClientSecret are the accepted OAuth2 client credentials
+	// for POST /oauth2/token (defaults "dev-client" / "dev-secret").
+	ClientID, ClientSecret string
+	// TokenLifetime is the lifetime of issued access tokens (default 1h).
+	TokenLifetime time.Duration
+}
+
+// Emulator is an in-memory TribeCRM OData v4 API. It implements
+// http.Handler and is safe for concurrent use.
+type Emulator struct {
+	opts    EmulatorOptions
+	clock   *emukit.Clock
+	inj     *emukit.Injector
+	handler http.Handler
+
+	mu       sync.Mutex
+	st       *store
+	rnd      *rand.Rand // ids of rows created at run time
+	tenantID string
+	editN    int        // EditDuringPaging: edits after each list reply
+	editRnd  *rand.Rand // which rows EditDuringPaging touches
+	edits    int
+	tokens   map[string]time.Time // issued OAuth tokens -> expiry
+	tokenSeq uint64
+}
+
+// seedStart is the first seeded timestamp.
+var seedStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// NewEmulator builds an emulator and seeds it.
+func NewEmulator(o EmulatorOptions) *Emulator {
+	if o.Token == "" {
+		o.Token = "dev-token"
+	}
+	if o.ClientID == "" {
+		o.ClientID = "dev-client"
+	}
+	if o.ClientSecret == "" {
+		o.ClientSecret = "dev-secret"
+	}
+	if o.TokenLifetime <= 0 {
+		o.TokenLifetime = time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	em := &Emulator{
+		opts:    o,
+		clock:   emukit.NewClock(o.Now, time.Millisecond),
+		st:      newStore(),
+		rnd:     emukit.Rand(uint64(o.SeedOffset)*7919 + 0x7e1be),
+		editRnd: emukit.Rand(uint64(o.SeedOffset) + 0xed17),
+		tokens:  map[string]time.Time{},
+	}
+	em.seed()
+	em.inj = emukit.NewInjector(o.Faults, o.Now, writeODataError)
+	em.handler = em.inj.Wrap(http.HandlerFunc(em.route))
+	return em
+}
+
+// ServeHTTP implements http.Handler.
+func (em *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { em.handler.ServeHTTP(w, r) }
+
+// SetFaults replaces the fault configuration.
+func (em *Emulator) SetFaults(f emukit.Faults) { em.inj.Set(f) }
+
+// Injected returns how many faults of each kind were injected.
+func (em *Emulator) Injected() map[string]int { return em.inj.Injected() }
+
+// Freeze makes every later write share the timestamp t (the ties knob).
+// A zero t unfreezes the clock.
+func (em *Emulator) Freeze(t time.Time) { em.clock.Freeze(t) }
+
+// TenantID returns the ID of the tenant's own organisation (the Relation of
+// every commercial relationship).
+func (em *Emulator) TenantID() string { return em.tenantID }
+
+// Len returns the number of commercial relationships (all 10 funnel sets).
+func (em *Emulator) Len() int {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	n := 0
+	for _, s := range FunnelSets() {
+		n += len(em.st.rows[s])
+	}
+	return n
+}
+
+// Count returns the number of rows in one entity set.
+func (em *Emulator) Count(set string) int {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	return len(em.st.rows[set])
+}
+
+// IDs returns the ids of the rows of one entity set, sorted.
+func (em *Emulator) IDs(set string) []string {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	out := make([]string, 0, len(em.st.rows[set]))
+	for id := range em.st.rows[set] {
+		out = append(out, id)
+	}
+	sortStrings(out)
+	return out
+}
+
+// Entity returns a row as the API would return it with its child relation
+// (and Relation) expanded, the set it is in now, and whether it exists.
+func (em *Emulator) Entity(id string) (map[string]any, string, bool) {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	e, ok := em.st.byID[strings.ToLower(id)]
+	if !ok {
+		return nil, "", false
+	}
+	var exp []expandItem
+	for nav := range e.typ.navs {
+		exp = append(exp, expandItem{nav: nav})
+	}
+	return em.st.render(e, nil, exp), e.set, true
+}
+
+// Touch bumps LastMutationDate of the given relationships (all commercial
+// relationships when no id is given), as an edit that changes no field
+// would. With Freeze, this puts them all on one timestamp.
+func (em *Emulator) Touch(ids ...string) {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	if len(ids) == 0 {
+		for _, s := range FunnelSets() {
+			for _, e := range em.st.rows[s] {
+				e.props["LastMutationDate"] = em.clock.Now()
+			}
+		}
+		return
+	}
+	for _, id := range ids {
+		if e, ok := em.st.byID[strings.ToLower(id)]; ok {
+			e.props["LastMutationDate"] = em.clock.Now()
+		}
+	}
+}
+
+// EditDuringPaging makes the emulator edit n commercial relationships
+// (renaming them and bumping LastMutationDate) right after it computes each
+// list reply, so that rows change while a client pages. 0 turns it off.
+func (em *Emulator) EditDuringPaging(n int) {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	em.editN = n
+}
+
+// Edits returns how many EditDuringPaging edits were made so far.
+func (em *Emulator) Edits() int {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	return em.edits
+}
+
+// editSome performs the EditDuringPaging edits. Caller holds em.mu.
+func (em *Emulator) editSome() {
+	if em.editN <= 0 {
+		return
+	}
+	var all []*entity
+	for _, s := range FunnelSets() {
+		for _, e := range em.st.rows[s] {
+			all = append(all, e)
+		}
+	}
+	if len(all) == 0 {
+		return
+	}
+	// Map iteration order is random; sort for a deterministic choice.
+	sortEntities(all)
+	for i := 0; i < em.editN; i++ {
+		e := all[em.editRnd.IntN(len(all))]
+		em.edits++
+		base, _ := em.st.displayName(e).(string)
+		e.props["Name"] = fmt.Sprintf("%s (edit %d)", base, em.edits)
+		e.props["LastMutationDate"] = em.clock.Now()
+	}
+}
+
+// ---------------------------------------------------------------- seeding
+
+func (em *Emulator) seed() {
+	st := em.st
+	tr := emukit.Rand(0x7e1be_7e11a17)
+	em.tenantID = newGUID(tr)
+	tenant := &entity{set: SetOrganization, typ: st.sets[SetOrganization].typ, id: em.tenantID,
+		props: map[string]any{
+			"Name": "Crmsync Demo Tenant BV", "EmailAddress": "sales@crmsync-tenant.example", "PhoneNumber": "+31 20 000 0000",
+			"Website": "https://www.crmsync-tenant.example", "VatNumber": "NL000000000B01", "ChamberOfCommerceNumber": "00000000",
+			"ImportId": nil, "SortIndex": 0.0, "CreationDate": seedStart.Add(-24 * time.Hour), "LastMutationDate": seedStart.Add(-24 * time.Hour),
+			"VisitingAddress": map[string]any{"Street": "Herengracht 1", "Postalcode": "1015 BA", "City": "Amsterdam", "Country": "Netherlands"},
+		}, nav: map[string]string{}}
+	st.add(tenant)
+	identity := &entity{set: SetIdentity, typ: st.sets[SetIdentity].typ, id: newGUID(tr),
+		props: map[string]any{"Name": "Crmsync Demo Tenant BV", "ImportId": nil, "SortIndex": 0.0, "IsActive": true, "IsClosed": false,
+			"CreationDate": seedStart.Add(-24 * time.Hour), "LastMutationDate": seedStart.Add(-24 * time.Hour)},
+		nav: map[string]string{"Relation": em.tenantID, FlavourOrganization: em.tenantID}}
+	st.add(identity)
+
+	statuses := []struct{ code, name string }{{"NEW", "New"}, {"CONTACTED", "Contacted"}, {"QUALIFIED", "Qualified"}, {"ON_HOLD", "On hold"}}
+	var statusIDs []string
+	for i, s := range statuses {
+		id := newGUID(tr)
+		statusIDs = append(statusIDs, id)
+		st.add(&entity{set: "Datastore", typ: st.sets["Datastore"].typ, id: id,
+			props: map[string]any{"Code": s.code, "_Name": s.name, "SortIndex": float64(i + 1)}, nav: map[string]string{}})
+	}
+
+	stageWeights := []int{30, 25, 15, 15, 15} // Suspect..Customer, percent
+	minute := 0
+	for i := 0; i < em.opts.Records; i++ {
+		idx := em.opts.SeedOffset + i
+		p := emukit.Fake(idx)
+		r := emukit.Rand(uint64(idx)*2654435761 + 0x5eed)
+		relID, childID := newGUID(r), newGUID(r)
+		// About a quarter of the records share the previous record's
+		// timestamp, which makes groups of ties.
+		if i > 0 && r.IntN(4) != 0 {
+			minute++
+		}
+		lmd := seedStart.Add(time.Duration(minute) * time.Minute)
+		created := seedStart.Add(time.Duration(r.IntN(minute+1)) * time.Minute)
+
+		var set string
+		if len(em.opts.SeedSets) > 0 {
+			set = em.opts.SeedSets[i%len(em.opts.SeedSets)]
+		} else {
+			flavour := FlavourOrganization
+			if r.IntN(10) >= 7 {
+				flavour = FlavourPerson
+			}
+			w, stage := r.IntN(100), 0
+			for w >= stageWeights[stage] {
+				w -= stageWeights[stage]
+				stage++
+			}
+			set = FunnelSet(flavour, funnelStages[stage])
+		}
+		si, ok := st.sets[set]
+		if !ok || si.kind != setFunnel {
+			panic("tribecrm: SeedSets holds a set that is not a funnel set: " + set)
+		}
+		addr := map[string]any{"Street": p.Street, "Postalcode": p.PostalCode, "City": p.City, "Country": p.Country}
+		var child *entity
+		name := p.Company
+		if si.flavour == FlavourOrganization {
+			child = &entity{set: SetOrganization, typ: st.sets[SetOrganization].typ, id: childID, props: map[string]any{
+				"Name": p.Company, "EmailAddress": p.CompanyEmail, "PhoneNumber": p.Phone, "Website": p.Website,
+				"VatNumber": p.VATNumber, "ChamberOfCommerceNumber": p.RegistrationNumber, "VisitingAddress": addr,
+			}}
+		} else {
+			middle, last := splitDutchLastName(p.LastName)
+			child = &entity{set: SetPerson, typ: st.sets[SetPerson].typ, id: childID, props: map[string]any{
+				"FirstName": p.FirstName, "MiddleName": middle, "LastName": last, "EmailAddress": p.Email,
+				"PhoneNumber": p.Phone, "MobilePhoneNumber": p.Mobile, "Address": addr,
+			}}
+			name = strings.TrimSpace(p.FirstName + " " + p.LastName)
+		}
+		child.props["ImportId"] = nil
+		child.props["SortIndex"] = float64(i + 1)
+		child.props["CreationDate"] = created
+		child.props["LastMutationDate"] = created
+		child.nav = map[string]string{}
+		st.add(child)
+
+		var importID any
+		if r.IntN(5) == 0 {
+			importID = fmt.Sprintf("seed-%d", idx)
+		}
+		rel := &entity{set: set, typ: si.typ, id: relID, props: map[string]any{
+			"Name": name, "IsActive": r.IntN(10) != 0, "IsClosed": r.IntN(10) == 0, "ImportId": importID,
+			"SortIndex": float64(i + 1), "CreationDate": created, "LastMutationDate": lmd,
+		}, nav: map[string]string{"Relation": em.tenantID, si.flavour: childID}}
+		if r.IntN(3) == 0 {
+			rel.nav["Status"] = statusIDs[r.IntN(len(statusIDs))]
+		}
+		st.add(rel)
+	}
+}
+
+// splitDutchLastName splits a prefix ("de Vries") into Tribe's MiddleName
+// ("de") and LastName ("Vries"), as Dutch CRMs store them.
+func splitDutchLastName(full string) (middle any, last string) {
+	if i := strings.LastIndexByte(full, ' '); i > 0 {
+		prefix := full[:i]
+		if prefix == strings.ToLower(prefix) {
+			return prefix, full[i+1:]
+		}
+	}
+	return nil, full
+}
+
+// ---------------------------------------------------------------- HTTP
+
+// odataError is the OData (Olingo) error body.
+type odataError struct {
+	Error odataErrorBody `json:"error"`
+}
+
+type odataErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeODataError(w http.ResponseWriter, status int, message string) {
+	code := http.StatusText(status)
+	code = strings.ReplaceAll(code, " ", "")
+	writeJSON(w, status, odataError{Error: odataErrorBody{Code: code, Message: message}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"InternalServerError","message":"encode response"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json;odata.metadata=minimal")
+	w.Header().Set("OData-Version", "4.0")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func (em *Emulator) route(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/oauth2/token":
+		em.serveToken(w, r)
+	case r.URL.Path == "/v1/odata" || strings.HasPrefix(r.URL.Path, "/v1/odata/"):
+		if !em.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tribecrm"`)
+			writeODataError(w, http.StatusUnauthorized, "The access token is missing, invalid or expired.")
+			return
+		}
+		em.serveOData(w, r, strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v1/odata"), "/"))
+	default:
+		writeODataError(w, http.StatusNotFound, "No route for "+r.URL.Path+".")
+	}
+}
+
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func sortStrings(s []string) { slices.Sort(s) }
+
+func sortEntities(es []*entity) {
+	slices.SortFunc(es, func(a, b *entity) int { return strings.Compare(a.id, b.id) })
+}
