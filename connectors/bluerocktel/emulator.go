@@ -343,7 +343,8 @@ func (e *Emulator) OnList(fn func(entity string)) {
 	e.onList = fn
 }
 
-// Writes returns the write requests received so far.
+// Writes returns the write requests received so far (the most recent
+// ones when there were very many).
 func (e *Emulator) Writes() []Write {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -377,6 +378,9 @@ func (e *Emulator) route(w http.ResponseWriter, r *http.Request) {
 	path := "/" + strings.Trim(r.URL.Path, "/")
 	seg := segments(path)
 	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet // Laravel answers HEAD on every GET route
+	}
 
 	if id, ok := matchSegments(e.convert, seg); ok {
 		if !e.allow(w, r, "POST") || !e.authed(w, r) {
@@ -450,7 +454,7 @@ func (e *Emulator) route(w http.ResponseWriter, r *http.Request) {
 // request's method is one of methods.
 func (e *Emulator) allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 	for _, m := range methods {
-		if r.Method == m {
+		if r.Method == m || (r.Method == http.MethodHead && m == http.MethodGet) {
 			return true
 		}
 	}
@@ -781,7 +785,13 @@ func (e *Emulator) show(w http.ResponseWriter, _ *http.Request, t *table, id str
 	writeJSON(w, http.StatusOK, o)
 }
 
+// maxWrites bounds the write journal of a long-running emulator.
+const maxWrites = 10000
+
 func (e *Emulator) logWrite(r *http.Request, body map[string]any) {
+	if len(e.writes) >= maxWrites {
+		e.writes = append(e.writes[:0], e.writes[len(e.writes)-maxWrites/2:]...)
+	}
 	e.writes = append(e.writes, Write{Method: r.Method, Path: r.URL.Path, Body: body})
 }
 

@@ -3,6 +3,7 @@ package bluerocktel
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -136,6 +137,10 @@ func TestEmulatorAuth(t *testing.T) {
 	status, _, m, _ = e.raw(t, "PATCH", "/api/v1/prospects/1", authJSON, "")
 	if status != 405 || !strings.Contains(m["message"].(string), "Supported methods: GET, HEAD, PUT, DELETE.") {
 		t.Errorf("PATCH: %d %v", status, m)
+	}
+	status, _, _, _ = e.raw(t, "HEAD", "/api/v1/prospects/1", authJSON, "")
+	if status != 200 || e.emu.Len() != 1 {
+		t.Errorf("HEAD: %d, %d records left", status, e.emu.Len())
 	}
 	status, _, m, _ = e.raw(t, "GET", "/api/v1/nothing", authJSON, "")
 	if status != 404 || m["message"] != "The route api/v1/nothing could not be found." {
@@ -296,5 +301,30 @@ func TestEmulatorDeterministicSeed(t *testing.T) {
 	}
 	if !shared || len(codes) != 5 {
 		t.Errorf("seed variety: shared=%v codes=%v", shared, codes)
+	}
+}
+
+// BenchmarkEmulatorWrites measures PUTs against a 10,000-record emulator
+// (the connector brief asks for 10,000 records and 20,000 writes to take
+// seconds): go test -bench EmulatorWrites -benchtime 20000x
+func BenchmarkEmulatorWrites(b *testing.B) {
+	emu := NewEmulator(EmulatorOptions{Records: 10000})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req := httptest.NewRequest("PUT", fmt.Sprintf("/api/v1/prospects/%d", i%10000+1), strings.NewReader(`{"comment":"bench","phone":"+33 1"}`))
+		req.Header.Set("Authorization", "Bearer dev-token")
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		emu.ServeHTTP(rec, req)
+		if rec.Code != 201 {
+			b.Fatalf("status %d", rec.Code)
+		}
+		if i%100 == 0 { // a list page now and then, as a puller would
+			lr := httptest.NewRequest("GET", "/api/v1/prospects?sort=-updated_at,-id&per_page=100", nil)
+			lr.Header.Set("Authorization", "Bearer dev-token")
+			lr.Header.Set("Accept", "application/json")
+			emu.ServeHTTP(httptest.NewRecorder(), lr)
+		}
 	}
 }

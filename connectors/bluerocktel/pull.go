@@ -74,6 +74,9 @@ type scanState struct {
 	Offset int `json:"offset"`
 	// PerPage is the largest page size to use (lowered when the server caps it).
 	PerPage int `json:"per_page"`
+	// Fixed is set when the server does not honour per_page exactly: pages
+	// are then aligned on PerPage.
+	Fixed bool `json:"fixed,omitempty"`
 	// Margin is how many records before Offset the next request starts.
 	Margin int `json:"margin"`
 	// Bound: the scan stops at the first record updated before it; nil
@@ -151,6 +154,9 @@ func (c *Client) Pull(ctx context.Context, cur connectors.Cursor, opts connector
 
 	target := max(0, sc.Offset-min(sc.Margin, sc.PerPage/2))
 	pageNo, size := pageFor(target, sc.PerPage)
+	if sc.Fixed {
+		pageNo, size = target/sc.PerPage+1, sc.PerPage
+	}
 	q := url.Values{}
 	q.Set("sort", "-updated_at,-id")
 	q.Set("per_page", strconv.Itoa(size))
@@ -164,8 +170,11 @@ func (c *Client) Pull(ctx context.Context, cur connectors.Cursor, opts connector
 	if pp <= 0 {
 		pp = size
 	}
-	if pp < size {
+	switch {
+	case pp < size:
 		sc.PerPage = pp // the server caps per_page lower than asked
+	case pp > size:
+		sc.PerPage, sc.Fixed = pp, true // the server ignores per_page
 	}
 	cp := pg.CurrentPage
 	if cp <= 0 {

@@ -3,6 +3,8 @@ package bluerocktel
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -293,5 +295,62 @@ func TestPullRejectsForeignCursor(t *testing.T) {
 	e := newEnv(t, EmulatorOptions{Records: 1}, nil)
 	if _, err := e.cli.Pull(context.Background(), connectors.Cursor(`{"v":9}`), connectors.PullOptions{}); err == nil {
 		t.Error("cursor of another version accepted")
+	}
+}
+
+func TestPullWithServerPageCap(t *testing.T) {
+	e := newEnv(t, EmulatorOptions{Records: 170, PageCap: 30}, nil)
+	recs, _, pages := pullAll(t, e.cli, nil, 100)
+	if ids := idSet(recs, EntityProspects); len(ids) != 170 || len(recs) != 170 {
+		t.Fatalf("distinct %d / records %d of 170", len(ids), len(recs))
+	}
+	if len(pages) < 6 {
+		t.Errorf("%d pages for 170 records at a cap of 30", len(pages))
+	}
+}
+
+// A server that ignores per_page (always 15) must not stall the scan, even
+// while records are deleted ahead of it.
+func TestPullServerIgnoringPerPage(t *testing.T) {
+	emu := NewEmulator(EmulatorOptions{Records: 300})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if q.Has("per_page") {
+			q.Set("per_page", "15")
+			r.URL.RawQuery = q.Encode()
+		}
+		emu.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	next := int64(300)
+	emu.OnList(func(string) {
+		for k := 0; k < 2 && next > 0; next-- {
+			if emu.Remove(EntityProspects, next) {
+				k++
+			}
+		}
+	})
+	c, err := New(Options{BaseURL: srv.URL, Token: "dev-token", HTTP: newHTTP()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _, _ := pullAll(t, c, nil, 40)
+	got := idSet(recs, "")
+	for _, id := range emu.IDs(EntityProspects) {
+		if got[itoa64(id)] == 0 {
+			t.Errorf("record %d never read", id)
+		}
+	}
+}
+
+func TestPageForStartsAtOrBeforeTarget(t *testing.T) {
+	for _, max := range []int{1, 2, 15, 100} {
+		for target := 0; target < 1000; target++ {
+			page, size := pageFor(target, max)
+			start := (page - 1) * size
+			if size < 1 || size > max || start > target || start+size <= target {
+				t.Fatalf("pageFor(%d,%d) = page %d size %d", target, max, page, size)
+			}
+		}
 	}
 }
