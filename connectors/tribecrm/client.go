@@ -31,8 +31,10 @@ type Options struct {
 	Logger zerolog.Logger
 
 	// ClientID and ClientSecret enable the OAuth2 client-credentials flow
-	// against TokenURL (default BaseURL + "/oauth2/token"; production is
-	// https://auth.tribecrm.nl/oauth2/token).
+	// against TokenURL. The default TokenURL is "/oauth2/token" on the auth
+	// host that goes with BaseURL (api.tribecrm.nl -> auth.tribecrm.nl,
+	// api-staging.tribecrm.nl -> auth-staging.tribecrm.nl), or on BaseURL
+	// itself for any other host (the emulator serves both).
 	ClientID, ClientSecret string
 	TokenURL               string
 	// Scope sent with the token request (default "read write").
@@ -135,7 +137,7 @@ func New(o Options) (*Client, error) {
 	if o.ClientID != "" && o.ClientSecret != "" {
 		tu := o.TokenURL
 		if tu == "" {
-			tu = base + "/oauth2/token"
+			tu = defaultTokenURL(u)
 		}
 		scope := o.Scope
 		if scope == "" {
@@ -144,6 +146,15 @@ func New(o Options) (*Client, error) {
 		c.tokens = &tokenSource{http: o.HTTP, url: tu, id: o.ClientID, secret: o.ClientSecret, scope: scope, now: time.Now}
 	}
 	return c, nil
+}
+
+// defaultTokenURL maps an API host to its auth host.
+func defaultTokenURL(api *url.URL) string {
+	host := api.Host
+	if rest, ok := strings.CutPrefix(host, "api"); ok && (strings.HasPrefix(rest, ".") || strings.HasPrefix(rest, "-")) {
+		host = "auth" + rest
+	}
+	return api.Scheme + "://" + host + strings.TrimRight(api.Path, "/") + "/oauth2/token"
 }
 
 // System returns "tribecrm".
@@ -553,7 +564,7 @@ func (c *Client) Delete(ctx context.Context, entity, id string) error {
 // trimmed). For a funnel set it searches all five stages of the same flavour,
 // so a record is found whatever stage it has reached. Dotted match fields
 // (Organization.EmailAddress) become navigation paths.
-func (c *Client) Find(ctx context.Context, entity string, match []Match) ([]connectors.Record, error) {
+func (c *Client) Find(ctx context.Context, entity string, match []connectors.Match) ([]connectors.Record, error) {
 	if len(match) == 0 {
 		return nil, nil
 	}
@@ -600,9 +611,6 @@ func (c *Client) Find(ctx context.Context, entity string, match []Match) ([]conn
 	return out, nil
 }
 
-// Match is connectors.Match (re-declared for brevity in signatures).
-type Match = connectors.Match
-
 func validPath(p string) bool {
 	if p == "" {
 		return false
@@ -624,7 +632,7 @@ func validPath(p string) bool {
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // matchesAll re-checks the matches client-side: equal after trimming, case-insensitively.
-func matchesAll(fields map[string]any, match []Match) bool {
+func matchesAll(fields map[string]any, match []connectors.Match) bool {
 	for _, m := range match {
 		var cur any = fields
 		for _, seg := range strings.Split(m.Field, ".") {

@@ -218,6 +218,10 @@ func TestPullEditsDuringPaging(t *testing.T) {
 		if got.Fields["Name"] != row["Name"] || got.Fields["LastMutationDate"] != row["LastMutationDate"] {
 			t.Fatalf("record %s: last seen %v@%v, now %v@%v", id, got.Fields["Name"], got.Fields["LastMutationDate"], row["Name"], row["LastMutationDate"])
 		}
+		nav := navOf(got.Entity)
+		if field(got.Fields, nav+".PhoneNumber") != field(row, nav+".PhoneNumber") {
+			t.Fatalf("record %s: last seen %s phone %v, now %v", id, nav, field(got.Fields, nav+".PhoneNumber"), field(row, nav+".PhoneNumber"))
+		}
 	}
 }
 

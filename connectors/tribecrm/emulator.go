@@ -178,9 +178,11 @@ func (em *Emulator) Touch(ids ...string) {
 	}
 }
 
-// EditDuringPaging makes the emulator edit n commercial relationships
-// (renaming them and bumping LastMutationDate) right after it computes each
-// list reply, so that rows change while a client pages. 0 turns it off.
+// EditDuringPaging makes the emulator edit n commercial relationships right
+// after it computes each list reply, so that rows change while a client
+// pages. Edits alternate between renaming the relationship (bumping its
+// LastMutationDate) and changing the phone number of its organisation or
+// person (bumping only that relation's LastMutationDate). 0 turns it off.
 func (em *Emulator) EditDuringPaging(n int) {
 	em.mu.Lock()
 	defer em.mu.Unlock()
@@ -213,6 +215,13 @@ func (em *Emulator) editSome() {
 	for i := 0; i < em.editN; i++ {
 		e := all[em.editRnd.IntN(len(all))]
 		em.edits++
+		if em.edits%2 == 0 {
+			if child := em.st.navTarget(e, em.st.sets[e.set].flavour); child != nil {
+				child.props["PhoneNumber"] = fmt.Sprintf("+31 20 %03d %04d", em.edits/10000%1000, em.edits%10000)
+				child.props["LastMutationDate"] = em.clock.Now()
+				continue
+			}
+		}
 		base, _ := em.st.displayName(e).(string)
 		e.props["Name"] = fmt.Sprintf("%s (edit %d)", base, em.edits)
 		e.props["LastMutationDate"] = em.clock.Now()
