@@ -79,7 +79,9 @@ func (c *Client) steps() []string {
 // funnel sets. Records carry Entity = their entity set and their
 // Organization or Person expanded. Page.Total is the sum of the
 // @odata.count of the funnel sets entered so far in this pass (it grows as
-// the pass enters new sets), or -1 before any is known.
+// the pass enters new sets), or -1 before any is known. A page may be empty
+// with Done false (a stretch of edited relations that no relationship
+// links): call Pull again with Next.
 func (c *Client) Pull(ctx context.Context, cursor connectors.Cursor, opts connectors.PullOptions) (connectors.Page, error) {
 	steps := c.steps()
 	var st pullCursor
