@@ -109,7 +109,11 @@ func New(o Options) *Client {
 	c := &Client{opts: o}
 	mk := func(policy retryablehttp.CheckRetry) *retryablehttp.Client {
 		rc := retryablehttp.NewClient()
-		rc.HTTPClient = &http.Client{Transport: base, Timeout: o.Timeout}
+		// Never follow redirects: an API answering 3xx (Laravel redirects
+		// unauthenticated non-JSON requests to /login) is an error to see,
+		// not an HTML page to decode.
+		rc.HTTPClient = &http.Client{Transport: base, Timeout: o.Timeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		rc.Logger = leveled{log: o.Logger.With().Str("system", o.System).Logger()}
 		rc.RetryMax = o.RetryMax
 		rc.RetryWaitMin = o.RetryWaitMin

@@ -1,0 +1,141 @@
+// Package cli holds crmsync's command-line interface (github.com/spf13/cobra:
+// the de-facto standard Go CLI library, with help, flag parsing and
+// completion we would otherwise write by hand). Each command only parses
+// flags, builds parts through package app, and prints.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/crmsync/crmsync/config"
+)
+
+// Env is what a command may touch: its output streams and environment.
+type Env struct {
+	Stdout io.Writer
+	Stderr io.Writer
+	// Assets holds config.example.yaml and examples/mappings/*.yaml
+	// (embedded by main), used by demo.
+	Assets fs.FS
+}
+
+const warnLevel = zerolog.WarnLevel
+
+// ExitError carries a process exit code.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Execute runs the CLI with args and returns the process exit code.
+func Execute(ctx context.Context, args []string, env Env) int {
+	root := NewRoot(env)
+	root.SetArgs(args)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Err != nil {
+			fmt.Fprintln(env.Stderr, "crmsync:", ee.Err)
+		}
+		return ee.Code
+	}
+	fmt.Fprintln(env.Stderr, "crmsync:", err)
+	return 1
+}
+
+type globals struct {
+	env       Env
+	config    string
+	state     string
+	logLevel  string
+	logFormat string
+	jsonOut   bool
+}
+
+// NewRoot builds the command tree.
+func NewRoot(env Env) *cobra.Command {
+	g := &globals{env: env}
+	root := &cobra.Command{
+		Use:   "crmsync",
+		Short: "Keep the sales funnels of TribeCRM, Overplane and BlueRockTel in sync",
+		Long: `crmsync pulls funnel records (organisations and persons, from suspect to customer)
+from one CRM, maps them into one canonical model, and pushes them to the others,
+keeping links, fingerprints and cursors in an embedded bbolt state file.
+
+Start with "crmsync demo" (no setup needed), then see README.md and docs/.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "log level: trace, debug, info, warn, error (default: the config's, else info)")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "", "log format: console or json (default: the config's, else console)")
+	root.AddCommand(
+		newSyncCmd(g), newRunCmd(g), newStatusCmd(g), newValidateCmd(g),
+		newEmulateCmd(g), newDemoCmd(g),
+	)
+	return root
+}
+
+func (g *globals) addConfigFlags(c *cobra.Command, withState bool) {
+	c.Flags().StringVarP(&g.config, "config", "c", "", "configuration file (required)")
+	_ = c.MarkFlagRequired("config")
+	if withState {
+		c.Flags().StringVar(&g.state, "state", "", "state file (overrides the config's state)")
+	}
+}
+
+func (g *globals) loadConfig() (*config.Config, error) {
+	cfg, err := config.Load(g.config)
+	if err != nil {
+		return nil, &ExitError{Code: 2, Err: err}
+	}
+	return cfg, nil
+}
+
+// logger builds the process logger: console or JSON on stderr.
+func (g *globals) logger(cfg *config.Config) zerolog.Logger {
+	level, format := "info", "console"
+	if cfg != nil {
+		level, format = cfg.Log.Level, cfg.Log.Format
+	}
+	if g.logLevel != "" {
+		level = g.logLevel
+	}
+	if g.logFormat != "" {
+		format = g.logFormat
+	}
+	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	var w io.Writer = g.env.Stderr
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: g.env.Stderr, TimeFormat: "15:04:05", NoColor: !isTerminal(g.env.Stderr)}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"fmt"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crmsync/crmsync/connectors/emukit"
+	"github.com/crmsync/crmsync/emulate"
+)
+
+func newEmulateCmd(g *globals) *cobra.Command {
+	var o emulate.Options
+	var f emukit.Faults
+	c := &cobra.Command{
+		Use:   "emulate",
+		Short: "Serve emulators of the TribeCRM, Overplane and BlueRockTel APIs on loopback until SIGTERM",
+		Long: `Serve faithful emulators of the three CRM APIs, seeded with --seed realistic
+records each (the same --seed always gives the same records). Every emulator
+checks "Authorization: Bearer <token>" and can be read and changed with any
+HTTP client, e.g.:
+
+  curl -H 'Authorization: Bearer dev-token' \
+    'http://127.0.0.1:8081/v1/odata/Relationship_Organization_CommercialRelationship_Lead?$top=2&$expand=Organization'
+  curl -H 'Authorization: Bearer dev-token' 'http://127.0.0.1:8082/api/crm/prospect?limit=2'
+  curl -H 'Authorization: Bearer dev-token' -H 'Accept: application/json' 'http://127.0.0.1:8083/api/v1/prospects?per_page=2'
+
+Fault flags inject latency, 5xx answers, 429 rate limiting and connection resets.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log := g.logger(nil)
+			o.Faults = f
+			ctx, cancel := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer cancel()
+			s, err := emulate.Start(ctx, o)
+			if err != nil {
+				return err
+			}
+			for _, n := range []string{"tribecrm", "overplane", "bluerocktel"} {
+				log.Info().Str("system", n).Str("url", s.URLs[n]).Int("records", o.Seed).Msg("emulator listening")
+			}
+			fmt.Fprintf(g.env.Stdout, "tribecrm    %s\noverplane   %s\nbluerocktel %s\n", s.URLs["tribecrm"], s.URLs["overplane"], s.URLs["bluerocktel"])
+			<-ctx.Done()
+			s.Close()
+			log.Info().Msg("emulators stopped")
+			return nil
+		},
+	}
+	c.Flags().StringVar(&o.TribeCRMAddr, "tribecrm-addr", "127.0.0.1:8081", "TribeCRM emulator address")
+	c.Flags().StringVar(&o.OverplaneAddr, "overplane-addr", "127.0.0.1:8082", "Overplane emulator address")
+	c.Flags().StringVar(&o.BlueRockTelAddr, "bluerocktel-addr", "127.0.0.1:8083", "BlueRockTel emulator address")
+	c.Flags().StringVar(&o.Token, "token", "dev-token", "bearer token every emulator accepts")
+	c.Flags().IntVar(&o.Seed, "seed", 100, "records seeded per system (deterministic)")
+	c.Flags().IntVar(&o.PageCap, "page-cap", 0, "server-side cap on page size (0: each API's default)")
+	c.Flags().DurationVar(&f.Latency, "latency", 0, "latency added to every answer")
+	c.Flags().Float64Var(&f.ErrorRate, "error-rate", 0, "share of requests answered with 503 (0..1)")
+	c.Flags().IntVar(&f.RateLimit, "rate-limit", 0, "answer 429 past this many requests per second (0: off)")
+	c.Flags().DurationVar(&f.RetryAfter, "retry-after", time.Second, "Retry-After sent with 429")
+	c.Flags().Float64Var(&f.ResetRate, "reset-rate", 0, "share of connections cut without an answer (0..1)")
+	return c
+}

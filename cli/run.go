@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crmsync/crmsync/app"
+	"github.com/crmsync/crmsync/config"
+	"github.com/crmsync/crmsync/daemon"
+	"github.com/crmsync/crmsync/metrics"
+	"github.com/crmsync/crmsync/state"
+)
+
+func newRunCmd(g *globals) *cobra.Command {
+	var admin string
+	var noStartRun bool
+	var grace time.Duration
+	c := &cobra.Command{
+		Use:   "run",
+		Short: "Run every flow on its cron schedule until SIGTERM/SIGINT",
+		Long: `Run as a service: every flow runs once at start, then on its schedule (UTC),
+never overlapping itself. The admin endpoint serves /healthz, /readyz,
+/metrics (Prometheus) and /status. On SIGTERM or SIGINT the page in hand
+is finished and committed, then crmsync exits 0.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			log := g.logger(cfg)
+			m := metrics.New()
+			a, err := app.Open(cfg, log, app.Options{StatePath: g.state, Metrics: m, Observe: m.HTTP})
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			flows, _ := app.Flows(cfg, nil)
+			jobs := make([]daemon.Job, len(flows))
+			for i, f := range flows {
+				jobs[i] = daemon.Job{Flow: f, Schedule: cfg.Flows[i].Schedule}
+			}
+			listen := cfg.Admin.Listen
+			if cmd.Flags().Changed("admin") {
+				listen = admin
+			}
+			ctx, cancel := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer cancel()
+			d := daemon.New(daemon.Options{Engine: a.Engine, Store: a.Store, Jobs: jobs, Parser: config.ScheduleParser(),
+				Logger: log, AdminListen: listen, Metrics: m.Handler(), RunAtStart: !noStartRun, ShutdownGrace: grace})
+			return d.Run(ctx)
+		},
+	}
+	g.addConfigFlags(c, true)
+	c.Flags().StringVar(&admin, "admin", "", "admin HTTP address (overrides admin.listen; empty disables)")
+	c.Flags().BoolVar(&noStartRun, "no-start-run", false, "do not run every flow once at start; wait for the schedule")
+	c.Flags().DurationVar(&grace, "shutdown-grace", 60*time.Second, "how long a stop waits for the page in hand before cancelling it")
+	return c
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Show each flow's cursor, last run, counts, error and dead letters",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			path := cfg.State
+			if g.state != "" {
+				path = g.state
+			}
+			st, err := state.Open(path, state.Options{Timeout: time.Second, ReadOnly: true})
+			if err != nil {
+				if errors.Is(err, state.ErrLocked) {
+					return fmt.Errorf("%w (a running `crmsync run` shows the same on its admin endpoint: GET /status)", err)
+				}
+				return err
+			}
+			defer st.Close()
+			flows, _ := app.Flows(cfg, nil)
+			sts, err := engineStatus(st, flows)
+			if err != nil {
+				return err
+			}
+			if g.jsonOut {
+				return writeJSON(g.env.Stdout, map[string]any{"state": path, "flows": sts})
+			}
+			writeStatus(g.env.Stdout, path, sts)
+			return nil
+		},
+	}
+	g.addConfigFlags(c, true)
+	c.Flags().BoolVar(&g.jsonOut, "json", false, "print JSON")
+	return c
+}
+
+func newValidateCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "validate",
+		Short: "Check the configuration and every mapping; print ok or every problem with file:line",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config.Load(g.config)
+			if err != nil {
+				fmt.Fprintln(g.env.Stdout, err)
+				return &ExitError{Code: 1}
+			}
+			if _, err := app.BuildSystems(cfg, g.logger(cfg), nil); err != nil {
+				fmt.Fprintln(g.env.Stdout, err)
+				return &ExitError{Code: 1}
+			}
+			fmt.Fprintln(g.env.Stdout, "ok")
+			return nil
+		},
+	}
+	g.addConfigFlags(c, false)
+	return c
+}

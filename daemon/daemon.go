@@ -1,0 +1,211 @@
+// Package daemon runs crmsync as a long-lived service: every flow on its
+// cron schedule (github.com/robfig/cron/v3, UTC, panics recovered, a run
+// never overlapping itself), an admin HTTP endpoint (health, readiness,
+// Prometheus metrics, status) and a graceful shutdown that lets the page in
+// hand finish and commit.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"github.com/rs/zerolog"
+
+	"github.com/crmsync/crmsync/engine"
+	"github.com/crmsync/crmsync/state"
+)
+
+// Job is one scheduled flow.
+type Job struct {
+	Flow     engine.Flow
+	Schedule string
+}
+
+// Options configures a Daemon.
+type Options struct {
+	Engine *engine.Engine
+	Store  *state.Store
+	Jobs   []Job
+	Parser cron.Parser
+	Logger zerolog.Logger
+	// AdminListen is the admin HTTP address ("" disables it).
+	AdminListen string
+	// Metrics serves /metrics when non-nil.
+	Metrics http.Handler
+	// RunAtStart runs every flow once right after start.
+	RunAtStart bool
+	// ShutdownGrace bounds how long a stop waits for the page in hand
+	// before cancelling it (default 60s).
+	ShutdownGrace time.Duration
+	// Ready, when non-nil, receives the admin address once listening.
+	Ready func(adminAddr string)
+}
+
+// Daemon is a running scheduler.
+type Daemon struct {
+	o       Options
+	mu      sync.Mutex
+	lastErr map[string]string
+}
+
+// New returns a Daemon.
+func New(o Options) *Daemon {
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = 60 * time.Second
+	}
+	return &Daemon{o: o, lastErr: map[string]string{}}
+}
+
+// Run schedules every job and blocks until ctx is done (SIGTERM/SIGINT),
+// then stops taking new runs, lets running ones finish their page and
+// commit, and returns nil on a clean stop.
+func (d *Daemon) Run(ctx context.Context) error {
+	log := d.o.Logger
+	stop := make(chan struct{})
+	// runCtx is cancelled only if a run overstays the shutdown grace.
+	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRuns()
+
+	clog := cronLogger{log: log}
+	// Each job carries its own Recover+SkipIfStillRunning chain, so the
+	// run-at-start trigger and the schedule share one "still running" guard.
+	c := cron.New(cron.WithLocation(time.UTC), cron.WithParser(d.o.Parser), cron.WithLogger(clog))
+	var jobs []cron.Job
+	for _, j := range d.o.Jobs {
+		j := j
+		job := cron.FuncJob(func() { d.runFlow(runCtx, j.Flow, stop) })
+		wrapped := cron.NewChain(cron.Recover(clog), cron.SkipIfStillRunning(clog)).Then(job)
+		if _, err := c.AddJob(j.Schedule, wrapped); err != nil {
+			return err
+		}
+		jobs = append(jobs, wrapped)
+		log.Info().Str("flow", j.Flow.Name).Str("schedule", j.Schedule).Msg("flow scheduled")
+	}
+	var admin *http.Server
+	if d.o.AdminListen != "" {
+		ln, err := net.Listen("tcp", d.o.AdminListen)
+		if err != nil {
+			return err
+		}
+		admin = &http.Server{Handler: d.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = admin.Serve(ln) }()
+		log.Info().Str("addr", ln.Addr().String()).Msg("admin endpoint listening (/healthz, /readyz, /metrics, /status)")
+		if d.o.Ready != nil {
+			d.o.Ready(ln.Addr().String())
+		}
+	} else if d.o.Ready != nil {
+		d.o.Ready("")
+	}
+	c.Start()
+	var startWG sync.WaitGroup
+	if d.o.RunAtStart {
+		for _, j := range jobs {
+			startWG.Add(1)
+			go func(j cron.Job) { defer startWG.Done(); j.Run() }(j)
+		}
+	}
+	<-ctx.Done()
+	log.Info().Msg("stop requested: finishing the page in hand")
+	close(stop)
+	done := c.Stop()
+	waitAll := make(chan struct{})
+	go func() { <-done.Done(); startWG.Wait(); close(waitAll) }()
+	select {
+	case <-waitAll:
+	case <-time.After(d.o.ShutdownGrace):
+		log.Warn().Dur("grace", d.o.ShutdownGrace).Msg("runs did not finish in time: cancelling them (their pages are not committed and will be replayed)")
+		cancelRuns()
+		<-waitAll
+	}
+	if admin != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = admin.Shutdown(sctx)
+		cancel()
+	}
+	log.Info().Msg("stopped cleanly")
+	return nil
+}
+
+func (d *Daemon) runFlow(ctx context.Context, f engine.Flow, stop <-chan struct{}) {
+	select {
+	case <-stop:
+		return
+	default:
+	}
+	log := d.o.Logger.With().Str("flow", f.Name).Logger()
+	res, err := d.o.Engine.Run(ctx, f, engine.RunOptions{Mode: engine.ModeSync, Stop: stop})
+	d.mu.Lock()
+	if err != nil {
+		d.lastErr[f.Name] = err.Error()
+	} else {
+		delete(d.lastErr, f.Name)
+	}
+	d.mu.Unlock()
+	ev := log.Info()
+	if err != nil {
+		ev = log.Error().Err(err)
+	}
+	for sys, c := range res.Systems {
+		ev = ev.Dict(sys, zerolog.Dict().Int("pulled", c.Pulled).Int("created", c.Created).Int("updated", c.Updated).
+			Int("converted", c.Converted).Int("unchanged", c.Unchanged).Int("failed", c.Failed))
+	}
+	ev.Dur("took", res.Finished.Sub(res.Started)).Bool("stopped", res.Stopped).Msg("flow run finished")
+}
+
+func (d *Daemon) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		errs := make(map[string]string, len(d.lastErr))
+		for k, v := range d.lastErr {
+			errs[k] = v
+		}
+		d.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if len(errs) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": len(errs) == 0, "failing_flows": errs})
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		flows := make([]engine.Flow, len(d.o.Jobs))
+		for i, j := range d.o.Jobs {
+			flows[i] = j.Flow
+		}
+		st, err := engine.Status(d.o.Store, flows)
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"flows": st})
+	})
+	if d.o.Metrics != nil {
+		mux.Handle("GET /metrics", d.o.Metrics)
+	}
+	return mux
+}
+
+// cronLogger adapts zerolog to cron.Logger (cron's default prints to stdout).
+type cronLogger struct{ log zerolog.Logger }
+
+func (l cronLogger) Info(msg string, kv ...any) { l.log.Debug().Fields(kv).Msg("cron: " + msg) }
+func (l cronLogger) Error(err error, msg string, kv ...any) {
+	l.log.Error().Err(err).Fields(kv).Msg("cron: " + msg)
+}
+
+var _ cron.Logger = cronLogger{}
+
+// ErrNoJobs is returned when there is nothing to schedule.
+var ErrNoJobs = errors.New("no flows to schedule")

@@ -1,0 +1,141 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// DiffPayload returns the parts of next that differ from prev, keeping
+// nesting: only changed leaves are included. A leaf present in prev but
+// absent from next is returned as nil (clear it).
+func DiffPayload(prev, next map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, nv := range next {
+		pv, ok := prev[k]
+		nm, nIsMap := nv.(map[string]any)
+		pm, pIsMap := pv.(map[string]any)
+		switch {
+		case nIsMap && pIsMap:
+			if d := DiffPayload(pm, nm); len(d) > 0 {
+				out[k] = d
+			}
+		case !ok || !sameValue(pv, nv):
+			out[k] = nv
+		}
+	}
+	for k, pv := range prev {
+		if _, ok := next[k]; !ok && pv != nil {
+			if _, isMap := pv.(map[string]any); isMap {
+				continue
+			}
+			out[k] = nil
+		}
+	}
+	return out
+}
+
+// MergePayload returns prev with diff applied (nil removes a leaf).
+func MergePayload(prev, diff map[string]any) map[string]any {
+	out := make(map[string]any, len(prev)+len(diff))
+	for k, v := range prev {
+		out[k] = v
+	}
+	for k, v := range diff {
+		dm, dIsMap := v.(map[string]any)
+		pm, pIsMap := out[k].(map[string]any)
+		switch {
+		case dIsMap && pIsMap:
+			out[k] = MergePayload(pm, dm)
+		case v == nil:
+			delete(out, k)
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// sameValue compares JSON-ish values, treating 1 and 1.0 alike.
+func sameValue(a, b any) bool {
+	return canon(a) == canon(b)
+}
+
+func canon(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "\x00nil"
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case float32:
+		return strconv.FormatFloat(float64(x), 'f', -1, 32)
+	case int:
+		return strconv.Itoa(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case string:
+		return x
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var sb strings.Builder
+		sb.WriteString("{")
+		for _, k := range keys {
+			sb.WriteString(strconv.Quote(k) + ":" + canon(x[k]) + ",")
+		}
+		sb.WriteString("}")
+		return sb.String()
+	case []any:
+		var sb strings.Builder
+		sb.WriteString("[")
+		for _, e := range x {
+			sb.WriteString(canon(e) + ",")
+		}
+		sb.WriteString("]")
+		return sb.String()
+	}
+	return fmt.Sprintf("%T:%v", v, v)
+}
+
+// GetPath reads a dotted path from a nested map.
+func GetPath(m map[string]any, path string) (any, bool) {
+	cur := any(m)
+	for _, p := range strings.Split(path, ".") {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = mm[p]; !ok {
+			return nil, false
+		}
+	}
+	return cur, cur != nil
+}
+
+// FieldDiffs flattens a diff into sorted dotted-path field changes.
+func FieldDiffs(prev, diff map[string]any) []FieldDiff {
+	var out []FieldDiff
+	var walk func(prefix string, p, d map[string]any)
+	walk = func(prefix string, p, d map[string]any) {
+		for k, nv := range d {
+			path := prefix + k
+			var ov any
+			if p != nil {
+				ov = p[k]
+			}
+			if nm, ok := nv.(map[string]any); ok {
+				om, _ := ov.(map[string]any)
+				walk(path+".", om, nm)
+				continue
+			}
+			out = append(out, FieldDiff{Field: path, Old: ov, New: nv})
+		}
+	}
+	walk("", prev, diff)
+	sort.Slice(out, func(i, j int) bool { return out[i].Field < out[j].Field })
+	return out
+}

@@ -1,0 +1,140 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/funnel"
+	"github.com/crmsync/crmsync/mapping"
+)
+
+// System is one configured CRM: its connector and its mapping.
+type System struct {
+	Name     string
+	Conn     connectors.Connector
+	Map      *mapping.Mapping
+	PageSize int
+}
+
+// Flow is one sync flow.
+type Flow struct {
+	Name    string
+	Source  string
+	Targets []Target
+	// WriteConcurrency is how many writes run at once per target.
+	WriteConcurrency int
+	// AllowStageBack lets a record's stage move backwards.
+	AllowStageBack bool
+	// MatchKeys are the canonical fields used to find an existing record in a
+	// target before creating one (default: email, then name).
+	MatchKeys []string
+}
+
+// Target is one destination of a flow, with an optional filter.
+type Target struct {
+	System string
+	Kinds  []funnel.Kind
+	Stages []funnel.Stage
+}
+
+// Accepts reports whether the target's filter lets r through.
+func (t Target) Accepts(r *funnel.Record) bool {
+	if len(t.Kinds) > 0 {
+		ok := false
+		for _, k := range t.Kinds {
+			ok = ok || r.Kind() == k
+		}
+		if !ok {
+			return false
+		}
+	}
+	if len(t.Stages) > 0 {
+		ok := false
+		for _, s := range t.Stages {
+			ok = ok || r.Stage() == s
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Mode is what a run does.
+type Mode string
+
+// Run modes.
+const (
+	ModeSync     Mode = "sync"
+	ModePlan     Mode = "plan"
+	ModeBackfill Mode = "backfill"
+)
+
+// Counts are one system's counters for one run.
+type Counts struct {
+	Pulled    int `json:"pulled"`
+	Created   int `json:"created"`
+	Updated   int `json:"updated"`
+	Converted int `json:"converted"`
+	Unchanged int `json:"unchanged"`
+	Skipped   int `json:"skipped"`
+	Failed    int `json:"failed"`
+}
+
+func (c *Counts) asMap() map[string]int {
+	return map[string]int{"pulled": c.Pulled, "created": c.Created, "updated": c.Updated, "converted": c.Converted,
+		"unchanged": c.Unchanged, "skipped": c.Skipped, "failed": c.Failed}
+}
+
+// Writes is the number of writes the counts stand for.
+func (c *Counts) Writes() int { return c.Created + c.Updated + c.Converted }
+
+// Change is one planned or performed write, for plan output and logs.
+type Change struct {
+	Target      string      `json:"target"`
+	Op          string      `json:"op"` // create, update, convert, dead-letter
+	CanonicalID string      `json:"canonical_id"`
+	TargetID    string      `json:"target_id,omitempty"`
+	Entity      string      `json:"entity,omitempty"`
+	ToEntity    string      `json:"to_entity,omitempty"`
+	Name        string      `json:"name,omitempty"`
+	Fields      []FieldDiff `json:"fields,omitempty"`
+	Error       string      `json:"error,omitempty"`
+}
+
+// FieldDiff is one native field's change.
+type FieldDiff struct {
+	Field string `json:"field"`
+	Old   any    `json:"old"`
+	New   any    `json:"new"`
+}
+
+// Result is the outcome of one flow run.
+type Result struct {
+	Flow     string             `json:"flow"`
+	Mode     Mode               `json:"mode"`
+	Started  time.Time          `json:"started"`
+	Finished time.Time          `json:"finished"`
+	Pages    int                `json:"pages"`
+	Systems  map[string]*Counts `json:"systems"`
+	Plan     []Change           `json:"plan,omitempty"`
+	Stopped  bool               `json:"stopped,omitempty"` // ended early on a stop request
+	Error    string             `json:"error,omitempty"`
+}
+
+func (r *Result) counts(system string) *Counts {
+	c, ok := r.Systems[system]
+	if !ok {
+		c = &Counts{}
+		r.Systems[system] = c
+	}
+	return c
+}
+
+// Progress reports a run's advance after each committed page.
+type Progress struct {
+	Flow    string
+	Records int // records pulled so far
+	Pages   int
+	Total   int // the source's reported total, -1 when unknown
+}

@@ -1,0 +1,79 @@
+// Package metrics holds crmsync's Prometheus metrics (github.com/prometheus/client_golang,
+// the reference Go client) on a private registry, so nothing is global.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/crmsync/crmsync/engine"
+)
+
+// Metrics implements engine.Metrics and an HTTP observer.
+type Metrics struct {
+	reg         *prometheus.Registry
+	records     *prometheus.CounterVec
+	runs        *prometheus.CounterVec
+	runDuration *prometheus.HistogramVec
+	lastSuccess *prometheus.GaugeVec
+	httpReqs    *prometheus.CounterVec
+	httpDur     *prometheus.HistogramVec
+}
+
+// New registers every metric on a fresh registry.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crmsync_records_total",
+			Help: "Records handled, by flow, system and outcome (pulled, created, updated, converted, unchanged, skipped, failed)."},
+			[]string{"flow", "system", "outcome"}),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crmsync_runs_total",
+			Help: "Flow runs, by flow, mode and result (ok, error)."}, []string{"flow", "mode", "result"}),
+		runDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "crmsync_run_duration_seconds",
+			Help: "Duration of flow runs.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}, []string{"flow"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "crmsync_last_success_timestamp_seconds",
+			Help: "Unix time of the last run that ended without error."}, []string{"flow"}),
+		httpReqs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crmsync_http_requests_total",
+			Help: "HTTP attempts to CRM APIs, by system, method and status code (0: no response)."}, []string{"system", "method", "code"}),
+		httpDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "crmsync_http_request_duration_seconds",
+			Help: "Duration of HTTP attempts to CRM APIs.", Buckets: prometheus.DefBuckets}, []string{"system"}),
+	}
+	m.reg.MustRegister(m.records, m.runs, m.runDuration, m.lastSuccess, m.httpReqs, m.httpDur,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Records implements engine.Metrics.
+func (m *Metrics) Records(flow, system, outcome string, n int) {
+	m.records.WithLabelValues(flow, system, outcome).Add(float64(n))
+}
+
+// RunDone implements engine.Metrics.
+func (m *Metrics) RunDone(flow string, mode engine.Mode, d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	} else {
+		m.lastSuccess.WithLabelValues(flow).SetToCurrentTime()
+	}
+	m.runs.WithLabelValues(flow, string(mode), result).Inc()
+	m.runDuration.WithLabelValues(flow).Observe(d.Seconds())
+}
+
+// HTTP records one HTTP attempt.
+func (m *Metrics) HTTP(system, method string, status int, d time.Duration) {
+	m.httpReqs.WithLabelValues(system, method, strconv.Itoa(status)).Inc()
+	m.httpDur.WithLabelValues(system).Observe(d.Seconds())
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+var _ engine.Metrics = (*Metrics)(nil)
