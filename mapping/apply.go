@@ -120,6 +120,22 @@ func (m *Mapping) Carries(canonical string) bool {
 	return false
 }
 
+// Owns reports whether this system owns the canonical field: a rule marked
+// owner: true reads it, so this system's value always wins in a merge.
+func (m *Mapping) Owns(canonical string) bool {
+	for _, r := range m.rules {
+		if !r.owner || !r.dir.in() {
+			continue
+		}
+		for _, f := range r.canonicalWrites() {
+			if f == canonical {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // matches reports whether rec satisfies every when condition.
 func matches(rec *funnel.Record, when []cond) bool {
 	for _, w := range when {
@@ -391,6 +407,9 @@ func (r *rule) outValue(rec *funnel.Record, c *errs) (any, bool) {
 				c.add(r.line, "native field %s is required, but the record has none of %s to compute it from", r.native, strings.Join(fields, ", "))
 			}
 			return nil, false
+		}
+		if r.hasDefault && !r.dir.in() {
+			return r.outDefault, true
 		}
 		var got []string
 		for _, f := range fields {

@@ -111,6 +111,7 @@ type rule struct {
 	hasDefault bool
 	inDefault  any // canonical value (canonical rules) or value-map key (values rules)
 	outDefault any // native value
+	owner      bool
 	required   bool
 	dir        direction
 	typ        nativeType
@@ -199,7 +200,7 @@ func compile(file string, t *fileTree, c *errs) *Mapping {
 
 func compileRule(rt *ruleTree, c *errs) (*rule, bool) {
 	y := rt.r
-	r := &rule{line: rt.line, required: y.Required}
+	r := &rule{line: rt.line, required: y.Required, owner: y.Owner}
 	ok := true
 	bad := func(line int, format string, args ...any) {
 		c.add(line, format, args...)
@@ -289,6 +290,9 @@ func compileRule(rt *ruleTree, c *errs) (*rule, bool) {
 			bad(rt.lineOf("default"), "default must be a single value, not %s", show(y.Default))
 			r.hasDefault = false
 		}
+	}
+	if y.Owner && (!r.dir.in() || !hasNative) {
+		bad(rt.lineOf("owner"), "owner needs an inbound rule with native: it says this system's value for the canonical field always wins")
 	}
 	if y.Required {
 		if r.hasDefault {
@@ -428,6 +432,12 @@ func compileRule(rt *ruleTree, c *errs) (*rule, bool) {
 				if r.values[i].key == key {
 					hit = &r.values[i]
 				}
+			}
+			if hit == nil && !r.dir.in() {
+				// An outbound-only value map may fall back to any native
+				// value: it is what is written when no entry matches.
+				r.outDefault = scalarString(y.Default)
+				break
 			}
 			if hit == nil {
 				keys := make([]string, len(r.values))

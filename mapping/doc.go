@@ -62,6 +62,9 @@
 //     value must fit the type (a number, a numeric text, true/false, ...)
 //     and is converted with funnel.Normalize. Numbers are written as
 //     float64, as encoding/json decodes them.
+//   - owner: true makes this system the owner of the canonical field(s) the
+//     rule reads: in a merge its value always wins over a newer change from
+//     another system (by default the newest change wins, field by field).
 //   - transform: a list of text transforms applied in order: trim, lower,
 //     upper, digits (keeps digits and a leading +). Inbound they apply to
 //     the canonical text, outbound to the native text; on a value map they

@@ -30,11 +30,12 @@ type ruleYAML struct {
 	Direction string                    `yaml:"direction"`
 	Type      string                    `yaml:"type"`
 	Transform []string                  `yaml:"transform"`
+	Owner     bool                      `yaml:"owner"`
 }
 
 var (
 	topKeys  = []string{"system", "rules"}
-	ruleKeys = []string{"native", "canonical", "values", "when", "default", "required", "direction", "type", "transform"}
+	ruleKeys = []string{"native", "canonical", "values", "when", "default", "required", "direction", "type", "transform", "owner"}
 )
 
 // Load reads the mapping file at path and compiles it (see Parse).
@@ -573,7 +574,7 @@ func expectKey(key, into string) string {
 		return "canonical fields with their values, e.g. {kind: person}"
 	case "default":
 		return "a single value"
-	case "required":
+	case "required", "owner":
 		return "true or false"
 	case "direction":
 		return "both, inbound or outbound"

@@ -168,6 +168,13 @@ func checkRoundTrip(t *testing.T, m *Mapping, n Native) {
 			if r.dir.in() && back.Entity != n.Entity {
 				t.Errorf("entity came back as %q, want %q", back.Entity, n.Entity)
 			}
+			if !r.dir.in() && r.isValues() {
+				var c errs
+				if want, _ := r.outValue(rec, &c); back.Entity != want {
+					t.Errorf("entity is %q, want %v from the outbound value map", back.Entity, want)
+				}
+				continue
+			}
 			if !r.dir.in() && back.Entity != r.outDefault {
 				t.Errorf("entity is %q, want the constant %v", back.Entity, r.outDefault)
 			}
