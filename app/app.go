@@ -85,12 +85,25 @@ func BuildSystems(cfg *config.Config, log zerolog.Logger, observe func(system, m
 			errs = append(errs, fmt.Errorf("%s: mapping is for system %q but systems.%s.type is %q", sc.Mapping, m.System, name, sc.Type))
 			continue
 		}
-		conn, err := BuildConnector(name, sc, log, observe)
+		conn, err := BuildConnector(name, sc, m, log, observe)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("systems.%s: %w", name, err))
 			continue
 		}
 		out[name] = &engine.System{Name: name, Conn: conn, Map: m, PageSize: sc.PageSize}
+	}
+	if len(errs) == 0 {
+		for _, field := range funnel.FieldNames() {
+			var owners []string
+			for _, name := range cfg.SystemNames() {
+				if out[name].Map.Owns(field) {
+					owners = append(owners, out[name].Map.File)
+				}
+			}
+			if len(owners) > 1 {
+				errs = append(errs, fmt.Errorf("canonical field %s has more than one owner (owner: true in %s); at most one system may own a field", field, strings.Join(owners, " and ")))
+			}
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -98,8 +111,9 @@ func BuildSystems(cfg *config.Config, log zerolog.Logger, observe func(system, m
 	return out, nil
 }
 
-// BuildConnector builds the connector of one configured system.
-func BuildConnector(name string, sc *config.System, log zerolog.Logger, observe func(system, method string, status int, d time.Duration)) (connectors.Connector, error) {
+// BuildConnector builds the connector of one configured system; m is its
+// compiled mapping.
+func BuildConnector(name string, sc *config.System, m *mapping.Mapping, log zerolog.Logger, observe func(system, method string, status int, d time.Duration)) (connectors.Connector, error) {
 	hopts := httpx.Options{
 		System:        name,
 		Timeout:       sc.Timeout,
@@ -124,7 +138,10 @@ func BuildConnector(name string, sc *config.System, log zerolog.Logger, observe 
 		hopts.ErrorMessage = overplane.ErrorMessage
 		hc := httpx.New(hopts)
 		hc.AddSecret(sc.Token.Value())
-		return overplane.New(overplane.Options{BaseURL: base, Token: sc.Token.Value(), HTTP: hc, Logger: clog})
+		// Child rows cost two requests per prospect: read them only when
+		// the mapping uses them.
+		children := m.UsesNative("leads") || m.UsesNative("opportunities")
+		return overplane.New(overplane.Options{BaseURL: base, Token: sc.Token.Value(), HTTP: hc, Logger: clog, NoChildren: !children})
 	case bluerocktel.System:
 		hopts.ErrorMessage = bluerocktel.ErrorMessage
 		hc := httpx.New(hopts)
@@ -134,11 +151,19 @@ func BuildConnector(name string, sc *config.System, log zerolog.Logger, observe 
 	return nil, fmt.Errorf("unknown system type %q", sc.Type)
 }
 
-// Flow converts a configured flow for the engine.
-func Flow(f *config.Flow) engine.Flow {
-	ef := engine.Flow{Name: f.Name, Source: f.Source, WriteConcurrency: f.WriteConcurrency, AllowStageBack: f.AllowStageBack}
+// Flow converts a configured flow for the engine. A target that is also
+// the source of some flow (two-way sync) is read before each update, so
+// edits made there are merged instead of overwritten.
+func Flow(cfg *config.Config, f *config.Flow) engine.Flow {
+	ef := engine.Flow{Name: f.Name, Source: f.Source, WriteConcurrency: f.WriteConcurrency, AllowStageBack: f.AllowStageBack,
+		MatchKeys: f.Match, MaxRetries: f.MaxRetries,
+		Deletes: engine.DeletePolicy{Mode: f.Deletes.Policy, MaxPerRun: f.Deletes.MaxPerRun, Every: f.Deletes.ReconcileEvery}}
+	sources := map[string]bool{}
+	for _, other := range cfg.Flows {
+		sources[other.Source] = true
+	}
 	for _, t := range f.Targets {
-		et := engine.Target{System: t.System}
+		et := engine.Target{System: t.System, CheckBeforeWrite: sources[t.System]}
 		for _, k := range t.Filter.Kinds {
 			et.Kinds = append(et.Kinds, funnel.Kind(k))
 		}
@@ -156,7 +181,7 @@ func Flows(cfg *config.Config, names []string) ([]engine.Flow, error) {
 	if len(names) == 0 {
 		out := make([]engine.Flow, 0, len(cfg.Flows))
 		for _, f := range cfg.Flows {
-			out = append(out, Flow(f))
+			out = append(out, Flow(cfg, f))
 		}
 		return out, nil
 	}
@@ -168,7 +193,7 @@ func Flows(cfg *config.Config, names []string) ([]engine.Flow, error) {
 			unknown = append(unknown, n)
 			continue
 		}
-		out = append(out, Flow(f))
+		out = append(out, Flow(cfg, f))
 	}
 	if len(unknown) > 0 {
 		known := make([]string, 0, len(cfg.Flows))

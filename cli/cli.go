@@ -87,6 +87,7 @@ Start with "crmsync demo" (no setup needed), then see README.md and docs/.`,
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "", "log format: console or json (default: the config's, else console)")
 	root.AddCommand(
 		newSyncCmd(g), newRunCmd(g), newStatusCmd(g), newValidateCmd(g),
+		newPlanCmd(g), newBackfillCmd(g), newDeadLettersCmd(g), newMappingCmd(g),
 		newEmulateCmd(g), newDemoCmd(g),
 	)
 	return root

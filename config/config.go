@@ -14,6 +14,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
+
+	"github.com/crmsync/crmsync/funnel"
 )
 
 // Secret is a credential. It prints as [REDACTED]; use Value for the real one.
@@ -104,8 +106,22 @@ type Flow struct {
 	WriteConcurrency int `yaml:"write_concurrency"`
 	// AllowStageBack lets a stage move backwards in the funnel.
 	AllowStageBack bool `yaml:"allow_stage_back"`
+	// Match lists the canonical fields used, in order, to find an existing
+	// record in a target before creating one.
+	Match []string `yaml:"match"`
+	// Deletes configures what a deletion at the source does in the targets.
+	Deletes Deletes `yaml:"deletes"`
+	// MaxRetries caps automatic retries of a dead letter (default 10).
+	MaxRetries int `yaml:"max_retries"`
 
 	line int
+}
+
+// Deletes is a flow's delete policy.
+type Deletes struct {
+	Policy         string        `yaml:"policy"`          // ignore (default), close, delete
+	MaxPerRun      int           `yaml:"max_per_run"`     // default 50
+	ReconcileEvery time.Duration `yaml:"reconcile_every"` // default 24h
 }
 
 // Target is one destination of a flow.
@@ -269,7 +285,9 @@ func keysOf(t string) []string {
 	case "System":
 		return []string{"type", "base_url", "token", "mapping", "page_size", "rate_limit", "burst", "timeout", "retries", "retry_after_max", "overlap", "oauth", "login", "naming", "convert_path"}
 	case "Flow":
-		return []string{"name", "source", "targets", "schedule", "write_concurrency", "allow_stage_back"}
+		return []string{"name", "source", "targets", "schedule", "write_concurrency", "allow_stage_back", "match", "deletes", "max_retries"}
+	case "Deletes":
+		return []string{"policy", "max_per_run", "reconcile_every"}
 	case "Target":
 		return []string{"system", "filter"}
 	case "Filter":
@@ -392,6 +410,18 @@ func (c *Config) applyDefaults() {
 		}
 		if f.Schedule == "" {
 			f.Schedule = "@every 5m"
+		}
+		if f.Deletes.Policy == "" {
+			f.Deletes.Policy = "ignore"
+		}
+		if f.Deletes.MaxPerRun == 0 {
+			f.Deletes.MaxPerRun = 50
+		}
+		if f.Deletes.ReconcileEvery == 0 {
+			f.Deletes.ReconcileEvery = 24 * time.Hour
+		}
+		if f.MaxRetries == 0 {
+			f.MaxRetries = 10
 		}
 	}
 }
@@ -516,6 +546,22 @@ func (c *Config) validate(pos posIndex) Errors {
 		}
 		if _, err := parser.Parse(f.Schedule); err != nil {
 			add(at("schedule"), "flows[%d].schedule %q is not a cron expression: %v (expected e.g. \"*/5 * * * *\" or \"@every 5m\")", i, f.Schedule, err)
+		}
+		for k, m := range f.Match {
+			if _, ok := funnel.Lookup(m); !ok {
+				add(at("match", strconv.Itoa(k)), "flows[%d].match: %q is not a canonical field (expected e.g. email, registration_number, vat_number, name)", i, m)
+			}
+		}
+		switch f.Deletes.Policy {
+		case "ignore", "close", "delete":
+		default:
+			add(at("deletes", "policy"), "flows[%d].deletes.policy %q is not one of ignore, close, delete", i, f.Deletes.Policy)
+		}
+		if f.Deletes.MaxPerRun < 0 {
+			add(at("deletes", "max_per_run"), "flows[%d].deletes.max_per_run must not be negative", i)
+		}
+		if f.MaxRetries < 0 {
+			add(at("max_retries"), "flows[%d].max_retries must not be negative", i)
 		}
 		if f.WriteConcurrency < 1 || f.WriteConcurrency > 64 {
 			add(at("write_concurrency"), "flows[%d].write_concurrency %d is out of range (expected 1..64)", i, f.WriteConcurrency)

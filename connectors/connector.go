@@ -106,3 +106,17 @@ type Connector interface {
 	// (the funnel role), never the organisation or person.
 	Delete(ctx context.Context, entity, id string) error
 }
+
+// EntityScopedIDs is implemented by connectors whose ids are unique only
+// within one entity (BlueRockTel numbers prospects and customers
+// separately). The engine then keys links by entity and id together.
+type EntityScopedIDs interface {
+	IDsScopedByEntity() bool
+}
+
+// ScanFinder is implemented by connectors whose Find reads the whole
+// collection (no server-side filter). The engine then reads the target once
+// per run and matches against that instead of calling Find per record.
+type ScanFinder interface {
+	FindScans() bool
+}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -77,6 +75,9 @@ func CursorKey(flow, source string) string { return "flow/" + flow + "/" + sourc
 // BackfillKey is the state key of a flow's backfill cursor.
 func BackfillKey(flow string) string { return "backfill/" + flow }
 
+// ReconcileKey is the state key holding when a flow last reconciled deletes.
+func ReconcileKey(flow string) string { return "reconcile/" + flow }
+
 // Run runs one flow once. The returned Result is never nil; err is the
 // error that ended the run early, if any.
 func (e *Engine) Run(ctx context.Context, f Flow, ro RunOptions) (*Result, error) {
@@ -90,32 +91,36 @@ func (e *Engine) Run(ctx context.Context, f Flow, ro RunOptions) (*Result, error
 	if err == nil {
 		err = r.do(ctx)
 	}
+	e.finish(res, ro.Mode, err)
+	return res, err
+}
+
+func (e *Engine) finish(res *Result, mode Mode, err error) {
 	res.Finished = e.o.Now().UTC()
 	if err != nil {
 		res.Error = err.Error()
 	}
-	if ro.Mode != ModePlan {
+	if mode != ModePlan {
 		b := &state.Batch{}
-		run := state.Run{Flow: f.Name, Started: res.Started, Finished: res.Finished, Counts: map[string]map[string]int{}, Error: res.Error, Mode: string(ro.Mode)}
+		run := state.Run{Flow: res.Flow, Started: res.Started, Finished: res.Finished, Counts: map[string]map[string]int{}, Error: res.Error, Mode: string(mode)}
 		for sys, c := range res.Systems {
 			run.Counts[sys] = c.asMap()
 		}
 		b.PutRun(run)
-		if cerr := e.o.Store.Commit(b); cerr != nil && err == nil {
-			err = fmt.Errorf("record run: %w", cerr)
+		if cerr := e.o.Store.Commit(b); cerr != nil && res.Error == "" {
+			res.Error = fmt.Sprintf("record run: %v", cerr)
 		}
 	}
 	if e.o.Metrics != nil {
 		for sys, c := range res.Systems {
 			for k, n := range c.asMap() {
 				if n > 0 {
-					e.o.Metrics.Records(f.Name, sys, k, n)
+					e.o.Metrics.Records(res.Flow, sys, k, n)
 				}
 			}
 		}
-		e.o.Metrics.RunDone(f.Name, ro.Mode, res.Finished.Sub(res.Started), err)
+		e.o.Metrics.RunDone(res.Flow, mode, res.Finished.Sub(res.Started), err)
 	}
-	return res, err
 }
 
 type run struct {
@@ -127,16 +132,23 @@ type run struct {
 	targets []*targetSys
 	log     zerolog.Logger
 	plan    bool
+	// bulk is true for a first sync (no cursor yet) or a backfill.
+	bulk bool
 	// pending holds canonical ids with an unresolved create intent, per target.
 	pending map[string]map[string]bool
-	// planned holds golden records changed in memory during a plan.
+	// planned holds golden records changed in memory (plan mode, and
+	// within a run so later pages see earlier ones).
 	planned map[string]*funnel.Record
-	mu      sync.Mutex // guards res counters and plan during concurrent writes
+	mu      sync.Mutex // guards res, plan output and pending during concurrent writes
 }
 
 type targetSys struct {
 	*System
-	t Target
+	t       Target
+	index   *matchIndex // built lazily for bulk creates
+	keys    []string    // match keys the index holds
+	creates int         // creates planned for this target in the current page
+	imu     sync.Mutex
 }
 
 func (e *Engine) newRun(f Flow, ro RunOptions, res *Result) (*run, error) {
@@ -161,27 +173,41 @@ func (e *Engine) newRun(f Flow, ro RunOptions, res *Result) (*run, error) {
 		r.f.WriteConcurrency = 1
 	}
 	if len(r.f.MatchKeys) == 0 {
-		r.f.MatchKeys = []string{funnel.FieldEmail, funnel.FieldName}
+		r.f.MatchKeys = DefaultMatchKeys()
+	}
+	if r.f.MaxRetries == 0 {
+		r.f.MaxRetries = 10
 	}
 	return r, nil
+}
+
+// DefaultMatchKeys are the canonical fields tried, in order, to find an
+// existing record before creating one.
+func DefaultMatchKeys() []string {
+	return []string{funnel.FieldEmail, funnel.FieldRegistrationNumber, funnel.FieldVATNumber, funnel.FieldName}
 }
 
 func (r *run) store() *state.Store { return r.e.o.Store }
 
 func (r *run) do(ctx context.Context) error {
-	if !r.plan {
-		if err := r.recoverIntents(ctx); err != nil {
-			return err
+	for _, t := range r.targets {
+		ins, err := r.store().Intents(t.Name)
+		if err != nil {
+			return fmt.Errorf("read intents: %w", err)
 		}
-	} else {
-		for _, t := range r.targets {
-			ins, err := r.store().Intents(t.Name)
-			if err != nil {
+		for _, in := range ins {
+			if r.plan {
+				r.pending[t.Name][in.ID] = true
+				continue
+			}
+			if err := r.recoverIntent(ctx, t, in); err != nil {
 				return err
 			}
-			for _, in := range ins {
-				r.pending[t.Name][in.ID] = true
-			}
+		}
+	}
+	if r.ro.Mode == ModeSync {
+		if err := r.retryDeadLetters(ctx, ""); err != nil {
+			return err
 		}
 	}
 	key := CursorKey(r.f.Name, r.src.Name)
@@ -192,6 +218,7 @@ func (r *run) do(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read cursor: %w", err)
 	}
+	r.bulk = cur == nil || r.ro.Mode == ModeBackfill
 	pulled := 0
 	for {
 		if r.stopRequested() {
@@ -204,7 +231,7 @@ func (r *run) do(ctx context.Context) error {
 			return fmt.Errorf("pull from %s: %w", r.src.Name, err)
 		}
 		b := &state.Batch{}
-		perr := r.handlePage(ctx, page, b)
+		perr := r.handle(ctx, page.Records, b)
 		if !r.plan {
 			if perr == nil {
 				next := page.Next
@@ -227,9 +254,13 @@ func (r *run) do(ctx context.Context) error {
 			r.ro.Progress(Progress{Flow: r.f.Name, Records: pulled, Pages: r.res.Pages, Total: page.Total})
 		}
 		if page.Done {
-			return nil
+			break
 		}
 	}
+	if r.ro.Mode == ModeSync && r.f.Deletes.Mode != "" && r.f.Deletes.Mode != "ignore" {
+		return r.reconcileIfDue(ctx)
+	}
+	return nil
 }
 
 func (r *run) stopRequested() bool {
@@ -244,12 +275,23 @@ func (r *run) stopRequested() bool {
 	}
 }
 
+func (r *run) count(system string, f func(c *Counts)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(r.res.counts(system))
+}
+
 // item is one source record being handled.
 type item struct {
 	native connectors.Record
+	key    string // the source record's state key (see System.Key)
 	golden *funnel.Record
 	fp     state.Fingerprint
+	mu     sync.Mutex // guards golden while target writes run concurrently
 	failed bool
+	// resync: the golden record took values from a target during this page,
+	// so the source must hear of them: the source fingerprint is not stored.
+	resync bool
 }
 
 // task is one write to one target.
@@ -263,20 +305,17 @@ type task struct {
 	diff   map[string]any
 	// results
 	done    *connectors.Record
+	linked  bool // matched an existing record instead of creating one
 	err     error
 	payload map[string]any
+	noEcho  bool // do not store the target's view hash (it holds edits the other side lacks)
 }
 
-func (r *run) count(system string, f func(c *Counts)) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	f(r.res.counts(system))
-}
-
-func (r *run) handlePage(ctx context.Context, page connectors.Page, b *state.Batch) error {
+// handle processes one page's records and fills b with their effects.
+func (r *run) handle(ctx context.Context, recs []connectors.Record, b *state.Batch) error {
 	var items []*item
 	var tasks []*task
-	for _, rec := range dedupe(page.Records) {
+	for _, rec := range dedupe(recs, r.src.Key) {
 		r.count(r.src.Name, func(c *Counts) { c.Pulled++ })
 		it, ts, err := r.prepare(rec, b)
 		if err != nil {
@@ -288,17 +327,37 @@ func (r *run) handlePage(ctx context.Context, page connectors.Page, b *state.Bat
 		items = append(items, it)
 		tasks = append(tasks, ts...)
 	}
-	if r.plan {
-		for _, tk := range tasks {
-			r.planTask(tk)
-		}
-		for _, it := range items {
-			r.planned[it.golden.ID] = it.golden
-		}
-		return nil
+	for _, t := range r.targets {
+		t.creates = 0
 	}
-	// Write-ahead: golden records and source links first, then create intents,
-	// so a crash mid-page can be resolved without creating anything twice.
+	for _, tk := range tasks {
+		if tk.op == "create" {
+			tk.t.creates++
+		}
+	}
+	if !r.plan {
+		if err := r.writeAhead(tasks); err != nil {
+			return err
+		}
+	}
+	fatal := r.execute(ctx, tasks)
+	for _, tk := range tasks {
+		r.apply(tk, b)
+	}
+	for _, it := range items {
+		if !it.failed && !it.resync {
+			b.PutFingerprint(r.src.Name, it.key, it.fp)
+		}
+		b.PutRecord(it.golden)
+		r.planned[it.golden.ID] = it.golden
+	}
+	return fatal
+}
+
+// writeAhead commits golden records and source links, then the intents of
+// every create about to be sent, so a crash mid-page can be resolved
+// without creating anything twice.
+func (r *run) writeAhead(tasks []*task) error {
 	var intents []state.Intent
 	pre := &state.Batch{}
 	for _, tk := range tasks {
@@ -308,28 +367,32 @@ func (r *run) handlePage(ctx context.Context, page connectors.Page, b *state.Bat
 				Match: r.matchFor(tk.t, tk.it.golden, tk.out), Payload: tk.out.Fields, Flow: r.f.Name, At: r.e.o.Now().UTC()})
 		}
 	}
-	if len(intents) > 0 {
-		if err := r.store().Commit(pre); err != nil {
-			return fmt.Errorf("commit golden records before creates: %w", err)
-		}
-		if err := r.store().PutIntents(intents); err != nil {
-			return fmt.Errorf("write create intents: %w", err)
-		}
+	if len(intents) == 0 {
+		return nil
 	}
-	fatal := r.execute(ctx, tasks)
-	for _, tk := range tasks {
-		r.apply(tk, b)
+	if err := r.store().Commit(pre); err != nil {
+		return fmt.Errorf("commit golden records before creates: %w", err)
 	}
-	for _, it := range items {
-		if !it.failed {
-			b.PutFingerprint(r.src.Name, it.native.ID, it.fp)
-		}
-		b.PutRecord(it.golden)
+	if err := r.store().PutIntents(intents); err != nil {
+		return fmt.Errorf("write create intents: %w", err)
 	}
-	return fatal
+	return nil
 }
 
-// prepare maps one source record and decides the writes it needs.
+// golden returns the golden record for canonical id (the in-run copy when
+// an earlier page changed it), or nil.
+func (r *run) goldenRecord(id string) (*funnel.Record, error) {
+	if id == "" {
+		return nil, nil
+	}
+	if g, ok := r.planned[id]; ok {
+		return g, nil
+	}
+	return r.store().Record(id)
+}
+
+// prepare maps one source record, merges it into its golden record and
+// decides the writes it needs.
 func (r *run) prepare(rec connectors.Record, b *state.Batch) (*item, []*task, error) {
 	view, err := r.src.Map.Inbound(mapping.Native{Entity: rec.Entity, Fields: rec.Fields})
 	if err != nil {
@@ -337,23 +400,20 @@ func (r *run) prepare(rec connectors.Record, b *state.Batch) (*item, []*task, er
 		r.deadLetter(b, r.src.Name, "", rec, "map-inbound", err, rec.Fields)
 		return nil, nil, nil
 	}
-	fp := state.Fingerprint{Hash: view.Fingerprint(), Entity: rec.Entity, At: rec.UpdatedAt, Source: "read"}
+	fp := state.Fingerprint{Hash: view.Fingerprint(), Entity: rec.Entity, At: rec.UpdatedAt, Source: state.FingerprintRead}
 	if out, err := r.src.Map.Outbound(view); err == nil {
 		fp.Payload = out.Fields
 	}
-	canonID, err := r.store().Link(r.src.Name, rec.ID)
+	key := r.src.Key(rec)
+	canonID, err := r.store().Link(r.src.Name, key)
 	if err != nil {
 		return nil, nil, err
 	}
-	var golden *funnel.Record
-	if canonID != "" {
-		if g, ok := r.planned[canonID]; ok {
-			golden = g
-		} else if golden, err = r.store().Record(canonID); err != nil {
-			return nil, nil, err
-		}
+	golden, err := r.goldenRecord(canonID)
+	if err != nil {
+		return nil, nil, err
 	}
-	prev, err := r.store().Fingerprint(r.src.Name, rec.ID)
+	prev, err := r.store().Fingerprint(r.src.Name, key)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -367,58 +427,87 @@ func (r *run) prepare(rec connectors.Record, b *state.Batch) (*item, []*task, er
 		}
 		return nil, nil, nil
 	}
+	if !r.plan {
+		b.DeleteDeadLetter(DeadLetterKey(r.f.Name, r.src.Name, r.src.Name+":"+rec.ID))
+	}
 	if golden == nil {
 		golden = funnel.New(r.e.o.NewID())
 	} else {
 		golden = golden.Clone()
 	}
-	r.merge(golden, view, rec)
-	golden.Links[r.src.Name] = rec.ID
-	it := &item{native: rec, golden: golden, fp: fp}
+	r.merge(golden, view, r.src, rec.UpdatedAt, r.lastView(r.src, prev))
+	golden.Links[r.src.Name] = key
+	it := &item{native: rec, key: key, golden: golden, fp: fp}
 	var tasks []*task
 	for _, t := range r.targets {
-		if !t.t.Accepts(golden) {
-			r.count(t.Name, func(c *Counts) { c.Skipped++ })
-			continue
-		}
-		out, err := t.Map.Outbound(golden)
-		if err != nil {
-			it.failed = true
-			r.count(t.Name, func(c *Counts) { c.Failed++ })
-			r.deadLetter(b, t.Name, golden.ID, rec, "map-outbound", err, nil)
-			continue
-		}
-		tid := golden.Links[t.Name]
-		if tid == "" {
-			if r.pending[t.Name][golden.ID] {
-				// An earlier create's outcome is still unknown: never send a second one.
-				it.failed = true
-				r.count(t.Name, func(c *Counts) { c.Failed++ })
-				continue
-			}
-			tasks = append(tasks, &task{it: it, t: t, op: "create", out: out})
-			continue
-		}
-		prevT, err := r.store().Fingerprint(t.Name, tid)
+		tk, err := r.decide(it, t, b)
 		if err != nil {
 			return nil, nil, err
 		}
-		var old map[string]any
-		oldEntity := ""
-		if prevT != nil {
-			old, oldEntity = prevT.Payload, prevT.Entity
+		if tk != nil {
+			tasks = append(tasks, tk)
 		}
-		diff := DiffPayload(old, out.Fields)
-		op := "update"
-		if oldEntity != "" && out.Entity != "" && oldEntity != out.Entity {
-			op = "convert"
-		} else if len(diff) == 0 {
-			r.count(t.Name, func(c *Counts) { c.Unchanged++ })
-			continue
-		}
-		tasks = append(tasks, &task{it: it, t: t, op: op, out: out, prevID: tid, prev: prevT, diff: diff})
 	}
 	return it, tasks, nil
+}
+
+// decide computes the write (if any) one target needs for an item.
+func (r *run) decide(it *item, t *targetSys, b *state.Batch) (*task, error) {
+	golden := it.golden
+	if !t.t.Accepts(golden) {
+		r.count(t.Name, func(c *Counts) { c.Skipped++ })
+		return nil, nil
+	}
+	out, err := t.Map.Outbound(golden)
+	if err != nil {
+		it.failed = true
+		r.count(t.Name, func(c *Counts) { c.Failed++ })
+		r.deadLetter(b, t.Name, golden.ID, it.native, "map-outbound", err, nil)
+		return nil, nil
+	}
+	tid := golden.Links[t.Name]
+	if tid == "" {
+		if r.pending[t.Name][golden.ID] {
+			// An earlier create's outcome is still unknown: never send a second one.
+			it.failed = true
+			r.count(t.Name, func(c *Counts) { c.Failed++ })
+			return nil, nil
+		}
+		return &task{it: it, t: t, op: "create", out: out}, nil
+	}
+	prevT, err := r.store().Fingerprint(t.Name, tid)
+	if err != nil {
+		return nil, err
+	}
+	var old map[string]any
+	oldEntity := ""
+	if prevT != nil {
+		old, oldEntity = prevT.Payload, prevT.Entity
+	} else {
+		prevT = &state.Fingerprint{}
+	}
+	diff := DiffPayload(old, out.Fields)
+	op := "update"
+	if oldEntity != "" && out.Entity != "" && oldEntity != out.Entity {
+		op = "convert"
+	} else if len(diff) == 0 {
+		r.count(t.Name, func(c *Counts) { c.Unchanged++ })
+		return nil, nil
+	}
+	return &task{it: it, t: t, op: op, out: out, prevID: tid, prev: prevT, diff: diff}, nil
+}
+
+// lastView is what crmsync last knew a system held for a record, as a
+// canonical view (nil when it never saw it).
+func (r *run) lastView(sys *System, fp *state.Fingerprint) *funnel.Record {
+	if fp == nil || fp.Payload == nil {
+		return nil
+	}
+	v, err := sys.Map.Inbound(mapping.Native{Entity: fp.Entity, Fields: fp.Payload})
+	if err != nil {
+		return nil
+	}
+	return v
 }
 
 // settled reports whether every target that accepts the record holds it.
@@ -429,50 +518,6 @@ func (r *run) settled(g *funnel.Record) bool {
 		}
 	}
 	return true
-}
-
-// merge folds a source's view of a record into its golden record. Fields
-// the source mapping carries take the source's value (including removal);
-// the stage only moves forward unless the flow allows a step back.
-func (r *run) merge(g, view *funnel.Record, rec connectors.Record) {
-	at := rec.UpdatedAt
-	for _, name := range funnel.FieldNames() {
-		if !r.src.Map.Carries(name) {
-			continue
-		}
-		nv, has := view.Fields[name]
-		if name == funnel.FieldStage && has && !r.f.AllowStageBack {
-			if cur := g.Stage(); cur.Valid() && funnel.Stage(fmt.Sprint(nv)).Before(cur) {
-				continue
-			}
-		}
-		if has {
-			g.Fields[name] = nv
-		} else {
-			delete(g.Fields, name)
-		}
-		if g.Sources == nil {
-			g.Sources = map[string]funnel.Source{}
-		}
-		g.Sources[name] = funnel.Source{System: r.src.Name, At: at}
-	}
-	g.Complete()
-}
-
-func (r *run) matchFor(t *targetSys, g *funnel.Record, out mapping.Native) map[string]string {
-	m := map[string]string{}
-	for _, key := range r.f.MatchKeys {
-		path, ok := t.Map.NativePath(key, g.Kind())
-		if !ok {
-			continue
-		}
-		if v, ok := GetPath(out.Fields, path); ok {
-			if s := strings.TrimSpace(fmt.Sprint(v)); s != "" {
-				m[path] = s
-			}
-		}
-	}
-	return m
 }
 
 // execute runs the write tasks, per target with bounded concurrency. It
@@ -486,8 +531,6 @@ func (r *run) execute(ctx context.Context, tasks []*task) error {
 	}
 	var mu sync.Mutex
 	var fatal error
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	for _, tk := range tasks {
 		s := sem[tk.t.Name]
 		s <- struct{}{}
@@ -503,7 +546,7 @@ func (r *run) execute(ctx context.Context, tasks []*task) error {
 		go func(tk *task) {
 			defer wg.Done()
 			defer func() { <-s }()
-			tk.err = r.write(wctx, tk)
+			tk.err = r.write(ctx, tk)
 			if tk.err != nil && isFatal(tk.err) {
 				mu.Lock()
 				if fatal == nil {
@@ -519,7 +562,16 @@ func (r *run) execute(ctx context.Context, tasks []*task) error {
 
 var errSkipped = errors.New("skipped after an earlier fatal error in this page")
 
+// errAmbiguous marks a record that matches several records in a target.
+type errAmbiguous struct{ msg string }
+
+func (e *errAmbiguous) Error() string { return e.msg }
+
 func isFatal(err error) bool {
+	var amb *errAmbiguous
+	if errors.As(err, &amb) {
+		return false
+	}
 	switch connectors.KindOf(err) {
 	case connectors.Rejected, connectors.NotFound, connectors.OutcomeUnknown:
 		return false
@@ -527,33 +579,132 @@ func isFatal(err error) bool {
 	return true
 }
 
+// write performs one task. In plan mode the same decisions are taken and
+// the same reads done (lookups, conflict checks), but every mutating call
+// is replaced by a recorded Change.
 func (r *run) write(ctx context.Context, tk *task) error {
 	conn := tk.t.Conn
 	switch tk.op {
 	case "create":
-		got, err := conn.Create(ctx, connectors.Record{Entity: tk.out.Entity, Fields: tk.out.Fields})
+		found, err := r.findExisting(ctx, tk)
 		if err != nil {
 			return err
 		}
+		if found != nil {
+			return r.linkExisting(ctx, tk, *found)
+		}
+		got, err := r.create(ctx, tk)
+		if err != nil {
+			return err
+		}
+		tk.t.remember(tk.t, got)
 		tk.done, tk.payload = &got, tk.out.Fields
-	case "update":
-		got, err := conn.Update(ctx, tk.prev.Entity, tk.prevID, tk.diff)
-		if err != nil {
-			return err
-		}
-		tk.done, tk.payload = &got, MergePayload(tk.prev.Payload, tk.diff)
-	case "convert":
-		got, err := conn.ConvertStage(ctx, tk.prev.Entity, tk.prevID, tk.out.Entity)
-		if err != nil {
-			return err
-		}
-		if len(tk.diff) > 0 {
-			if got, err = conn.Update(ctx, got.Entity, got.ID, tk.diff); err != nil {
+	case "update", "convert":
+		if tk.t.t.CheckBeforeWrite {
+			if err := r.checkTarget(ctx, tk); err != nil {
 				return err
 			}
+			if tk.op == "update" && len(tk.diff) == 0 {
+				tk.done, tk.payload = nil, tk.prev.Payload
+				return nil
+			}
+		}
+		entity, id := tk.prev.Entity, tk.t.RawID(tk.prevID)
+		var got connectors.Record
+		if tk.op == "convert" {
+			c, err := r.mutate(ctx, tk, "convert", func() (connectors.Record, error) {
+				return conn.ConvertStage(ctx, tk.prev.Entity, tk.t.RawID(tk.prevID), tk.out.Entity)
+			})
+			if err != nil {
+				return err
+			}
+			got, entity, id = c, c.Entity, c.ID
+		}
+		if len(tk.diff) > 0 {
+			u, err := r.mutate(ctx, tk, "update", func() (connectors.Record, error) { return conn.Update(ctx, entity, id, tk.diff) })
+			if err != nil {
+				return err
+			}
+			got = u
 		}
 		tk.done, tk.payload = &got, MergePayload(tk.prev.Payload, tk.diff)
 	}
+	return nil
+}
+
+// create sends (or, in a plan, records) a create.
+func (r *run) create(ctx context.Context, tk *task) (connectors.Record, error) {
+	return r.mutate(ctx, tk, "create", func() (connectors.Record, error) {
+		return tk.t.Conn.Create(ctx, connectors.Record{Entity: tk.out.Entity, Fields: tk.out.Fields})
+	})
+}
+
+// mutate runs a write, or records it as a planned change.
+func (r *run) mutate(ctx context.Context, tk *task, op string, do func() (connectors.Record, error)) (connectors.Record, error) {
+	if !r.plan {
+		return do()
+	}
+	g := tk.it.golden
+	ch := Change{Target: tk.t.Name, Op: op, CanonicalID: g.ID, TargetID: tk.prevID, Entity: tk.out.Entity, Name: g.Str(funnel.FieldName)}
+	var old map[string]any
+	if tk.prev != nil {
+		old = tk.prev.Payload
+		ch.Entity = tk.prev.Entity
+		if op == "convert" {
+			ch.ToEntity = tk.out.Entity
+		}
+	}
+	switch op {
+	case "create":
+		ch.Fields = FieldDiffs(nil, tk.out.Fields)
+	case "update":
+		ch.Fields = FieldDiffs(old, tk.diff)
+	}
+	r.mu.Lock()
+	r.res.Plan = append(r.res.Plan, ch)
+	r.mu.Unlock()
+	id := tk.t.RawID(tk.prevID)
+	if id == "" {
+		id = "(new)"
+	}
+	return connectors.Record{Entity: tk.out.Entity, ID: id, Fields: tk.out.Fields}, nil
+}
+
+// checkTarget reads the linked record before writing to a two-way target:
+// edits made there since crmsync last saw it are merged into the golden
+// record (newest change wins, owners first) instead of being overwritten.
+func (r *run) checkTarget(ctx context.Context, tk *task) error {
+	cur, err := tk.t.Conn.Get(ctx, tk.prev.Entity, tk.t.RawID(tk.prevID))
+	if err != nil {
+		return err
+	}
+	view, err := tk.t.Map.Inbound(mapping.Native{Entity: cur.Entity, Fields: cur.Fields})
+	if err != nil {
+		return err
+	}
+	if view.Fingerprint() == tk.prev.Hash {
+		return nil // nothing happened there since our last read or write
+	}
+	it := tk.it
+	it.mu.Lock()
+	changed := r.merge(it.golden, view, tk.t.System, cur.UpdatedAt, r.lastView(tk.t.System, tk.prev))
+	if changed {
+		it.resync = true
+	}
+	out, err := tk.t.Map.Outbound(it.golden)
+	it.mu.Unlock()
+	if err != nil {
+		return &connectors.Error{System: tk.t.Name, Op: "map-outbound", Kind: connectors.Rejected, Message: err.Error()}
+	}
+	base := tk.prev.Payload
+	if cv, err := tk.t.Map.Outbound(view); err == nil {
+		base = cv.Fields
+	}
+	tk.out = out
+	tk.diff = DiffPayload(base, out.Fields)
+	tk.prev = &state.Fingerprint{Entity: cur.Entity, Payload: base, Hash: view.Fingerprint(), At: cur.UpdatedAt}
+	tk.noEcho = changed
+	r.log.Debug().Str("target", tk.t.Name).Str("id", tk.prevID).Bool("merged", changed).Msg("target changed since last sync: merged before writing")
 	return nil
 }
 
@@ -570,7 +721,9 @@ func (r *run) apply(tk *task, b *state.Batch) {
 		switch {
 		case connectors.IsOutcomeUnknown(tk.err):
 			r.log.Warn().Err(tk.err).Str("target", name).Str("id", g.ID).Msg("create outcome unknown: intent kept, resolved by lookup on the next run")
+			r.mu.Lock()
 			r.pending[name][g.ID] = true
+			r.mu.Unlock()
 		case isFatal(tk.err):
 			if tk.op == "create" {
 				b.DeleteIntent(name, g.ID)
@@ -583,169 +736,62 @@ func (r *run) apply(tk *task, b *state.Batch) {
 		}
 		return
 	}
-	got := tk.done
-	view, err := tk.t.Map.Inbound(mapping.Native{Entity: got.Entity, Fields: got.Fields})
-	hash := ""
-	if err == nil {
-		hash = view.Fingerprint()
+	if tk.done == nil { // nothing to write after a conflict merge
+		r.count(name, func(c *Counts) { c.Unchanged++ })
+		return
 	}
-	if tk.prevID != "" && tk.prevID != got.ID {
+	got := tk.done
+	hash := ""
+	if !tk.noEcho {
+		if view, err := tk.t.Map.Inbound(mapping.Native{Entity: got.Entity, Fields: got.Fields}); err == nil {
+			hash = view.Fingerprint()
+		}
+	}
+	gotKey := tk.t.Key(*got)
+	if tk.prevID != "" && tk.prevID != gotKey {
 		b.Unlink(name, tk.prevID)
 	}
-	g.Links[name] = got.ID
-	b.Link(name, got.ID, g.ID)
-	b.PutFingerprint(name, got.ID, state.Fingerprint{Hash: hash, Payload: tk.payload, Entity: got.Entity, At: got.UpdatedAt, Source: "write"})
+	g.Links[name] = gotKey
+	b.Link(name, gotKey, g.ID)
+	b.PutFingerprint(name, gotKey, state.Fingerprint{Hash: hash, Payload: tk.payload, Entity: got.Entity, At: got.UpdatedAt, Source: state.FingerprintWrite})
 	b.DeleteDeadLetter(DeadLetterKey(r.f.Name, name, g.ID))
-	switch tk.op {
-	case "create":
+	switch {
+	case tk.op == "create" && tk.linked:
+		b.DeleteIntent(name, g.ID)
+		r.count(name, func(c *Counts) { c.Linked++ })
+	case tk.op == "create":
 		b.DeleteIntent(name, g.ID)
 		r.count(name, func(c *Counts) { c.Created++ })
-	case "update":
+	case tk.op == "update":
 		r.count(name, func(c *Counts) { c.Updated++ })
-	case "convert":
+	case tk.op == "convert":
 		r.count(name, func(c *Counts) { c.Converted++ })
 	}
-	r.log.Debug().Str("target", name).Str("op", tk.op).Str("id", got.ID).Str("canonical", g.ID).Msg("written")
+	r.log.Debug().Str("target", name).Str("op", tk.op).Bool("linked", tk.linked).Str("id", got.ID).Str("canonical", g.ID).Msg("written")
 }
 
 // DeadLetterKey is the key of a flow's dead letter for one record and system.
 func DeadLetterKey(flow, system, id string) string { return flow + "/" + system + "/" + id }
 
 func (r *run) deadLetter(b *state.Batch, system, canonID string, rec connectors.Record, op string, err error, payload map[string]any) {
-	id := canonID
-	if id == "" {
-		id = r.src.Name + ":" + rec.ID
-	}
 	r.log.Warn().Str("system", system).Str("op", op).Str("source_id", rec.ID).Err(err).Msg("record dead-lettered")
 	if r.plan {
+		r.mu.Lock()
 		r.res.Plan = append(r.res.Plan, Change{Target: system, Op: "dead-letter", CanonicalID: canonID, Error: err.Error()})
+		r.mu.Unlock()
 		return
 	}
 	now := r.e.o.Now().UTC()
-	b.PutDeadLetter(state.DeadLetter{Key: DeadLetterKey(r.f.Name, system, id), Flow: r.f.Name, System: system, CanonicalID: canonID,
-		SourceSystem: r.src.Name, SourceID: rec.ID, Op: op, Error: err.Error(), Payload: payload, Attempts: 1, FirstAt: now, LastAt: now})
+	b.PutDeadLetter(state.DeadLetter{Flow: r.f.Name, System: system, CanonicalID: canonID,
+		SourceSystem: r.src.Name, SourceEntity: rec.Entity, SourceID: rec.ID, Op: op, Error: err.Error(), Payload: payload, Attempts: 1, FirstAt: now, LastAt: now})
 }
 
-func (r *run) planTask(tk *task) {
-	ch := Change{Target: tk.t.Name, Op: tk.op, CanonicalID: tk.it.golden.ID, TargetID: tk.prevID, Entity: tk.out.Entity, Name: tk.it.golden.Str(funnel.FieldName)}
-	var old map[string]any
-	if tk.prev != nil {
-		old = tk.prev.Payload
-		ch.Entity = tk.prev.Entity
-		if tk.op == "convert" {
-			ch.ToEntity = tk.out.Entity
-		}
-	}
-	diff := tk.diff
-	if tk.op == "create" {
-		diff = tk.out.Fields
-	}
-	ch.Fields = FieldDiffs(old, diff)
-	r.mu.Lock()
-	r.res.Plan = append(r.res.Plan, ch)
-	r.mu.Unlock()
-	switch tk.op {
-	case "create":
-		r.count(tk.t.Name, func(c *Counts) { c.Created++ })
-	case "update":
-		r.count(tk.t.Name, func(c *Counts) { c.Updated++ })
-	case "convert":
-		r.count(tk.t.Name, func(c *Counts) { c.Converted++ })
-	}
-}
-
-// recoverIntents resolves create intents left by an interrupted run: the
-// record is looked up in the target; if found it is linked, if not it is
-// created now (the lookup proved it absent), if several match it is
-// dead-lettered. Nothing is ever created without that lookup.
-func (r *run) recoverIntents(ctx context.Context) error {
-	for _, t := range r.targets {
-		ins, err := r.store().Intents(t.Name)
-		if err != nil {
-			return fmt.Errorf("read intents: %w", err)
-		}
-		for _, in := range ins {
-			if err := r.recoverIntent(ctx, t, in); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func (r *run) recoverIntent(ctx context.Context, t *targetSys, in state.Intent) error {
-	b := &state.Batch{}
-	g, err := r.store().Record(in.ID)
-	if err != nil {
-		return err
-	}
-	log := r.log.With().Str("target", t.Name).Str("canonical", in.ID).Logger()
-	if g == nil || g.Links[t.Name] != "" {
-		b.DeleteIntent(t.Name, in.ID)
-		return r.store().Commit(b)
-	}
-	if len(in.Match) == 0 {
-		b.DeleteIntent(t.Name, in.ID)
-		r.count(t.Name, func(c *Counts) { c.Failed++ })
-		r.deadLetter(b, t.Name, in.ID, connectors.Record{ID: g.Links[r.src.Name]}, "create",
-			errors.New("an earlier create may or may not have happened and the record has no match keys to look it up; check the target, then replay or drop this dead letter"), in.Payload)
-		return r.store().Commit(b)
-	}
-	var match []connectors.Match
-	for k, v := range in.Match {
-		match = append(match, connectors.Match{Field: k, Value: v})
-	}
-	sort.Slice(match, func(i, j int) bool { return match[i].Field < match[j].Field })
-	found, err := t.Conn.Find(ctx, in.Entity, match)
-	if err != nil {
-		return fmt.Errorf("resolve create intent in %s: %w", t.Name, err)
-	}
-	var got connectors.Record
-	switch len(found) {
-	case 0:
-		log.Info().Msg("interrupted create did not happen: creating now")
-		got, err = t.Conn.Create(ctx, connectors.Record{Entity: in.Entity, Fields: in.Payload})
-		if err != nil {
-			if isFatal(err) || connectors.IsOutcomeUnknown(err) {
-				return fmt.Errorf("resolve create intent in %s: %w", t.Name, err)
-			}
-			b.DeleteIntent(t.Name, in.ID)
-			r.count(t.Name, func(c *Counts) { c.Failed++ })
-			r.deadLetter(b, t.Name, in.ID, connectors.Record{ID: g.Links[r.src.Name]}, "create", err, in.Payload)
-			return r.store().Commit(b)
-		}
-		r.count(t.Name, func(c *Counts) { c.Created++ })
-	case 1:
-		log.Info().Str("id", found[0].ID).Msg("interrupted create had happened: linked to the existing record")
-		got = found[0]
-	default:
-		ids := make([]string, len(found))
-		for i, f := range found {
-			ids[i] = f.ID
-		}
-		b.DeleteIntent(t.Name, in.ID)
-		r.count(t.Name, func(c *Counts) { c.Failed++ })
-		r.deadLetter(b, t.Name, in.ID, connectors.Record{ID: g.Links[r.src.Name]}, "create",
-			fmt.Errorf("interrupted create: %d records match %v (%s); link one by hand", len(found), in.Match, strings.Join(ids, ", ")), in.Payload)
-		return r.store().Commit(b)
-	}
-	hash := ""
-	if view, err := t.Map.Inbound(mapping.Native{Entity: got.Entity, Fields: got.Fields}); err == nil {
-		hash = view.Fingerprint()
-	}
-	g.Links[t.Name] = got.ID
-	b.PutRecord(g)
-	b.PutFingerprint(t.Name, got.ID, state.Fingerprint{Hash: hash, Payload: in.Payload, Entity: got.Entity, At: got.UpdatedAt, Source: "write"})
-	b.DeleteIntent(t.Name, in.ID)
-	return r.store().Commit(b)
-}
-
-// dedupe keeps the last copy of each id, in first-seen order.
-func dedupe(recs []connectors.Record) []connectors.Record {
+// dedupe keeps the last copy of each record, in first-seen order.
+func dedupe(recs []connectors.Record, keyOf func(connectors.Record) string) []connectors.Record {
 	idx := make(map[string]int, len(recs))
 	out := make([]connectors.Record, 0, len(recs))
 	for _, rec := range recs {
-		k := rec.Entity + "\x00" + rec.ID
+		k := keyOf(rec)
 		if i, ok := idx[k]; ok {
 			out[i] = rec
 			continue

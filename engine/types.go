@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strings"
 	"time"
 
 	"github.com/crmsync/crmsync/connectors"
@@ -16,6 +17,25 @@ type System struct {
 	PageSize int
 }
 
+// Key is how state refers to a native record of this system: its id, or
+// "entity:id" when the connector's ids are unique only per entity.
+func (s *System) Key(rec connectors.Record) string {
+	if scoped, ok := s.Conn.(connectors.EntityScopedIDs); ok && scoped.IDsScopedByEntity() {
+		return rec.Entity + ":" + rec.ID
+	}
+	return rec.ID
+}
+
+// RawID turns a Key back into the id the connector expects.
+func (s *System) RawID(key string) string {
+	if scoped, ok := s.Conn.(connectors.EntityScopedIDs); ok && scoped.IDsScopedByEntity() {
+		if _, id, found := strings.Cut(key, ":"); found {
+			return id
+		}
+	}
+	return key
+}
+
 // Flow is one sync flow.
 type Flow struct {
 	Name    string
@@ -25,9 +45,29 @@ type Flow struct {
 	WriteConcurrency int
 	// AllowStageBack lets a record's stage move backwards.
 	AllowStageBack bool
-	// MatchKeys are the canonical fields used to find an existing record in a
-	// target before creating one (default: email, then name).
+	// MatchKeys are the canonical fields used, in order, to find an existing
+	// record in a target before creating one (default: email,
+	// registration_number, vat_number, name). The first key that finds
+	// exactly one record links it; several matches dead-letter the record.
 	MatchKeys []string
+	// Deletes says what happens in the targets when a record disappears
+	// from the source.
+	Deletes DeletePolicy
+	// MaxRetries caps automatic retries of a dead letter (default 10);
+	// `crmsync deadletters replay` still retries it by hand.
+	MaxRetries int
+}
+
+// DeletePolicy configures delete propagation.
+type DeletePolicy struct {
+	// Mode is ignore (default), close (mark closed and inactive) or delete.
+	Mode string
+	// MaxPerRun stops a reconciliation that would act on more records
+	// (default 50).
+	MaxPerRun int
+	// Every is how often a reconciliation (a complete scan of the source)
+	// runs, at the end of a sync (default 24h; it runs on the first sync).
+	Every time.Duration
 }
 
 // Target is one destination of a flow, with an optional filter.
@@ -35,6 +75,10 @@ type Target struct {
 	System string
 	Kinds  []funnel.Kind
 	Stages []funnel.Stage
+	// CheckBeforeWrite makes the engine read a linked record before
+	// updating it, to merge edits made there since crmsync last saw it
+	// (set for targets that are also a source of some flow: two-way sync).
+	CheckBeforeWrite bool
 }
 
 // Accepts reports whether the target's filter lets r through.
@@ -79,20 +123,25 @@ type Counts struct {
 	Unchanged int `json:"unchanged"`
 	Skipped   int `json:"skipped"`
 	Failed    int `json:"failed"`
+	Deleted   int `json:"deleted,omitempty"`
+	Closed    int `json:"closed,omitempty"`
+	Linked    int `json:"linked,omitempty"`  // matched to an existing record instead of created
+	Retried   int `json:"retried,omitempty"` // dead letters retried
 }
 
 func (c *Counts) asMap() map[string]int {
 	return map[string]int{"pulled": c.Pulled, "created": c.Created, "updated": c.Updated, "converted": c.Converted,
-		"unchanged": c.Unchanged, "skipped": c.Skipped, "failed": c.Failed}
+		"unchanged": c.Unchanged, "skipped": c.Skipped, "failed": c.Failed, "deleted": c.Deleted, "closed": c.Closed,
+		"linked": c.Linked, "retried": c.Retried}
 }
 
 // Writes is the number of writes the counts stand for.
-func (c *Counts) Writes() int { return c.Created + c.Updated + c.Converted }
+func (c *Counts) Writes() int { return c.Created + c.Updated + c.Converted + c.Deleted + c.Closed }
 
 // Change is one planned or performed write, for plan output and logs.
 type Change struct {
 	Target      string      `json:"target"`
-	Op          string      `json:"op"` // create, update, convert, dead-letter
+	Op          string      `json:"op"` // create, link, update, convert, close, delete, dead-letter
 	CanonicalID string      `json:"canonical_id"`
 	TargetID    string      `json:"target_id,omitempty"`
 	Entity      string      `json:"entity,omitempty"`

@@ -136,6 +136,17 @@ func (m *Mapping) Owns(canonical string) bool {
 	return false
 }
 
+// UsesNative reports whether any rule reads or writes the native field
+// top (the first segment of its path), e.g. "leads" for Overplane child rows.
+func (m *Mapping) UsesNative(top string) bool {
+	for _, r := range m.rules {
+		if len(r.path) > 0 && r.path[0] == top {
+			return true
+		}
+	}
+	return false
+}
+
 // matches reports whether rec satisfies every when condition.
 func matches(rec *funnel.Record, when []cond) bool {
 	for _, w := range when {
@@ -229,21 +240,33 @@ func (r *rule) read(n Native) (v any, present bool, err error) {
 	if r.native == EntityField {
 		return n.Entity, strings.TrimSpace(n.Entity) != "", nil
 	}
-	cur := n.Fields
+	var cur any = n.Fields
 	for i, seg := range r.path {
-		x, ok := cur[seg]
-		if !ok || x == nil {
+		var x any
+		switch c := cur.(type) {
+		case map[string]any:
+			x = c[seg]
+		case []any:
+			// A numeric segment steps into a list (Overplane child rows:
+			// leads.0.email is the first lead row's email).
+			idx, err := strconv.Atoi(seg)
+			if err != nil || idx < 0 {
+				return nil, false, fmt.Errorf("native field %s holds a list; expected a row number after it, not %q", strings.Join(r.path[:i], "."), seg)
+			}
+			if idx < len(c) {
+				x = c[idx]
+			}
+		default:
+			return nil, false, fmt.Errorf("native field %s holds %s; expected an object holding %s", strings.Join(r.path[:i], "."), show(c), strings.Join(r.path[i:], "."))
+		}
+		if x == nil {
 			return nil, false, nil
 		}
 		if i == len(r.path)-1 {
 			v = x
 			break
 		}
-		m, isMap := x.(map[string]any)
-		if !isMap {
-			return nil, false, fmt.Errorf("native field %s holds %s; expected an object holding %s", strings.Join(r.path[:i+1], "."), show(x), strings.Join(r.path[i+1:], "."))
-		}
-		cur = m
+		cur = x
 	}
 	switch x := v.(type) {
 	case string:

@@ -310,7 +310,7 @@ func TestNativePathAndCarries(t *testing.T) {
 		t.Errorf("bluerocktel vat_number: %q %v", got, ok)
 	}
 	over := mustLoadExample(t, "overplane")
-	for field, want := range map[string]bool{"kind": true, "name": true, "owner": true, "stage": false, "email": false, "created_at": true} {
+	for field, want := range map[string]bool{"kind": true, "name": true, "owner": true, "stage": true, "email": true, "mobile": true, "phone": false, "created_at": true} {
 		if got := over.Carries(field); got != want {
 			t.Errorf("overplane Carries(%s) = %v, want %v", field, got, want)
 		}

@@ -54,3 +54,24 @@ func TestOutboundValueMapFallsBackToDefault(t *testing.T) {
 		}
 	}
 }
+
+func TestNumericSegmentReadsListRows(t *testing.T) {
+	m := mustLoadExample(t, "overplane")
+	rec, err := m.Inbound(Native{Entity: "prospect", Fields: map[string]any{
+		"company_name": "Acme",
+		"leads":        []any{map[string]any{"idx": 1.0, "email": "ann@acme.example", "mobile_no": "+31 6 1"}, map[string]any{"email": "second@acme.example"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Str("email") != "ann@acme.example" || rec.Str("mobile") != "+31 6 1" {
+		t.Fatalf("first lead row not read: %v", rec.Fields)
+	}
+	rec, err = m.Inbound(Native{Entity: "prospect", Fields: map[string]any{"company_name": "Acme", "leads": []any{}}})
+	if err != nil || rec.Str("email") != "" {
+		t.Fatalf("no lead rows: email=%q err=%v, want absent and no error", rec.Str("email"), err)
+	}
+	if !m.UsesNative("leads") || m.UsesNative("opportunities") {
+		t.Fatal("UsesNative wrong for the overplane example")
+	}
+}

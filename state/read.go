@@ -68,8 +68,9 @@ type DeadLetter struct {
 	Flow, System string
 	// CanonicalID is the golden record's id, when there is one.
 	CanonicalID string
-	// SourceSystem and SourceID name the record the change came from.
-	SourceSystem, SourceID string
+	// SourceSystem, SourceEntity and SourceID name the record the change
+	// came from (what a retry reads again).
+	SourceSystem, SourceEntity, SourceID string
 	// Op is the operation that failed (create, update, convert, delete).
 	Op string
 	// Error is the target's message (never secrets: the HTTP layer redacts).
@@ -186,6 +187,20 @@ func (s *Store) Link(system, externalID string) (string, error) {
 		return "", fmt.Errorf("read link %s/%s: %w", system, externalID, err)
 	}
 	return string(v), nil
+}
+
+// Links returns every link of system: external id -> canonical id.
+func (s *Store) Links(system string) (map[string]string, error) {
+	out := map[string]string{}
+	prefix := pairKey(system, "")
+	err := s.scan(bucketLinks, prefix, func(k, v []byte) error {
+		out[string(k[len(prefix):])] = string(v)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read links of %s: %w", system, err)
+	}
+	return out, nil
 }
 
 // Record returns the golden record with canonical id id, or nil.

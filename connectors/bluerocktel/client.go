@@ -618,3 +618,9 @@ func (c *Client) decodePage(entity, op string, body []byte) (*listPage, error) {
 	}
 	return pg, nil
 }
+
+// IDsScopedByEntity reports that prospect and customer ids are separate
+// number sequences (prospect 5 and customer 5 are different records).
+func (c *Client) IDsScopedByEntity() bool { return true }
+
+var _ connectors.EntityScopedIDs = (*Client)(nil)

@@ -483,3 +483,8 @@ func valueString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// FindScans reports that Find reads every prospect: the API has no filters.
+func (c *Client) FindScans() bool { return true }
+
+var _ connectors.ScanFinder = (*Client)(nil)

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"fmt"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/crmsync/crmsync/app"
+	"github.com/crmsync/crmsync/engine"
+	"github.com/crmsync/crmsync/funnel"
+)
+
+func newBackfillCmd(g *globals) *cobra.Command {
+	var since string
+	var restart bool
+	c := &cobra.Command{
+		Use:   "backfill FLOW",
+		Short: "Re-read a flow's source from a date (or the beginning) without touching its scheduled cursor",
+		Long: `Re-read the source of FLOW from --since (or from the beginning) and sync every
+record, using a cursor of its own: the scheduled cursor is left alone. Records
+already in sync make no writes. A progress bar (records, rate, ETA when the API
+reports a total) is shown on a terminal, plain log lines otherwise. An
+interrupted backfill (SIGINT/SIGTERM, crash) resumes from its last committed
+page when run again; --restart starts over.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			log := g.logger(cfg)
+			flows, err := app.Flows(cfg, args)
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			var from time.Time
+			if since != "" {
+				if from, err = funnel.ParseTime(since); err != nil {
+					return &ExitError{Code: 2, Err: fmt.Errorf("--since: %w (expected e.g. 2026-01-31 or 2026-01-31T08:00:00Z)", err)}
+				}
+			}
+			a, err := app.Open(cfg, log, app.Options{StatePath: g.state})
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			f := flows[0]
+			if restart {
+				if err := clearCursor(a, engine.BackfillKey(f.Name)); err != nil {
+					return err
+				}
+			} else if c, err := a.Store.Cursor(engine.BackfillKey(f.Name)); err == nil && c != nil {
+				log.Info().Str("flow", f.Name).Msg("resuming the interrupted backfill from its last committed page (--restart starts over)")
+			}
+			ctx := cmd.Context()
+			stop := make(chan struct{})
+			sigCtx, cancel := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+			defer cancel()
+			go func() { <-sigCtx.Done(); close(stop) }()
+			var bar *progressbar.ProgressBar
+			started := time.Now()
+			progress := func(p engine.Progress) {
+				if isTerminal(g.env.Stderr) {
+					if bar == nil {
+						bar = progressbar.NewOptions(p.Total, progressbar.OptionSetWriter(g.env.Stderr),
+							progressbar.OptionSetDescription("backfill "+f.Name), progressbar.OptionShowCount(),
+							progressbar.OptionShowIts(), progressbar.OptionSetItsString("records"),
+							progressbar.OptionSetPredictTime(p.Total > 0), progressbar.OptionThrottle(200*time.Millisecond))
+					}
+					if p.Total > 0 {
+						bar.ChangeMax(max(p.Total, p.Records))
+					}
+					_ = bar.Set(p.Records)
+					return
+				}
+				rate := float64(p.Records) / time.Since(started).Seconds()
+				ev := log.Info().Str("flow", f.Name).Int("records", p.Records).Int("pages", p.Pages).Float64("records_per_s", float64(int(rate*10))/10)
+				if p.Total > 0 && rate > 0 && p.Total >= p.Records {
+					ev = ev.Int("total", p.Total).Dur("eta", time.Duration(float64(p.Total-p.Records)/rate*float64(time.Second)).Round(time.Second))
+				}
+				ev.Msg("backfill progress")
+			}
+			res, err := a.Engine.Run(ctx, f, engine.RunOptions{Mode: engine.ModeBackfill, Since: from, Stop: stop, Progress: progress})
+			if bar != nil {
+				_ = bar.Finish()
+				fmt.Fprintln(g.env.Stderr)
+			}
+			if g.jsonOut {
+				if jerr := writeJSONResults(g.env.Stdout, []*engine.Result{res}); jerr != nil {
+					return jerr
+				}
+			} else {
+				writeSummary(g.env.Stdout, []*engine.Result{res})
+				pulled := 0
+				if c := res.Systems[f.Source]; c != nil {
+					pulled = c.Pulled
+				}
+				if d := res.Finished.Sub(res.Started).Seconds(); d > 0 {
+					fmt.Fprintf(g.env.Stdout, "  %.0f records/s\n", float64(pulled)/d)
+				}
+			}
+			if err != nil {
+				return &ExitError{Code: 1, Err: err}
+			}
+			return nil
+		},
+	}
+	g.addConfigFlags(c, true)
+	c.Flags().StringVar(&since, "since", "", "start at this date/time (UTC unless it has a zone); default: the beginning")
+	c.Flags().BoolVar(&restart, "restart", false, "forget an interrupted backfill and start over")
+	c.Flags().BoolVar(&g.jsonOut, "json", false, "print the result as JSON")
+	return c
+}

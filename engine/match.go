@@ -1,0 +1,262 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"unicode"
+
+	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/funnel"
+	"github.com/crmsync/crmsync/mapping"
+)
+
+// A target is read once into a match index (instead of one lookup per
+// create) when the run is bulk (first sync or backfill), when its connector's
+// Find scans anyway, or when one page needs at least indexThreshold creates.
+//
+// indexThreshold is how many creates for one target in one page make the
+// engine read the whole target once (an index for the rest of the run)
+// instead of one lookup per record.
+const indexThreshold = 25
+
+// NormalizeMatch turns a match value into its comparison form: trimmed,
+// lower-case, inner spaces collapsed; for names also without punctuation
+// and legal-form suffixes ("Acme B.V." and "ACME BV" match).
+func NormalizeMatch(field, v string) string {
+	v = strings.ToLower(strings.Join(strings.Fields(v), " "))
+	if field != funnel.FieldName {
+		return v
+	}
+	v = strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || r == ' ' {
+			return r
+		}
+		if r == '.' {
+			return -1
+		}
+		return ' '
+	}, v)
+	words := strings.Fields(v)
+	for len(words) > 1 {
+		switch words[len(words)-1] {
+		case "bv", "nv", "ltd", "limited", "gmbh", "ag", "inc", "llc", "sas", "sarl", "sa", "plc", "co", "corp":
+			words = words[:len(words)-1]
+			continue
+		}
+		break
+	}
+	return strings.Join(words, " ")
+}
+
+// matchFor lists the native match fields and values of a record about to be
+// created (kept in its create intent, to look it up after a crash).
+func (r *run) matchFor(t *targetSys, g *funnel.Record, out mapping.Native) map[string]string {
+	m := map[string]string{}
+	for _, key := range r.f.MatchKeys {
+		path, ok := t.Map.NativePath(key, g.Kind())
+		if !ok {
+			continue
+		}
+		if v, ok := GetPath(out.Fields, path); ok {
+			if s := strings.TrimSpace(fmt.Sprint(v)); s != "" {
+				m[path] = s
+			}
+		}
+	}
+	return m
+}
+
+// findExisting looks for the record in the target before a create, key by
+// key: the first key that finds exactly one candidate not linked to another
+// record wins; several candidates are an ambiguous match (dead letter).
+func (r *run) findExisting(ctx context.Context, tk *task) (*connectors.Record, error) {
+	g := tk.it.golden
+	useIndex, err := r.indexFor(ctx, tk.t)
+	if err != nil {
+		return nil, err
+	}
+	for _, key := range r.f.MatchKeys {
+		val := g.Str(key)
+		if val == "" {
+			continue
+		}
+		var cands []connectors.Record
+		if useIndex != nil {
+			cands = useIndex.lookup(key, NormalizeMatch(key, val))
+		} else {
+			path, ok := tk.t.Map.NativePath(key, g.Kind())
+			if !ok {
+				continue
+			}
+			found, err := tk.t.Conn.Find(ctx, tk.out.Entity, []connectors.Match{{Field: path, Value: val}})
+			if err != nil {
+				return nil, fmt.Errorf("look up %s=%q in %s: %w", key, val, tk.t.Name, err)
+			}
+			for _, f := range found {
+				if v, err := tk.t.Map.Inbound(mapping.Native{Entity: f.Entity, Fields: f.Fields}); err == nil &&
+					NormalizeMatch(key, v.Str(key)) == NormalizeMatch(key, val) {
+					cands = append(cands, f)
+				}
+			}
+		}
+		var free, taken []string
+		var pick *connectors.Record
+		for i := range cands {
+			c := cands[i]
+			owner, err := r.store().Link(tk.t.Name, tk.t.Key(c))
+			if err != nil {
+				return nil, err
+			}
+			if owner != "" && owner != g.ID {
+				taken = append(taken, c.ID+" (linked to "+owner+")")
+				continue
+			}
+			free = append(free, c.ID)
+			pick = &cands[i]
+		}
+		switch {
+		case len(free) == 1:
+			return pick, nil
+		case len(free) > 1:
+			sort.Strings(free)
+			return nil, &errAmbiguous{fmt.Sprintf("ambiguous match on %s=%q: %d records in %s match (%s); not created: link one by hand or make the match keys stricter",
+				key, val, len(free), tk.t.Name, strings.Join(free, ", "))}
+		case len(taken) > 0:
+			return nil, &errAmbiguous{fmt.Sprintf("match on %s=%q found only records already linked to other records: %s; not created",
+				key, val, strings.Join(taken, ", "))}
+		}
+	}
+	return nil, nil
+}
+
+// linkExisting links a matched record instead of creating one, then brings
+// it up to date: for a two-way target the two versions are merged (newest
+// change wins per field); otherwise the source's values are written.
+func (r *run) linkExisting(ctx context.Context, tk *task, found connectors.Record) error {
+	view, err := tk.t.Map.Inbound(mapping.Native{Entity: found.Entity, Fields: found.Fields})
+	if err != nil {
+		return &connectors.Error{System: tk.t.Name, Op: "map-inbound", Kind: connectors.Rejected, Message: err.Error()}
+	}
+	base := found.Fields
+	if cv, err := tk.t.Map.Outbound(view); err == nil {
+		base = cv.Fields
+	}
+	it := tk.it
+	if tk.t.t.CheckBeforeWrite {
+		it.mu.Lock()
+		if r.merge(it.golden, view, tk.t.System, found.UpdatedAt, nil) {
+			it.resync = true
+			tk.noEcho = true
+		}
+		out, err := tk.t.Map.Outbound(it.golden)
+		it.mu.Unlock()
+		if err != nil {
+			return &connectors.Error{System: tk.t.Name, Op: "map-outbound", Kind: connectors.Rejected, Message: err.Error()}
+		}
+		tk.out = out
+	}
+	tk.linked = true
+	key := tk.t.Key(found)
+	tk.prevID = key
+	diff := DiffPayload(base, tk.out.Fields)
+	got := found
+	if found.Entity != tk.out.Entity && tk.out.Entity != "" {
+		c, err := r.mutate(ctx, tk, "convert", func() (connectors.Record, error) {
+			return tk.t.Conn.ConvertStage(ctx, found.Entity, found.ID, tk.out.Entity)
+		})
+		if err != nil {
+			return err
+		}
+		got = c
+	}
+	if len(diff) > 0 {
+		tk.prev = nil
+		u, err := r.mutate(ctx, tk, "update", func() (connectors.Record, error) {
+			return tk.t.Conn.Update(ctx, got.Entity, got.ID, diff)
+		})
+		if err != nil {
+			return err
+		}
+		got = u
+	}
+	if r.plan {
+		r.mu.Lock()
+		r.res.Plan = append(r.res.Plan, Change{Target: tk.t.Name, Op: "link", CanonicalID: it.golden.ID, TargetID: found.ID, Entity: found.Entity, Name: it.golden.Str(funnel.FieldName)})
+		r.mu.Unlock()
+	}
+	tk.done, tk.payload = &got, MergePayload(base, diff)
+	return nil
+}
+
+// matchIndex maps normalised match values to a target's records.
+type matchIndex struct {
+	by map[string]map[string][]connectors.Record // match key -> value -> records
+}
+
+func (ix *matchIndex) lookup(key, val string) []connectors.Record {
+	return ix.by[key][val]
+}
+
+func (ix *matchIndex) add(t *targetSys, keys []string, rec connectors.Record) {
+	v, err := t.Map.Inbound(mapping.Native{Entity: rec.Entity, Fields: rec.Fields})
+	if err != nil {
+		return
+	}
+	for _, k := range keys {
+		s := v.Str(k)
+		if s == "" {
+			continue
+		}
+		if ix.by[k] == nil {
+			ix.by[k] = map[string][]connectors.Record{}
+		}
+		n := NormalizeMatch(k, s)
+		ix.by[k][n] = append(ix.by[k][n], rec)
+	}
+}
+
+// remember adds a record crmsync just created to the target's index.
+func (t *targetSys) remember(ts *targetSys, rec connectors.Record) {
+	t.imu.Lock()
+	defer t.imu.Unlock()
+	if t.index != nil {
+		t.index.add(ts, t.keys, rec)
+	}
+}
+
+// indexFor returns the target's index, building it (one full read of the
+// target) the first time a page needs many creates there.
+func (r *run) indexFor(ctx context.Context, t *targetSys) (*matchIndex, error) {
+	t.imu.Lock()
+	defer t.imu.Unlock()
+	scans := false
+	if sf, ok := t.Conn.(connectors.ScanFinder); ok {
+		scans = sf.FindScans()
+	}
+	if t.index != nil || (t.creates < indexThreshold && !scans && !r.bulk) {
+		return t.index, nil
+	}
+	ix := &matchIndex{by: map[string]map[string][]connectors.Record{}}
+	t.keys = r.f.MatchKeys
+	var cur connectors.Cursor
+	n := 0
+	for {
+		page, err := t.Conn.Pull(ctx, cur, connectors.PullOptions{PageSize: t.PageSize})
+		if err != nil {
+			return nil, fmt.Errorf("read %s to match records before creating them: %w", t.Name, err)
+		}
+		for _, rec := range page.Records {
+			ix.add(t, t.keys, rec)
+			n++
+		}
+		cur = page.Next
+		if page.Done {
+			break
+		}
+	}
+	r.log.Info().Str("target", t.Name).Int("records", n).Msg("read the target once to match records before creating them")
+	t.index = ix
+	return ix, nil
+}
