@@ -15,6 +15,7 @@ import (
 func newEmulateCmd(g *globals) *cobra.Command {
 	var o emulate.Options
 	var f emukit.Faults
+	var others int
 	c := &cobra.Command{
 		Use:   "emulate",
 		Short: "Serve emulators of the TribeCRM, Overplane and BlueRockTel APIs on loopback until SIGTERM",
@@ -32,6 +33,9 @@ Fault flags inject latency, 5xx answers, 429 rate limiting and connection resets
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := g.logger(nil)
 			o.Faults = f
+			if cmd.Flags().Changed("seed-others") {
+				o.SeedOthers = &others
+			}
 			ctx, cancel := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer cancel()
 			s, err := emulate.Start(ctx, o)
@@ -53,6 +57,7 @@ Fault flags inject latency, 5xx answers, 429 rate limiting and connection resets
 	c.Flags().StringVar(&o.BlueRockTelAddr, "bluerocktel-addr", "127.0.0.1:8083", "BlueRockTel emulator address")
 	c.Flags().StringVar(&o.Token, "token", "dev-token", "bearer token every emulator accepts")
 	c.Flags().IntVar(&o.Seed, "seed", 100, "records seeded per system (deterministic)")
+	c.Flags().IntVar(&others, "seed-others", 0, "records seeded in Overplane and BlueRockTel (default: --seed)")
 	c.Flags().IntVar(&o.PageCap, "page-cap", 0, "server-side cap on page size (0: each API's default)")
 	c.Flags().DurationVar(&f.Latency, "latency", 0, "latency added to every answer")
 	c.Flags().Float64Var(&f.ErrorRate, "error-rate", 0, "share of requests answered with 503 (0..1)")

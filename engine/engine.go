@@ -136,8 +136,8 @@ type run struct {
 	bulk bool
 	// pending holds canonical ids with an unresolved create intent, per target.
 	pending map[string]map[string]bool
-	// planned holds golden records changed in memory (plan mode, and
-	// within a run so later pages see earlier ones).
+	// planned holds golden records changed in memory by a plan (which
+	// commits nothing), so later pages see earlier ones.
 	planned map[string]*funnel.Record
 	mu      sync.Mutex // guards res, plan output and pending during concurrent writes
 }
@@ -349,7 +349,12 @@ func (r *run) handle(ctx context.Context, recs []connectors.Record, b *state.Bat
 			b.PutFingerprint(r.src.Name, it.key, it.fp)
 		}
 		b.PutRecord(it.golden)
-		r.planned[it.golden.ID] = it.golden
+		if r.plan {
+			// A plan commits nothing, so later pages must see this page's
+			// golden records here. A sync reads them back from state, which
+			// keeps memory flat however many records a run handles.
+			r.planned[it.golden.ID] = it.golden
+		}
 	}
 	return fatal
 }

@@ -23,7 +23,8 @@ const indexThreshold = 25
 
 // NormalizeMatch turns a match value into its comparison form: trimmed,
 // lower-case, inner spaces collapsed; for names also without punctuation
-// and legal-form suffixes ("Acme B.V." and "ACME BV" match).
+// ("Acme B.V.", "ACME BV" and "acme  b.v" match). The legal form is kept:
+// "Acme BV" and "Acme Ltd" are different companies.
 func NormalizeMatch(field, v string) string {
 	v = strings.ToLower(strings.Join(strings.Fields(v), " "))
 	if field != funnel.FieldName {
@@ -38,16 +39,13 @@ func NormalizeMatch(field, v string) string {
 		}
 		return ' '
 	}, v)
-	words := strings.Fields(v)
-	for len(words) > 1 {
-		switch words[len(words)-1] {
-		case "bv", "nv", "ltd", "limited", "gmbh", "ag", "inc", "llc", "sas", "sarl", "sa", "plc", "co", "corp":
-			words = words[:len(words)-1]
-			continue
-		}
-		break
-	}
-	return strings.Join(words, " ")
+	return strings.Join(strings.Fields(v), " ")
+}
+
+// matchKeyApplies reports whether a match key identifies records of a kind:
+// a person's name does not (namesakes are common); an e-mail does.
+func matchKeyApplies(key string, kind funnel.Kind) bool {
+	return !(key == funnel.FieldName && kind == funnel.Person)
 }
 
 // matchFor lists the native match fields and values of a record about to be
@@ -56,7 +54,7 @@ func (r *run) matchFor(t *targetSys, g *funnel.Record, out mapping.Native) map[s
 	m := map[string]string{}
 	for _, key := range r.f.MatchKeys {
 		path, ok := t.Map.NativePath(key, g.Kind())
-		if !ok {
+		if !ok || !matchKeyApplies(key, g.Kind()) {
 			continue
 		}
 		if v, ok := GetPath(out.Fields, path); ok {
@@ -79,7 +77,7 @@ func (r *run) findExisting(ctx context.Context, tk *task) (*connectors.Record, e
 	}
 	for _, key := range r.f.MatchKeys {
 		val := g.Str(key)
-		if val == "" {
+		if val == "" || !matchKeyApplies(key, g.Kind()) {
 			continue
 		}
 		var cands []connectors.Record
@@ -124,8 +122,9 @@ func (r *run) findExisting(ctx context.Context, tk *task) (*connectors.Record, e
 			return nil, &errAmbiguous{fmt.Sprintf("ambiguous match on %s=%q: %d records in %s match (%s); not created: link one by hand or make the match keys stricter",
 				key, val, len(free), tk.t.Name, strings.Join(free, ", "))}
 		case len(taken) > 0:
-			return nil, &errAmbiguous{fmt.Sprintf("match on %s=%q found only records already linked to other records: %s; not created",
-				key, val, strings.Join(taken, ", "))}
+			// Every candidate is already the twin of another record: none
+			// is ours. Try the next key (and create when none finds one).
+			r.log.Debug().Str("target", tk.t.Name).Str("key", key).Strs("taken", taken).Msg("match candidates belong to other records")
 		}
 	}
 	return nil, nil
