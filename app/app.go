@@ -133,7 +133,13 @@ func BuildConnector(name string, sc *config.System, m *mapping.Mapping, log zero
 		hopts.ErrorMessage = tribecrm.ErrorMessage
 		hc := httpx.New(hopts)
 		hc.AddSecret(sc.Token.Value())
-		return tribecrm.New(tribecrm.Options{BaseURL: base, Token: sc.Token.Value(), HTTP: hc, Logger: clog})
+		o := tribecrm.Options{BaseURL: base, Token: sc.Token.Value(), HTTP: hc, Logger: clog,
+			PageSize: sc.PageSize, Overlap: sc.Overlap, UpgradeField: sc.UpgradeField}
+		if sc.OAuth != nil {
+			hc.AddSecret(sc.OAuth.ClientSecret.Value())
+			o.ClientID, o.ClientSecret, o.TokenURL, o.Scope = sc.OAuth.ClientID, sc.OAuth.ClientSecret.Value(), sc.OAuth.TokenURL, sc.OAuth.Scope
+		}
+		return tribecrm.New(o)
 	case overplane.System:
 		hopts.ErrorMessage = overplane.ErrorMessage
 		hc := httpx.New(hopts)
@@ -141,12 +147,18 @@ func BuildConnector(name string, sc *config.System, m *mapping.Mapping, log zero
 		// Child rows cost two requests per prospect: read them only when
 		// the mapping uses them.
 		children := m.UsesNative("leads") || m.UsesNative("opportunities")
-		return overplane.New(overplane.Options{BaseURL: base, Token: sc.Token.Value(), HTTP: hc, Logger: clog, NoChildren: !children})
+		return overplane.New(overplane.Options{BaseURL: base, Token: sc.Token.Value(), HTTP: hc, Logger: clog, NoChildren: !children, PageSize: sc.PageSize})
 	case bluerocktel.System:
 		hopts.ErrorMessage = bluerocktel.ErrorMessage
 		hc := httpx.New(hopts)
 		hc.AddSecret(sc.Token.Value())
-		return bluerocktel.New(bluerocktel.Options{BaseURL: base, Token: sc.Token.Value(), HTTP: hc, Logger: clog})
+		o := bluerocktel.Options{BaseURL: base, Token: sc.Token.Value(), HTTP: hc, Logger: clog,
+			PageSize: sc.PageSize, Overlap: sc.Overlap, Naming: bluerocktel.Naming(sc.Naming), ConvertPath: sc.ConvertPath}
+		if sc.Login != nil {
+			hc.AddSecret(sc.Login.Password.Value())
+			o.Email, o.Password = sc.Login.Email, sc.Login.Password.Value()
+		}
+		return bluerocktel.New(o)
 	}
 	return nil, fmt.Errorf("unknown system type %q", sc.Type)
 }

@@ -72,11 +72,12 @@ type System struct {
 	Timeout       time.Duration `yaml:"timeout"`
 	Retries       int           `yaml:"retries"`
 	RetryAfterMax time.Duration `yaml:"retry_after_max"`
-	Overlap       time.Duration `yaml:"overlap"` // cursor overlap window re-read on each pull
-	OAuth         *OAuth        `yaml:"oauth"`   // tribecrm: client credentials
-	Login         *Login        `yaml:"login"`   // bluerocktel: POST /api/login
-	Naming        string        `yaml:"naming"`  // bluerocktel: snake or camel field names on writes
-	ConvertPath   string        `yaml:"convert_path"`
+	Overlap       time.Duration `yaml:"overlap"`       // cursor overlap window re-read on each pull
+	OAuth         *OAuth        `yaml:"oauth"`         // tribecrm: client credentials
+	Login         *Login        `yaml:"login"`         // bluerocktel: POST /api/login
+	Naming        string        `yaml:"naming"`        // bluerocktel: snake or camel field names on writes
+	ConvertPath   string        `yaml:"convert_path"`  // bluerocktel: prospect -> customer conversion route
+	UpgradeField  string        `yaml:"upgrade_field"` // tribecrm: _Type (default) or _UpgradeType for stage conversion
 
 	Name string `yaml:"-"`
 	line int
@@ -283,7 +284,7 @@ func keysOf(t string) []string {
 	case "Config":
 		return []string{"state", "log", "admin", "systems", "flows"}
 	case "System":
-		return []string{"type", "base_url", "token", "mapping", "page_size", "rate_limit", "burst", "timeout", "retries", "retry_after_max", "overlap", "oauth", "login", "naming", "convert_path"}
+		return []string{"type", "base_url", "token", "mapping", "page_size", "rate_limit", "burst", "timeout", "retries", "retry_after_max", "overlap", "oauth", "login", "naming", "convert_path", "upgrade_field"}
 	case "Flow":
 		return []string{"name", "source", "targets", "schedule", "write_concurrency", "allow_stage_back", "match", "deletes", "max_retries"}
 	case "Deletes":
@@ -480,8 +481,17 @@ func (c *Config) validate(pos posIndex) Errors {
 		if s.Login != nil && s.Type != "bluerocktel" {
 			add(at("login"), "systems.%s.login is only supported for type bluerocktel", n)
 		}
-		if s.Naming != "" && s.Naming != "snake" && s.Naming != "camel" {
-			add(at("naming"), "systems.%s.naming %q is not snake or camel", n, s.Naming)
+		if s.Naming != "" && s.Naming != "snake" && s.Naming != "camel" && s.Naming != "auto" {
+			add(at("naming"), "systems.%s.naming %q is not snake, camel or auto", n, s.Naming)
+		}
+		if s.Naming != "" && s.Type != "bluerocktel" {
+			add(at("naming"), "systems.%s.naming is only supported for type bluerocktel", n)
+		}
+		if s.ConvertPath != "" && s.Type != "bluerocktel" {
+			add(at("convert_path"), "systems.%s.convert_path is only supported for type bluerocktel", n)
+		}
+		if s.UpgradeField != "" && (s.Type != "tribecrm" || (s.UpgradeField != "_Type" && s.UpgradeField != "_UpgradeType")) {
+			add(at("upgrade_field"), "systems.%s.upgrade_field must be _Type or _UpgradeType, and only for type tribecrm", n)
 		}
 		if s.Mapping == "" {
 			add(s.line, "systems.%s.mapping is missing (expected the path of a mapping file)", n)
