@@ -78,6 +78,7 @@ type System struct {
 	Naming        string        `yaml:"naming"`        // bluerocktel: snake or camel field names on writes
 	ConvertPath   string        `yaml:"convert_path"`  // bluerocktel: prospect -> customer conversion route
 	UpgradeField  string        `yaml:"upgrade_field"` // tribecrm: _Type (default) or _UpgradeType for stage conversion
+	Stages        []string      `yaml:"stages"`        // tribecrm: funnel stages to read (default all: Suspect, Lead, HotProspect, Prospect, Customer)
 
 	Name string `yaml:"-"`
 	line int
@@ -284,7 +285,7 @@ func keysOf(t string) []string {
 	case "Config":
 		return []string{"state", "log", "admin", "systems", "flows"}
 	case "System":
-		return []string{"type", "base_url", "token", "mapping", "page_size", "rate_limit", "burst", "timeout", "retries", "retry_after_max", "overlap", "oauth", "login", "naming", "convert_path", "upgrade_field"}
+		return []string{"type", "base_url", "token", "mapping", "page_size", "rate_limit", "burst", "timeout", "retries", "retry_after_max", "overlap", "oauth", "login", "naming", "convert_path", "upgrade_field", "stages"}
 	case "Flow":
 		return []string{"name", "source", "targets", "schedule", "write_concurrency", "allow_stage_back", "match", "deletes", "max_retries"}
 	case "Deletes":
@@ -489,6 +490,11 @@ func (c *Config) validate(pos posIndex) Errors {
 		}
 		if s.ConvertPath != "" && s.Type != "bluerocktel" {
 			add(at("convert_path"), "systems.%s.convert_path is only supported for type bluerocktel", n)
+		}
+		for k, st := range s.Stages {
+			if s.Type != "tribecrm" || !contains([]string{"Suspect", "Lead", "HotProspect", "Prospect", "Customer"}, st) {
+				add(pos.line("systems", n, "stages", strconv.Itoa(k)), "systems.%s.stages: %q is not a TribeCRM funnel stage (expected Suspect, Lead, HotProspect, Prospect or Customer; tribecrm only)", n, st)
+			}
 		}
 		if s.UpgradeField != "" && (s.Type != "tribecrm" || (s.UpgradeField != "_Type" && s.UpgradeField != "_UpgradeType")) {
 			add(at("upgrade_field"), "systems.%s.upgrade_field must be _Type or _UpgradeType, and only for type tribecrm", n)

@@ -51,7 +51,8 @@ func (e *Engine) Reconcile(ctx context.Context, f Flow, plan bool) (*Result, err
 }
 
 // reconcile reads the whole source, and only when that scan completed,
-// treats every linked source record it did not see as deleted: per the
+// treats every linked source record it did not see, and that the source
+// then answers 404 for, as deleted: per the
 // flow's policy the linked target records are closed or deleted, at most
 // MaxPerRun of them, else nothing happens and the run says why.
 func (r *run) reconcile(ctx context.Context) error {
@@ -78,13 +79,35 @@ func (r *run) reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var gone []string
+	var missing []string
 	for key := range links {
 		if !seen[key] {
-			gone = append(gone, key)
+			missing = append(missing, key)
 		}
 	}
-	sort.Strings(gone)
+	sort.Strings(missing)
+	// A record edited while the scan paged can slip past it (some APIs page
+	// by a sort key that the edit changes). Confirm each absence: only a
+	// record the source answers 404 for is gone.
+	var gone []string
+	for _, key := range missing {
+		fp, err := r.store().Fingerprint(r.src.Name, key)
+		if err != nil {
+			return err
+		}
+		if fp == nil || fp.Entity == "" {
+			continue // never read from this source: nothing proves it existed there
+		}
+		_, err = r.src.Conn.Get(ctx, fp.Entity, r.src.RawID(key))
+		switch {
+		case connectors.IsNotFound(err):
+			gone = append(gone, key)
+		case err != nil:
+			return fmt.Errorf("reconcile: confirm %s %s is gone: %w", fp.Entity, key, err)
+		default:
+			r.log.Debug().Str("id", key).Msg("reconcile: record missed by the scan still exists")
+		}
+	}
 	limit := r.f.Deletes.MaxPerRun
 	if limit <= 0 {
 		limit = 50
