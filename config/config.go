@@ -454,8 +454,8 @@ func (c *Config) validate(pos posIndex) Errors {
 	if c.Log.Format != "console" && c.Log.Format != "json" {
 		add(pos.line("log", "format"), "log.format %q is not console or json", c.Log.Format)
 	}
-	if len(c.Systems) == 0 {
-		add(0, "no systems configured (expected a systems: section with at least two systems)")
+	if len(c.Systems) < 2 {
+		add(pos.line("systems"), "%d system(s) configured; a sync needs at least two (expected a systems: section naming a source and a target)", len(c.Systems))
 	}
 	names := make([]string, 0, len(c.Systems))
 	for n := range c.Systems {

@@ -345,7 +345,10 @@ func (r *run) handle(ctx context.Context, recs []connectors.Record, b *state.Bat
 		r.apply(tk, b)
 	}
 	for _, it := range items {
-		if !it.failed && !it.resync {
+		// The source fingerprint records what was read, even when a target
+		// failed: a failed target keeps a dead letter, which disables the
+		// unchanged shortcut until it is resolved (see prepare).
+		if !it.resync {
 			b.PutFingerprint(r.src.Name, it.key, it.fp)
 		}
 		b.PutRecord(it.golden)
@@ -422,7 +425,7 @@ func (r *run) prepare(rec connectors.Record, b *state.Batch) (*item, []*task, er
 	if err != nil {
 		return nil, nil, err
 	}
-	if golden != nil && prev != nil && prev.Hash == fp.Hash && r.settled(golden) {
+	if golden != nil && prev != nil && prev.Hash == fp.Hash && r.settled(golden) && !r.hasDeadLetter(golden) {
 		for _, t := range r.targets {
 			if t.t.Accepts(golden) {
 				r.count(t.Name, func(c *Counts) { c.Unchanged++ })
@@ -513,6 +516,17 @@ func (r *run) lastView(sys *System, fp *state.Fingerprint) *funnel.Record {
 		return nil
 	}
 	return v
+}
+
+// hasDeadLetter reports whether a write of the record to one of the flow's
+// targets is waiting in dead letters (so it must not be skipped as unchanged).
+func (r *run) hasDeadLetter(g *funnel.Record) bool {
+	for _, t := range r.targets {
+		if d, err := r.store().DeadLetter(DeadLetterKey(r.f.Name, t.Name, g.ID)); err != nil || d != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // settled reports whether every target that accepts the record holds it.

@@ -75,7 +75,7 @@ func (r *run) recoverIntent(ctx context.Context, t *targetSys, in state.Intent) 
 		b.DeleteIntent(t.Name, in.ID)
 		r.count(t.Name, func(c *Counts) { c.Failed++ })
 		r.deadLetter(b, t.Name, in.ID, src, "create",
-			fmt.Errorf("interrupted create: %d records match %v (%s); link one by hand", len(found), in.Match, strings.Join(ids, ", ")), in.Payload)
+			fmt.Errorf("interrupted create: %d records match %v (%s); remove the duplicate in the target, then run `crmsync deadletters replay`", len(found), in.Match, strings.Join(ids, ", ")), in.Payload)
 		return r.store().Commit(b)
 	}
 	hash := ""

@@ -119,7 +119,7 @@ func (r *run) findExisting(ctx context.Context, tk *task) (*connectors.Record, e
 			return pick, nil
 		case len(free) > 1:
 			sort.Strings(free)
-			return nil, &errAmbiguous{fmt.Sprintf("ambiguous match on %s=%q: %d records in %s match (%s); not created: link one by hand or make the match keys stricter",
+			return nil, &errAmbiguous{fmt.Sprintf("ambiguous match on %s=%q: %d records in %s match (%s); not created: remove the duplicate in %[4]s or make the flow's match keys stricter, then run `crmsync deadletters replay`",
 				key, val, len(free), tk.t.Name, strings.Join(free, ", "))}
 		case len(taken) > 0:
 			// Every candidate is already the twin of another record: none

@@ -184,7 +184,7 @@ func (r *run) propagateDelete(ctx context.Context, srcKey, canonID string, b *st
 			}
 			diff := DiffPayload(fp.Payload, out.Fields)
 			if len(diff) == 0 {
-				r.log.Warn().Str("target", t.Name).Msg("close policy: the target's mapping carries neither closed nor active; nothing to write")
+				r.log.Info().Str("target", t.Name).Str("id", tid).Msg("close policy: nothing to write (already closed, or the target's mapping carries neither closed nor active)")
 				r.count(t.Name, func(c *Counts) { c.Skipped++ })
 				continue
 			}

@@ -43,8 +43,13 @@ func (r *run) retryDeadLetters(ctx context.Context, key string) error {
 				b.DeleteDeadLetter(d.Key)
 			}
 			continue
-		case err != nil:
+		case err != nil && isFatal(err):
 			return fmt.Errorf("re-read %s %s for a dead-letter retry: %w", d.SourceEntity, d.SourceID, err)
+		case err != nil:
+			// The source refuses this one record: keep the dead letter and
+			// go on with the others.
+			r.log.Warn().Err(err).Str("key", d.Key).Msg("dead letter's source record cannot be read: kept, retried next run")
+			continue
 		}
 		recs = append(recs, rec)
 		r.count(d.System, func(c *Counts) { c.Retried++ })

@@ -63,24 +63,28 @@ type Intent struct {
 type DeadLetter struct {
 	// Key identifies the dead letter; PutDeadLetter derives it with
 	// DeadLetterKey, ignoring what is set here.
-	Key string
+	Key string `json:"key"`
 	// Flow and System are the flow and the target system of the change.
-	Flow, System string
+	Flow   string `json:"flow"`
+	System string `json:"system"`
 	// CanonicalID is the golden record's id, when there is one.
-	CanonicalID string
+	CanonicalID string `json:"canonical_id,omitempty"`
 	// SourceSystem, SourceEntity and SourceID name the record the change
 	// came from (what a retry reads again).
-	SourceSystem, SourceEntity, SourceID string
+	SourceSystem string `json:"source_system,omitempty"`
+	SourceEntity string `json:"source_entity,omitempty"`
+	SourceID     string `json:"source_id,omitempty"`
 	// Op is the operation that failed (create, update, convert, delete).
-	Op string
+	Op string `json:"op"`
 	// Error is the target's message (never secrets: the HTTP layer redacts).
-	Error string
+	Error string `json:"error"`
 	// Payload is the native payload that was rejected.
-	Payload map[string]any
+	Payload map[string]any `json:"payload,omitempty"`
 	// Attempts counts how often the change was dead-lettered.
-	Attempts int
+	Attempts int `json:"attempts"`
 	// FirstAt and LastAt are the first and latest failure (UTC).
-	FirstAt, LastAt time.Time
+	FirstAt time.Time `json:"first_at"`
+	LastAt  time.Time `json:"last_at"`
 }
 
 // DeadLetterKey is the key PutDeadLetter stores d under:
@@ -98,16 +102,17 @@ func DeadLetterKey(d DeadLetter) string {
 // Run is one flow run, for `crmsync status`.
 type Run struct {
 	// Flow is the flow's name.
-	Flow string
+	Flow string `json:"flow"`
 	// Started and Finished bound the run (UTC). Started is the key: a second
 	// Run of the same flow with the same Started replaces the first.
-	Started, Finished time.Time
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
 	// Counts maps system → counter name → n.
-	Counts map[string]map[string]int
+	Counts map[string]map[string]int `json:"counts"`
 	// Error is the error that ended the run, or "".
-	Error string
+	Error string `json:"error,omitempty"`
 	// Mode is sync, backfill or plan.
-	Mode string
+	Mode string `json:"mode"`
 }
 
 // MaxRunsPerFlow is how many runs per flow PutRun keeps; older ones are
