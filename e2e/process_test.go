@@ -1,0 +1,270 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/crmsync/crmsync/connectors/bluerocktel"
+)
+
+// proc is a running crmsync binary.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stdout syncBuffer
+	stderr syncBuffer
+	done   chan struct{}
+	err    error
+}
+
+// startProc starts the built binary with args.
+func startProc(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	p.cmd.Stdout = &p.stdout
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", binary, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill() // only our own child, by its pid
+			<-p.done
+		}
+	})
+	return p
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *proc) wait(within time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(within):
+		p.t.Fatalf("crmsync did not exit within %s\n--- stdout\n%s--- stderr\n%s", within, p.stdout.String(), p.stderr.String())
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		p.t.Fatalf("wait: %v", p.err)
+	}
+	return 0
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// adminAddr waits for the daemon's "admin endpoint listening" log line
+// (JSON logs) and returns the address.
+func (p *proc) adminAddr() string {
+	p.t.Helper()
+	var addr string
+	waitFor(p.t, 30*time.Second, "the admin endpoint to listen", func() bool {
+		if p.exited() {
+			p.t.Fatalf("crmsync exited early:\n%s", p.stderr.String())
+		}
+		sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
+		for sc.Scan() {
+			var l struct {
+				Message string `json:"message"`
+				Addr    string `json:"addr"`
+			}
+			if json.Unmarshal(sc.Bytes(), &l) == nil && strings.HasPrefix(l.Message, "admin endpoint listening") && l.Addr != "" {
+				addr = l.Addr
+				return true
+			}
+		}
+		return false
+	})
+	return addr
+}
+
+// get fetches an admin URL; status 0 when the request failed.
+func get(url string) (int, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestProcessRunServesAdminAndStopsOnSIGTERM: `crmsync run` serves
+// /healthz, /metrics and /status while running, syncs at start, and on
+// SIGTERM exits 0 with the run recorded in the state file.
+func TestProcessRunServesAdminAndStopsOnSIGTERM(t *testing.T) {
+	const seed = 15
+	e := newEnv(t, envOptions{Seed: seed})
+	p := startProc(t, "run", "--config", e.cfgPath, "--admin", "127.0.0.1:0", "--log-format", "json")
+	base := "http://" + p.adminAddr()
+
+	if st, body := get(base + "/healthz"); st != http.StatusOK || strings.TrimSpace(body) != "ok" {
+		t.Errorf("/healthz: %d %q", st, body)
+	}
+	// The run at start finishes and shows on /status.
+	var status struct {
+		Flows []struct {
+			Flow    string          `json:"flow"`
+			Cursor  json.RawMessage `json:"cursor"`
+			LastRun *struct {
+				Counts map[string]map[string]int
+				Error  string
+			} `json:"last_run"`
+		} `json:"flows"`
+	}
+	waitFor(t, 30*time.Second, "/status to show the first run", func() bool {
+		st, body := get(base + "/status")
+		if st != http.StatusOK || json.Unmarshal([]byte(body), &status) != nil {
+			return false
+		}
+		return len(status.Flows) == 1 && status.Flows[0].LastRun != nil
+	})
+	if f := status.Flows[0]; f.Flow != flowName || f.LastRun.Error != "" || f.LastRun.Counts[bluerocktel.System]["created"] != seed || string(f.Cursor) == "null" {
+		t.Errorf("/status: flow %s, cursor %s, last run %+v; want %d created and no error", f.Flow, f.Cursor, *f.LastRun, seed)
+	}
+	st, metrics := get(base + "/metrics")
+	if st != http.StatusOK || !strings.Contains(metrics, "crmsync_records_total") {
+		t.Errorf("/metrics: %d, crmsync_records_total missing:\n%.2000s", st, metrics)
+	}
+	if !strings.Contains(metrics, `outcome="created"`) {
+		t.Errorf("/metrics does not count the created records:\n%.2000s", metrics)
+	}
+	if st, body := get(base + "/readyz"); st != http.StatusOK {
+		t.Errorf("/readyz after a good run: %d %s", st, body)
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(60 * time.Second); code != 0 {
+		t.Fatalf("crmsync run exited %d on SIGTERM\n%s", code, p.stderr.String())
+	}
+	s := e.status()
+	if s.Flows[0].LastRun == nil || s.Flows[0].LastRun.Counts[bluerocktel.System]["created"] != seed {
+		t.Errorf("state after SIGTERM: last run %+v, want %d created", s.Flows[0].LastRun, seed)
+	}
+	if n := len(e.blueRecords()); n != seed {
+		t.Errorf("BlueRockTel holds %d records, want %d", n, seed)
+	}
+}
+
+// TestProcessSIGTERMMidPageCommitsThePage: SIGTERM while a page is being
+// written lets that page finish, commits it and exits 0; the next sync
+// picks up from there without creating anything twice.
+func TestProcessSIGTERMMidPageCommitsThePage(t *testing.T) {
+	const seed = 40
+	g := newGate()
+	t.Cleanup(g.Open)
+	e := newEnv(t, envOptions{Seed: seed, Front: map[string]func(http.Handler) http.Handler{bluerocktel.System: g.wrap}})
+	p := startProc(t, "run", "--config", e.cfgPath, "--admin", "", "--log-format", "json")
+	waitFor(t, 30*time.Second, "the first page to reach BlueRockTel", func() bool {
+		if p.exited() {
+			t.Fatalf("crmsync exited early:\n%s", p.stderr.String())
+		}
+		return g.Waiting() > 0
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "crmsync to acknowledge the stop", func() bool {
+		return strings.Contains(p.stderr.String(), "stop requested")
+	})
+	if p.exited() {
+		t.Fatalf("crmsync exited before the page in hand was written:\n%s", p.stderr.String())
+	}
+	g.Open()
+	if code := p.wait(60 * time.Second); code != 0 {
+		t.Fatalf("crmsync run exited %d on SIGTERM\n%s", code, p.stderr.String())
+	}
+	s := e.status()
+	run := s.Flows[0].LastRun
+	if run == nil || run.Error != "" {
+		t.Fatalf("state after SIGTERM: last run %+v, want a run without error", run)
+	}
+	first := run.Counts[bluerocktel.System]["created"]
+	if first < 1 || first >= seed {
+		t.Errorf("the stopped run created %d of %d records in BlueRockTel; want the page in hand only", first, seed)
+	}
+	if n := len(e.blueRecords()); n != first {
+		t.Errorf("BlueRockTel holds %d records, the state says %d were created", n, first)
+	}
+	if string(s.Flows[0].Cursor) == "null" {
+		t.Errorf("no cursor committed for the page in hand")
+	}
+	r := e.sync()
+	if c := counts(t, r, bluerocktel.System); c.Created != seed-first || c.Failed != 0 {
+		t.Errorf("the next sync: bluerocktel %+v, want %d created", c, seed-first)
+	}
+	var names []string
+	for _, b := range e.blueRecords() {
+		names = append(names, b.Name)
+	}
+	if len(names) != seed {
+		t.Errorf("BlueRockTel holds %d records, want %d", len(names), seed)
+	}
+	assertUniqueNames(t, "BlueRockTel", names)
+}
+
+// TestProcessDemo: `crmsync demo` runs its three steps from the binary
+// alone and exits 0.
+func TestProcessDemo(t *testing.T) {
+	p := startProc(t, "demo", "--seed", "20")
+	if code := p.wait(120 * time.Second); code != 0 {
+		t.Fatalf("demo exited %d\n--- stdout\n%s--- stderr\n%s", code, p.stdout.String(), p.stderr.String())
+	}
+	out := p.stdout.String()
+	steps := []string{"== 1. first sync", "== 2. second sync", "== 3. renamed an organisation"}
+	for _, s := range steps {
+		if !strings.Contains(out, s) {
+			t.Errorf("demo output lacks %q:\n%s", s, out)
+		}
+	}
+	// Step 3 shows exactly one update in each target.
+	if i := strings.Index(out, steps[2]); i >= 0 {
+		for _, sys := range []string{"bluerocktel", "overplane"} {
+			found := false
+			for _, l := range strings.Split(out[i:], "\n") {
+				f := strings.Fields(l)
+				if len(f) == 8 && f[0] == sys {
+					found = true
+					if f[2] != "0" || f[3] != "1" || f[7] != "0" {
+						t.Errorf("demo step 3, %s: %q; want 0 created, 1 updated, 0 failed", sys, l)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("demo step 3 shows no row for %s:\n%s", sys, out[i:])
+			}
+		}
+	}
+	if strings.Contains(out, "FAILED") {
+		t.Errorf("demo reports a failure:\n%s", out)
+	}
+}
