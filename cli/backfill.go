@@ -28,14 +28,9 @@ interrupted backfill (SIGINT/SIGTERM, crash) resumes from its last committed
 page when run again; --restart starts over.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.loadConfig()
+			cfg, log, flows, err := g.setup(args)
 			if err != nil {
 				return err
-			}
-			log := g.logger(cfg)
-			flows, err := app.Flows(cfg, args)
-			if err != nil {
-				return &ExitError{Code: 2, Err: err}
 			}
 			var from time.Time
 			if since != "" {

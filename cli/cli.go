@@ -16,7 +16,9 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/crmsync/crmsync/app"
 	"github.com/crmsync/crmsync/config"
+	"github.com/crmsync/crmsync/engine"
 )
 
 // Env is what a command may touch: its output streams and environment.
@@ -107,6 +109,36 @@ func (g *globals) loadConfig() (*config.Config, error) {
 		return nil, &ExitError{Code: 2, Err: err}
 	}
 	return cfg, nil
+}
+
+// setup loads the config, builds the logger and resolves the named flows
+// (all flows when names is empty).
+func (g *globals) setup(names []string) (*config.Config, zerolog.Logger, []engine.Flow, error) {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, zerolog.Nop(), nil, err
+	}
+	flows, err := app.Flows(cfg, names)
+	if err != nil {
+		return nil, zerolog.Nop(), nil, &ExitError{Code: 2, Err: err}
+	}
+	return cfg, g.logger(cfg), flows, nil
+}
+
+// report prints run results as JSON (--json) or with human, and turns a
+// failed run into exit status 1.
+func (g *globals) report(results []*engine.Result, failed bool, human func(io.Writer, []*engine.Result)) error {
+	if g.jsonOut {
+		if err := writeJSONResults(g.env.Stdout, results); err != nil {
+			return err
+		}
+	} else {
+		human(g.env.Stdout, results)
+	}
+	if failed {
+		return &ExitError{Code: 1}
+	}
+	return nil
 }
 
 // logger builds the process logger: console or JSON on stderr.

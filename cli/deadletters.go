@@ -18,6 +18,18 @@ func clearCursor(a *app.App, key string) error {
 	return a.Store.Commit(b)
 }
 
+// deadLetter reads one dead letter, or says it does not exist.
+func deadLetter(a *app.App, key string) (*state.DeadLetter, error) {
+	d, err := a.Store.DeadLetter(key)
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		return nil, &ExitError{Code: 1, Err: fmt.Errorf("no dead letter %q (see `crmsync deadletters list`)", key)}
+	}
+	return d, nil
+}
+
 func newDeadLettersCmd(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "deadletters",
@@ -82,12 +94,9 @@ flow's max_retries); replay retries them now.`,
 				return err
 			}
 			defer a.Close()
-			d, err := a.Store.DeadLetter(args[0])
+			d, err := deadLetter(a, args[0])
 			if err != nil {
 				return err
-			}
-			if d == nil {
-				return &ExitError{Code: 1, Err: fmt.Errorf("no dead letter %q (see `crmsync deadletters list`)", args[0])}
 			}
 			if g.jsonOut {
 				return writeJSON(g.env.Stdout, d)
@@ -115,12 +124,9 @@ flow's max_retries); replay retries them now.`,
 			name, key := flow, ""
 			if len(args) == 1 {
 				key = args[0]
-				d, err := a.Store.DeadLetter(key)
+				d, err := deadLetter(a, key)
 				if err != nil {
 					return err
-				}
-				if d == nil {
-					return &ExitError{Code: 1, Err: fmt.Errorf("no dead letter %q (see `crmsync deadletters list`)", key)}
 				}
 				name = d.Flow
 			}
@@ -156,12 +162,8 @@ flow's max_retries); replay retries them now.`,
 				return err
 			}
 			defer a.Close()
-			d, err := a.Store.DeadLetter(args[0])
-			if err != nil {
+			if _, err := deadLetter(a, args[0]); err != nil {
 				return err
-			}
-			if d == nil {
-				return &ExitError{Code: 1, Err: fmt.Errorf("no dead letter %q (see `crmsync deadletters list`)", args[0])}
 			}
 			if err := a.Store.DropDeadLetter(args[0]); err != nil {
 				return err

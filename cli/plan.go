@@ -27,14 +27,9 @@ diffs (old -> new), stage conversions, deletes/closes of a delete
 reconciliation (when the flow's deletes.policy is close or delete), and
 records that would be dead-lettered.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.loadConfig()
+			cfg, log, flows, err := g.setup(args)
 			if err != nil {
 				return err
-			}
-			log := g.logger(cfg)
-			flows, err := app.Flows(cfg, args)
-			if err != nil {
-				return &ExitError{Code: 2, Err: err}
 			}
 			path := cfg.State
 			if g.state != "" {
@@ -70,17 +65,7 @@ records that would be dead-lettered.`,
 				}
 				results = append(results, res)
 			}
-			if g.jsonOut {
-				if err := writeJSONResults(g.env.Stdout, results); err != nil {
-					return err
-				}
-			} else {
-				writePlan(g.env.Stdout, results)
-			}
-			if failed {
-				return &ExitError{Code: 1}
-			}
-			return nil
+			return g.report(results, failed, writePlan)
 		},
 	}
 	g.addConfigFlags(c, true)

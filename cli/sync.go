@@ -24,14 +24,9 @@ created, updated, converted, unchanged, skipped by a filter, or failed.
 Exit status 1 when any flow ended with an error. SIGINT/SIGTERM finish the
 page in hand, commit it and stop.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.loadConfig()
+			cfg, log, flows, err := g.setup(args)
 			if err != nil {
 				return err
-			}
-			log := g.logger(cfg)
-			flows, err := app.Flows(cfg, args)
-			if err != nil {
-				return &ExitError{Code: 2, Err: err}
 			}
 			a, err := app.Open(cfg, log, app.Options{StatePath: g.state})
 			if err != nil {
@@ -53,17 +48,7 @@ page in hand, commit it and stop.`,
 					log.Error().Err(err).Str("flow", f.Name).Msg("flow failed")
 				}
 			}
-			if g.jsonOut {
-				if err := writeJSONResults(g.env.Stdout, results); err != nil {
-					return err
-				}
-			} else {
-				writeSummary(g.env.Stdout, results)
-			}
-			if failed {
-				return &ExitError{Code: 1}
-			}
-			return nil
+			return g.report(results, failed, writeSummary)
 		},
 	}
 	g.addConfigFlags(c, true)
