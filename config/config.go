@@ -187,10 +187,17 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	if len(root.Content) == 0 {
 		return nil, Errors{{File: file, Msg: "the file is empty (expected keys state, systems, flows)"}}
 	}
-	// Pass 1: strict decode of the raw text, for unknown keys and types with line numbers.
+	// Pass 1: strict decode of the raw text, for unknown keys and types with
+	// line numbers. Those are collected, not returned at once, so validate
+	// also reports every other problem of the file.
 	var probe Config
+	var decodeErrs Errors
 	if err := strictDecode(data, &probe); err != nil {
-		return nil, yamlErrors(file, err)
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, yamlErrors(file, err) // not even YAML: nothing more to check
+		}
+		decodeErrs = yamlErrors(file, err).(Errors)
 	}
 	// Pass 2: expand ${VAR} in scalar values, then decode the expanded tree strictly.
 	var errs Errors
@@ -203,8 +210,16 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 		return nil, fmt.Errorf("%s: re-encode after expansion: %w", file, err)
 	}
 	cfg := &Config{File: file}
-	if err := strictDecode(expanded, cfg); err != nil {
-		return nil, yamlErrors(file, err)
+	if len(decodeErrs) == 0 {
+		if err := strictDecode(expanded, cfg); err != nil {
+			return nil, yamlErrors(file, err)
+		}
+	} else {
+		// Already reported: decode what fits, to check the rest.
+		var te *yaml.TypeError
+		if err := yaml.Unmarshal(expanded, cfg); err != nil && !errors.As(err, &te) {
+			return nil, append(decodeErrs, lineError(file, err.Error()))
+		}
 	}
 	pos := positions(&root)
 	for name, s := range cfg.Systems {
@@ -223,7 +238,9 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 		f.line = pos.line("flows", strconv.Itoa(i))
 	}
 	cfg.applyDefaults()
-	if errs := cfg.validate(pos); len(errs) > 0 {
+	errs = append(decodeErrs, cfg.validate(pos)...)
+	if len(errs) > 0 {
+		sort.SliceStable(errs, func(a, b int) bool { return errs[a].Line < errs[b].Line })
 		return nil, errs
 	}
 	return cfg, nil

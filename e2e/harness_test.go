@@ -73,9 +73,8 @@ type envOptions struct {
 	Front map[string]func(http.Handler) http.Handler
 	// Edit changes the config text after the URLs, tokens and state are set.
 	Edit func(string) string
-	// ExampleConcurrency keeps the example's write_concurrency (4). By
-	// default the tests write with 1: with more, the engine's match index
-	// is read and written concurrently (see TestConcurrentFirstSyncIsRaceFree).
+	// ExampleConcurrency documents that a test relies on the example's
+	// write_concurrency (4 writes in flight per target); every test uses it.
 	ExampleConcurrency bool
 }
 
@@ -124,13 +123,6 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 	}
 	e.cfgPath = filepath.Join(e.dir, "config.yaml")
 	text := exampleConfig(t, e.urls, o.ConfigToken, e.state)
-	if !o.ExampleConcurrency {
-		const conc = "write_concurrency: 4 "
-		if strings.Count(text, conc) != 1 {
-			t.Fatalf("config.example.yaml no longer contains %q once; update the e2e harness", conc)
-		}
-		text = strings.Replace(text, conc, "write_concurrency: 1 ", 1)
-	}
 	if o.Edit != nil {
 		text = o.Edit(text)
 	}

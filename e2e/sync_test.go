@@ -319,9 +319,6 @@ func TestWrongTokenFailsWithAuthErrorAndNeverShowsToken(t *testing.T) {
 // write_concurrency (4 writes in flight per target) creates every record
 // exactly once, without a data race.
 func TestConcurrentFirstSyncIsRaceFree(t *testing.T) {
-	if raceEnabled {
-		t.Skip("BUG: engine/match.go: findExisting reads the target's match index (matchIndex.lookup) without targetSys.imu while a concurrent write adds to it (targetSys.remember → matchIndex.add): a concurrent map read and write, reported by -race and able to crash the process; see the e2e report")
-	}
 	const seed = 40
 	e := newEnv(t, envOptions{Seed: seed, ExampleConcurrency: true})
 	r := e.sync()

@@ -82,7 +82,7 @@ func (r *run) findExisting(ctx context.Context, tk *task) (*connectors.Record, e
 		}
 		var cands []connectors.Record
 		if useIndex != nil {
-			cands = useIndex.lookup(key, NormalizeMatch(key, val))
+			cands = tk.t.lookup(key, NormalizeMatch(key, val))
 		} else {
 			path, ok := tk.t.Map.NativePath(key, g.Kind())
 			if !ok {
@@ -194,8 +194,15 @@ type matchIndex struct {
 	by map[string]map[string][]connectors.Record // match key -> value -> records
 }
 
-func (ix *matchIndex) lookup(key, val string) []connectors.Record {
-	return ix.by[key][val]
+// lookup returns a copy of the index entries for a value; writes of the
+// same page add to the index concurrently (remember).
+func (t *targetSys) lookup(key, val string) []connectors.Record {
+	t.imu.Lock()
+	defer t.imu.Unlock()
+	if t.index == nil {
+		return nil
+	}
+	return append([]connectors.Record(nil), t.index.by[key][val]...)
 }
 
 func (ix *matchIndex) add(t *targetSys, keys []string, rec connectors.Record) {
