@@ -106,7 +106,9 @@ type dying struct {
 	snapshot func()
 }
 
-var errDead = &connectors.Error{System: "bluerocktel", Op: "any", Kind: connectors.Retryable, Message: "the process is dead (test)"}
+func errDead() error {
+	return &connectors.Error{System: "bluerocktel", Op: "any", Kind: connectors.Retryable, Message: "the process is dead (test)"}
+}
 
 func (d *dying) isDead() bool {
 	d.mu.Lock()
@@ -116,7 +118,7 @@ func (d *dying) isDead() bool {
 
 func (d *dying) Create(ctx context.Context, rec connectors.Record) (connectors.Record, error) {
 	if d.isDead() {
-		return connectors.Record{}, errDead
+		return connectors.Record{}, errDead()
 	}
 	got, err := d.Connector.Create(ctx, rec)
 	d.mu.Lock()
@@ -125,28 +127,28 @@ func (d *dying) Create(ctx context.Context, rec connectors.Record) (connectors.R
 	if d.n == 0 {
 		d.snapshot()
 		d.dead = true
-		return connectors.Record{}, errDead
+		return connectors.Record{}, errDead()
 	}
 	return got, err
 }
 
 func (d *dying) Pull(ctx context.Context, cur connectors.Cursor, o connectors.PullOptions) (connectors.Page, error) {
 	if d.isDead() {
-		return connectors.Page{}, errDead
+		return connectors.Page{}, errDead()
 	}
 	return d.Connector.Pull(ctx, cur, o)
 }
 
 func (d *dying) Find(ctx context.Context, entity string, m []connectors.Match) ([]connectors.Record, error) {
 	if d.isDead() {
-		return nil, errDead
+		return nil, errDead()
 	}
 	return d.Connector.Find(ctx, entity, m)
 }
 
 func (d *dying) Update(ctx context.Context, entity, id string, f map[string]any) (connectors.Record, error) {
 	if d.isDead() {
-		return connectors.Record{}, errDead
+		return connectors.Record{}, errDead()
 	}
 	return d.Connector.Update(ctx, entity, id, f)
 }

@@ -204,10 +204,17 @@ func (w *world) checkConverged(systems ...string) {
 				w.t.Errorf("%s %s is linked but does not exist", sys, key)
 			}
 		}
+		twins := map[string]string{}
 		for key := range views[sys] {
-			if links[key] == "" {
+			id := links[key]
+			if id == "" {
 				w.t.Errorf("%s %s is linked to no golden record (a duplicate, or never synced)", sys, key)
+				continue
 			}
+			if other, dup := twins[id]; dup {
+				w.t.Errorf("%s holds golden record %s twice: %s and %s", sys, id, other, key)
+			}
+			twins[id] = key
 		}
 	}
 	mismatches := 0
