@@ -154,10 +154,11 @@ func (d *dying) Update(ctx context.Context, entity, id string, f map[string]any)
 }
 
 func TestProcessDeathBetweenCreateAndCommit(t *testing.T) {
+	// One write at a time, so "dies after create n" is an exact point.
 	for _, n := range []int{3, 14} { // on the first page (first sync, bulk) and on a later one
 		t.Run("dies after create "+strconv.Itoa(n), func(t *testing.T) {
 			d := &dying{n: n}
-			w := newWorld(t, worldOpts{tribe: 30, pageSize: 10, flows: oneWay, wrap: map[string]func(connectors.Connector) connectors.Connector{
+			w := newWorld(t, worldOpts{tribe: 30, pageSize: 10, concurrency: 1, flows: oneWay, wrap: map[string]func(connectors.Connector) connectors.Connector{
 				"bluerocktel": func(c connectors.Connector) connectors.Connector { d.wrapped = wrapped{c}; return d }}})
 			var snap []byte
 			d.snapshot = func() {

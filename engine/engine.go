@@ -134,6 +134,9 @@ type run struct {
 	plan    bool
 	// bulk is true for a first sync (no cursor yet) or a backfill.
 	bulk bool
+	// failedRun holds source records (key → content hash) that failed in
+	// this run, so a re-read of the same content is not tried again.
+	failedRun map[string]string
 	// pending holds canonical ids with an unresolved create intent, per target.
 	pending map[string]map[string]bool
 	// planned holds golden records changed in memory by a plan (which
@@ -158,7 +161,7 @@ func (e *Engine) newRun(f Flow, ro RunOptions, res *Result) (*run, error) {
 	}
 	r := &run{e: e, f: f, ro: ro, res: res, src: src, plan: ro.Mode == ModePlan,
 		log:     e.o.Logger.With().Str("flow", f.Name).Str("mode", string(ro.Mode)).Logger(),
-		pending: map[string]map[string]bool{}, planned: map[string]*funnel.Record{}}
+		pending: map[string]map[string]bool{}, planned: map[string]*funnel.Record{}, failedRun: map[string]string{}}
 	res.counts(src.Name)
 	for _, t := range f.Targets {
 		ts, ok := e.o.Systems[t.System]
@@ -345,6 +348,9 @@ func (r *run) handle(ctx context.Context, recs []connectors.Record, b *state.Bat
 		r.apply(tk, b)
 	}
 	for _, it := range items {
+		if it.failed {
+			r.failedRun[it.key] = it.fp.Hash
+		}
 		// The source fingerprint records what was read, even when a target
 		// failed: a failed target keeps a dead letter, which disables the
 		// unchanged shortcut until it is resolved (see prepare).
@@ -410,9 +416,12 @@ func (r *run) prepare(rec connectors.Record, b *state.Batch) (*item, []*task, er
 	}
 	fp := state.Fingerprint{Hash: view.Fingerprint(), Entity: rec.Entity, At: rec.UpdatedAt, Source: state.FingerprintRead}
 	if out, err := r.src.Map.Outbound(view); err == nil {
-		fp.Payload = out.Fields
+		fp.Payload = PresentOnly(out.Fields, rec.Fields)
 	}
 	key := r.src.Key(rec)
+	if h, failed := r.failedRun[key]; failed && h == fp.Hash {
+		return nil, nil, nil // failed earlier in this run (overlap re-read, retry pass): once per run is enough
+	}
 	canonID, err := r.store().Link(r.src.Name, key)
 	if err != nil {
 		return nil, nil, err
@@ -443,8 +452,19 @@ func (r *run) prepare(rec connectors.Record, b *state.Batch) (*item, []*task, er
 	} else {
 		golden = golden.Clone()
 	}
-	r.merge(golden, view, r.src, rec.UpdatedAt, r.lastView(r.src, prev))
+	_, overridden := r.merge(golden, view, r.src, rec.UpdatedAt, r.lastView(r.src, prev))
 	golden.Links[r.src.Name] = key
+	// The source changed fields another system owns: its edit lost. Make the
+	// owner's flows look at the record again, so they write the owner's
+	// value back to this source.
+	for owner := range overridden {
+		if link := golden.Links[owner]; link != "" && !r.plan {
+			if ofp, err := r.store().Fingerprint(owner, link); err == nil && ofp != nil {
+				ofp.Hash = ""
+				b.PutFingerprint(owner, link, *ofp)
+			}
+		}
+	}
 	it := &item{native: rec, key: key, golden: golden, fp: fp}
 	var tasks []*task
 	for _, t := range r.targets {
@@ -462,7 +482,7 @@ func (r *run) prepare(rec connectors.Record, b *state.Batch) (*item, []*task, er
 // decide computes the write (if any) one target needs for an item.
 func (r *run) decide(it *item, t *targetSys, b *state.Batch) (*task, error) {
 	golden := it.golden
-	if !t.t.Accepts(golden) {
+	if _, gone := golden.Gone[t.Name]; gone || !t.t.Accepts(golden) {
 		r.count(t.Name, func(c *Counts) { c.Skipped++ })
 		return nil, nil
 	}
@@ -706,7 +726,7 @@ func (r *run) checkTarget(ctx context.Context, tk *task) error {
 	}
 	it := tk.it
 	it.mu.Lock()
-	changed := r.merge(it.golden, view, tk.t.System, cur.UpdatedAt, r.lastView(tk.t.System, tk.prev))
+	changed, _ := r.merge(it.golden, view, tk.t.System, cur.UpdatedAt, r.lastView(tk.t.System, tk.prev))
 	if changed {
 		it.resync = true
 	}
@@ -717,7 +737,7 @@ func (r *run) checkTarget(ctx context.Context, tk *task) error {
 	}
 	base := tk.prev.Payload
 	if cv, err := tk.t.Map.Outbound(view); err == nil {
-		base = cv.Fields
+		base = PresentOnly(cv.Fields, cur.Fields)
 	}
 	tk.out = out
 	tk.diff = DiffPayload(base, out.Fields)

@@ -50,7 +50,7 @@ type worldOpts struct {
 	wrap map[string]func(connectors.Connector) connectors.Connector
 	now  func() time.Time
 	// concurrency is the write_concurrency given to flows that set none
-	// (default 1: see TestConcurrentCreatesOnAFirstSync for why).
+	// (default 4, as in config.example.yaml).
 	concurrency int
 }
 
@@ -108,7 +108,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		o.pageSize = 25
 	}
 	if o.concurrency == 0 {
-		o.concurrency = 1
+		o.concurrency = 4 // the example's default
 	}
 	o.flows = withConcurrency(o.flows, o.concurrency)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -140,12 +140,12 @@ func (r *run) linkExisting(ctx context.Context, tk *task, found connectors.Recor
 	}
 	base := found.Fields
 	if cv, err := tk.t.Map.Outbound(view); err == nil {
-		base = cv.Fields
+		base = PresentOnly(cv.Fields, found.Fields)
 	}
 	it := tk.it
 	if tk.t.t.CheckBeforeWrite {
 		it.mu.Lock()
-		if r.merge(it.golden, view, tk.t.System, found.UpdatedAt, nil) {
+		if changed, _ := r.merge(it.golden, view, tk.t.System, found.UpdatedAt, nil); changed {
 			it.resync = true
 			tk.noEcho = true
 		}

@@ -20,8 +20,12 @@ import (
 //     record's updated time) replaces the golden value unless the golden
 //     value came from a later change;
 //   - the stage only moves forward, unless the flow allows a step back.
-func (r *run) merge(g, view *funnel.Record, sys *System, at time.Time, lastView *funnel.Record) bool {
+//
+// It returns whether the golden record changed, and the owner systems whose
+// fields this system tried to change (its edits there lost).
+func (r *run) merge(g, view *funnel.Record, sys *System, at time.Time, lastView *funnel.Record) (bool, map[string]bool) {
 	changed := false
+	var overridden map[string]bool
 	if g.Sources == nil {
 		g.Sources = map[string]funnel.Source{}
 	}
@@ -41,6 +45,10 @@ func (r *run) merge(g, view *funnel.Record, sys *System, at time.Time, lastView 
 			}
 		}
 		if owner := r.ownerOf(name); owner != "" && owner != sys.Name && gHas {
+			if overridden == nil {
+				overridden = map[string]bool{}
+			}
+			overridden[owner] = true
 			continue
 		} else if owner != sys.Name && gHas {
 			if src, ok := g.Sources[name]; ok && src.At.After(at) {
@@ -62,7 +70,7 @@ func (r *run) merge(g, view *funnel.Record, sys *System, at time.Time, lastView 
 		changed = true
 	}
 	g.Complete()
-	return changed
+	return changed, overridden
 }
 
 // ownerOf returns the system whose mapping owns a canonical field, or "".

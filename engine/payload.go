@@ -139,3 +139,35 @@ func FieldDiffs(prev, diff map[string]any) []FieldDiff {
 	sort.Slice(out, func(i, j int) bool { return out[i].Field < out[j].Field })
 	return out
 }
+
+// PresentOnly keeps the leaves of payload that the native record really
+// holds (a non-nil value at the same path; numeric segments index lists).
+// A payload computed by mapping a record back out can hold constants the
+// record does not have (Overplane's leads.0.lead on a prospect with no lead
+// row); remembering those as "already there" would leave them out of the
+// next write.
+func PresentOnly(payload map[string]any, native any) map[string]any {
+	out := map[string]any{}
+	for k, v := range payload {
+		var nv any
+		switch n := native.(type) {
+		case map[string]any:
+			nv = n[k]
+		case []any:
+			if i, err := strconv.Atoi(k); err == nil && i >= 0 && i < len(n) {
+				nv = n[i]
+			}
+		}
+		if nv == nil {
+			continue
+		}
+		if vm, ok := v.(map[string]any); ok {
+			if sub := PresentOnly(vm, nv); len(sub) > 0 {
+				out[k] = sub
+			}
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}

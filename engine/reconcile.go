@@ -210,6 +210,20 @@ func (r *run) propagateDelete(ctx context.Context, srcKey, canonID string, b *st
 			r.mu.Unlock()
 		}
 	}
+	// Tombstones: the record is never created again where it was deleted,
+	// not even by a reverse flow that sees the closed copy in a target.
+	if g.Gone == nil {
+		g.Gone = map[string]time.Time{}
+	}
+	now := r.e.o.Now().UTC()
+	g.Gone[r.src.Name] = now
+	if r.f.Deletes.Mode == "delete" {
+		for _, t := range r.targets {
+			if _, linked := g.Links[t.Name]; !linked {
+				g.Gone[t.Name] = now
+			}
+		}
+	}
 	delete(g.Links, r.src.Name)
 	if !r.plan {
 		b.Unlink(r.src.Name, srcKey)

@@ -261,6 +261,10 @@ type Record struct {
 	// Sources maps a canonical field name to where its current value came
 	// from, for field-level merging.
 	Sources map[string]Source `json:"sources,omitempty"`
+	// Gone maps a system to when the record was deleted there (found by a
+	// delete reconciliation, or deleted by crmsync): it is never created in
+	// that system again.
+	Gone map[string]time.Time `json:"gone,omitempty"`
 }
 
 // Source says which system last set a field, and when that system changed it.
@@ -350,6 +354,12 @@ func (r *Record) Clone() *Record {
 		c.Sources = make(map[string]Source, len(r.Sources))
 		for k, v := range r.Sources {
 			c.Sources[k] = v
+		}
+	}
+	if r.Gone != nil {
+		c.Gone = make(map[string]time.Time, len(r.Gone))
+		for k, v := range r.Gone {
+			c.Gone[k] = v
 		}
 	}
 	return c

@@ -17,11 +17,12 @@ const valueVersion = 1
 // change the file format; testdata/*.golden.json pins them.
 
 type recordV1 struct {
-	V       int                 `json:"v"`
-	ID      string              `json:"id"`
-	Fields  map[string]any      `json:"fields"`
-	Links   map[string]string   `json:"links,omitempty"`
-	Sources map[string]sourceV1 `json:"sources,omitempty"`
+	V       int                  `json:"v"`
+	ID      string               `json:"id"`
+	Fields  map[string]any       `json:"fields"`
+	Links   map[string]string    `json:"links,omitempty"`
+	Sources map[string]sourceV1  `json:"sources,omitempty"`
+	Gone    map[string]time.Time `json:"gone,omitempty"`
 }
 
 type sourceV1 struct {
@@ -92,7 +93,7 @@ func checkVersion(v int, what string) error {
 }
 
 func encodeRecord(r *funnel.Record) ([]byte, error) {
-	v := recordV1{V: valueVersion, ID: r.ID, Fields: r.Fields, Links: r.Links}
+	v := recordV1{V: valueVersion, ID: r.ID, Fields: r.Fields, Links: r.Links, Gone: r.Gone}
 	if v.Fields == nil {
 		v.Fields = map[string]any{}
 	}
@@ -113,7 +114,7 @@ func decodeRecord(data []byte) (*funnel.Record, error) {
 	if err := checkVersion(v.V, "record"); err != nil {
 		return nil, err
 	}
-	r := &funnel.Record{ID: v.ID, Fields: v.Fields, Links: v.Links}
+	r := &funnel.Record{ID: v.ID, Fields: v.Fields, Links: v.Links, Gone: v.Gone}
 	if r.Fields == nil {
 		r.Fields = map[string]any{}
 	}
