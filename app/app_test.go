@@ -60,7 +60,7 @@ flows:
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	log := zerolog.New(&logs).Level(zerolog.TraceLevel)
+	log := zerolog.New(zerolog.SyncWriter(&logs)).Level(zerolog.TraceLevel)
 	a, err := Open(cfg, log, Options{})
 	if err != nil {
 		t.Fatal(err)

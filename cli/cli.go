@@ -161,7 +161,8 @@ func (g *globals) logger(cfg *config.Config) zerolog.Logger {
 	if format == "console" {
 		w = zerolog.ConsoleWriter{Out: g.env.Stderr, TimeFormat: "15:04:05", NoColor: !isTerminal(g.env.Stderr)}
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+	// Concurrent writes (several targets written at once) must not interleave.
+	return zerolog.New(zerolog.SyncWriter(w)).Level(lvl).With().Timestamp().Logger()
 }
 
 func isTerminal(w io.Writer) bool {
