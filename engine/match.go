@@ -116,6 +116,13 @@ func (r *run) findExisting(ctx context.Context, tk *task) (*connectors.Record, e
 		}
 		switch {
 		case len(free) == 1:
+			if pick.Fields == nil { // from the index, which keeps ids only
+				full, err := tk.t.Conn.Get(ctx, pick.Entity, pick.ID)
+				if err != nil {
+					return nil, fmt.Errorf("read matched %s %s in %s: %w", pick.Entity, pick.ID, tk.t.Name, err)
+				}
+				pick = &full
+			}
 			return pick, nil
 		case len(free) > 1:
 			sort.Strings(free)
@@ -189,7 +196,9 @@ func (r *run) linkExisting(ctx context.Context, tk *task, found connectors.Recor
 	return nil
 }
 
-// matchIndex maps normalised match values to a target's records.
+// matchIndex maps normalised match values to a target's records. It keeps
+// only entity and id per record (a match reads the record again), so its
+// size stays small on large targets and long runs.
 type matchIndex struct {
 	by map[string]map[string][]connectors.Record // match key -> value -> records
 }
@@ -219,7 +228,7 @@ func (ix *matchIndex) add(t *targetSys, keys []string, rec connectors.Record) {
 			ix.by[k] = map[string][]connectors.Record{}
 		}
 		n := NormalizeMatch(k, s)
-		ix.by[k][n] = append(ix.by[k][n], rec)
+		ix.by[k][n] = append(ix.by[k][n], connectors.Record{Entity: rec.Entity, ID: rec.ID})
 	}
 }
 
