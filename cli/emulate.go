@@ -29,7 +29,9 @@ HTTP client, e.g.:
   curl -H 'Authorization: Bearer dev-token' 'http://127.0.0.1:8082/api/crm/prospect?limit=2'
   curl -H 'Authorization: Bearer dev-token' -H 'Accept: application/json' 'http://127.0.0.1:8083/api/v1/prospects?per_page=2'
 
-Fault flags inject latency, 5xx answers, 429 rate limiting and connection resets.`,
+Fault flags inject latency, 5xx answers, 429 rate limiting with Retry-After,
+connection resets, a page-size cap, many records on one timestamp (--ties)
+and records edited while a client pages (--edit-during-paging).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := g.logger(nil)
 			o.Faults = f
@@ -59,6 +61,9 @@ Fault flags inject latency, 5xx answers, 429 rate limiting and connection resets
 	c.Flags().IntVar(&o.Seed, "seed", 100, "records seeded per system (deterministic)")
 	c.Flags().IntVar(&others, "seed-others", 0, "records seeded in Overplane and BlueRockTel (default: --seed)")
 	c.Flags().IntVar(&o.PageCap, "page-cap", 0, "server-side cap on page size (0: each API's default)")
+	c.Flags().BoolVar(&o.Ties, "ties", false, "many records on one timestamp: seeds share one, and every write gets it")
+	c.Flags().IntVar(&o.EditDuringPaging, "edit-during-paging", 0, "edit this many records after every list page served (0: off)")
+	c.Flags().StringVar(&o.BlueRockTelNaming, "bluerocktel-naming", "camel", "field spelling BlueRockTel answers with: camel (the SDK) or snake (the docs)")
 	c.Flags().DurationVar(&f.Latency, "latency", 0, "latency added to every answer")
 	c.Flags().Float64Var(&f.ErrorRate, "error-rate", 0, "share of requests answered with 503 (0..1)")
 	c.Flags().IntVar(&f.RateLimit, "rate-limit", 0, "answer 429 past this many requests per second (0: off)")

@@ -30,7 +30,20 @@ type Options struct {
 	SeedOthers *int
 	Faults     emukit.Faults
 	PageCap    int
+	// Ties makes records share one timestamp: BlueRockTel and Overplane
+	// seeds are all stamped alike, and every later write in all three
+	// emulators gets that same timestamp.
+	Ties bool
+	// EditDuringPaging makes each emulator edit n records after every list
+	// page it answers, as colleagues would while a client pages.
+	EditDuringPaging int
+	// BlueRockTelNaming is the field spelling BlueRockTel answers with:
+	// camel (default, as the official SDK reads) or snake (as the docs write).
+	BlueRockTelNaming string
 }
+
+// tieTime is the one timestamp shared by every record under Options.Ties.
+var tieTime = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 
 // Servers are the running emulators.
 type Servers struct {
@@ -51,11 +64,27 @@ func Start(ctx context.Context, o Options) (*Servers, error) {
 	if o.SeedOthers != nil {
 		others = *o.SeedOthers
 	}
+	opo := overplane.EmulatorOptions{Token: o.Token, Records: others, Faults: o.Faults, PageCap: o.PageCap}
+	bro := bluerocktel.EmulatorOptions{Token: o.Token, Records: others, Faults: o.Faults, PageCap: o.PageCap, Naming: bluerocktel.Naming(o.BlueRockTelNaming)}
+	if o.Ties {
+		opo.SeedTieGroup = max(others, 1)
+		bro.SeedTimestamp = tieTime
+	}
 	s := &Servers{
 		TribeCRM:    tribecrm.NewEmulator(tribecrm.EmulatorOptions{Token: o.Token, Records: o.Seed, Faults: o.Faults, PageCap: o.PageCap}),
-		Overplane:   overplane.NewEmulator(overplane.EmulatorOptions{Token: o.Token, Records: others, Faults: o.Faults, PageCap: o.PageCap}),
-		BlueRockTel: bluerocktel.NewEmulator(bluerocktel.EmulatorOptions{Token: o.Token, Records: others, Faults: o.Faults, PageCap: o.PageCap}),
+		Overplane:   overplane.NewEmulator(opo),
+		BlueRockTel: bluerocktel.NewEmulator(bro),
 		URLs:        map[string]string{},
+	}
+	if o.Ties {
+		s.TribeCRM.Freeze(tieTime)
+		s.Overplane.Freeze(tieTime)
+		s.BlueRockTel.Freeze(tieTime)
+	}
+	if o.EditDuringPaging > 0 {
+		s.TribeCRM.EditDuringPaging(o.EditDuringPaging)
+		s.Overplane.EditDuringPaging(o.EditDuringPaging)
+		s.BlueRockTel.EditDuringPaging(o.EditDuringPaging)
 	}
 	def := func(a, d string) string {
 		if a == "" {
