@@ -810,15 +810,7 @@ func (e *Emulator) create(w http.ResponseWriter, r *http.Request, t *table) {
 		writeJSON(w, http.StatusUnprocessableEntity, verr.body())
 		return
 	}
-	now := e.clock.Now()
-	rw := &row{id: t.nextID, vals: map[string]any{}, created: now, updated: now}
-	t.nextID++
-	for _, col := range t.c.Columns {
-		rw.vals[col.Name] = nil
-	}
-	for k, v := range t.c.Defaults {
-		rw.vals[k] = v
-	}
+	rw := t.newRow(e.clock.Now())
 	for k, v := range vals {
 		rw.vals[k] = v
 	}
@@ -944,15 +936,7 @@ func (e *Emulator) convertProspect(w http.ResponseWriter, r *http.Request, id st
 // convertLocked moves prospect p to the customers table; e.mu is held.
 func (e *Emulator) convertLocked(p *row) *row {
 	pros, cust := e.tables[EntityProspects], e.tables[EntityCustomers]
-	now := e.clock.Now()
-	c := &row{id: cust.nextID, vals: map[string]any{}, created: now, updated: now}
-	cust.nextID++
-	for _, col := range cust.c.Columns {
-		c.vals[col.Name] = nil
-	}
-	for k, v := range cust.c.Defaults {
-		c.vals[k] = v
-	}
+	c := cust.newRow(e.clock.Now())
 	for k, v := range p.vals {
 		if _, ok := cust.c.byName[k]; ok {
 			c.vals[k] = v

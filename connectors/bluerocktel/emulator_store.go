@@ -27,6 +27,21 @@ type row struct {
 }
 
 // table is one emulated database table.
+// newRow takes the table's next id and returns a row stamped now, with
+// every column null and then the table's defaults, as a fresh database row
+// is. The caller holds the emulator's lock.
+func (t *table) newRow(now time.Time) *row {
+	rw := &row{id: t.nextID, vals: map[string]any{}, created: now, updated: now}
+	t.nextID++
+	for _, col := range t.c.Columns {
+		rw.vals[col.Name] = nil
+	}
+	for k, v := range t.c.Defaults {
+		rw.vals[k] = v
+	}
+	return rw
+}
+
 type table struct {
 	c       *collection
 	rows    map[int64]*row
