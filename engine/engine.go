@@ -776,6 +776,17 @@ func (r *run) apply(tk *task, b *state.Batch) {
 		return
 	}
 	if tk.done == nil { // nothing to write after a conflict merge
+		if tk.prev != nil && tk.prevID != "" && !r.plan {
+			// Remember the target's current view, so the next run does not
+			// read and merge it again (unless it took values the source
+			// lacks: then the reverse flow must see it).
+			fp := *tk.prev
+			if tk.noEcho {
+				fp.Hash = ""
+			}
+			fp.Source = state.FingerprintRead
+			b.PutFingerprint(name, tk.prevID, fp)
+		}
 		r.count(name, func(c *Counts) { c.Unchanged++ })
 		return
 	}
