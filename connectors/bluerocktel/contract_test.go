@@ -117,8 +117,6 @@ func TestContract(t *testing.T) {
 		},
 		Convert: &conntest.Conversion{From: bluerocktel.EntityProspects, To: bluerocktel.EntityCustomers},
 		Known: map[string]string{
-			conntest.CheckTotal: "Page.Total is the total of the collection being scanned (customers on the last page), " +
-				"not of the whole pull over prospects and customers",
 			conntest.CheckFullScanEdits: "a first scan says FullScan although records edited while it pages jump to the front " +
 				"of the newest-first list, behind the reader, and are only returned by the next pull",
 		},

@@ -51,6 +51,9 @@ type cursorV1 struct {
 	// Entity is the collection being scanned.
 	Entity   string                  `json:"entity"`
 	Entities map[string]*entityState `json:"entities"`
+	// Totals holds the total each collection reported in the current pass
+	// (prospects, then customers), so Page.Total covers the whole pull.
+	Totals map[string]int `json:"totals,omitempty"`
 }
 
 // mark is a position in the newest-first order.
@@ -203,7 +206,17 @@ func (c *Client) Pull(ctx context.Context, cur connectors.Cursor, opts connector
 		}
 		recs = append(recs, r)
 	}
-	page := connectors.Page{Records: recs, Total: sc.Total, FullScan: sc.Bound == nil}
+	if st.Totals == nil {
+		st.Totals = map[string]int{}
+	}
+	if sc.Total >= 0 {
+		st.Totals[entity] = sc.Total
+	}
+	total := 0
+	for _, n := range st.Totals {
+		total += n
+	}
+	page := connectors.Page{Records: recs, Total: total, FullScan: sc.Bound == nil}
 	covered := start <= need
 	sc.LastTotal, sc.Margin = pg.Total, drop
 	switch {
@@ -217,6 +230,7 @@ func (c *Client) Pull(ctx context.Context, cur connectors.Cursor, opts connector
 			st.Entity = c.o.Entities[i+1]
 		} else {
 			st.Entity = c.o.Entities[0]
+			st.Totals = nil // the next pull is a new pass
 			page.Done = true
 		}
 	case covered:
