@@ -35,6 +35,9 @@ type PullOptions struct {
 	// Since, when the cursor is nil, starts the pull at this time instead of
 	// the beginning (backfill --since). Ignored when a cursor is given.
 	Since time.Time
+	// WantTotal asks for Page.Total to cover the whole pull from its first
+	// page (progress bars), even if that costs a few extra requests.
+	WantTotal bool
 }
 
 // Page is one page of a pull.

@@ -229,7 +229,7 @@ func (r *run) do(ctx context.Context) error {
 			r.log.Info().Msg("stop requested: ending run after the last committed page")
 			return nil
 		}
-		page, err := r.src.Conn.Pull(ctx, cur, connectors.PullOptions{PageSize: r.src.PageSize, Since: r.ro.Since})
+		page, err := r.src.Conn.Pull(ctx, cur, connectors.PullOptions{PageSize: r.src.PageSize, Since: r.ro.Since, WantTotal: r.ro.Progress != nil})
 		if err != nil {
 			return fmt.Errorf("pull from %s: %w", r.src.Name, err)
 		}

@@ -124,6 +124,11 @@ func (c *Client) Pull(ctx context.Context, cursor connectors.Cursor, opts connec
 	if size <= 0 {
 		size = c.pageSize
 	}
+	if opts.WantTotal && len(st.Counts) == 0 && st.Page == 0 && st.Step == steps[0] {
+		if err := c.countPass(ctx, &st); err != nil {
+			return connectors.Page{}, err
+		}
+	}
 
 	var page connectors.Page
 	for iter := 0; ; iter++ {
@@ -171,6 +176,23 @@ func (c *Client) Pull(ctx context.Context, cursor connectors.Cursor, opts connec
 	}
 	page.Next = next
 	return page, nil
+}
+
+// countPass fills the pass's counts of every funnel set up front ($top=0
+// with $count=true and the same filter as the set's first page), so that
+// Page.Total is the whole pass's size from the first page on.
+func (c *Client) countPass(ctx context.Context, st *pullCursor) error {
+	for _, set := range c.sets {
+		q := query("$filter", c.keysetFilter(st.Pos[set], true, st.Full), "$top", "0", "$count", "true")
+		lr, err := c.getList(ctx, c.root+"/"+set+q, "count "+set)
+		if err != nil {
+			return err
+		}
+		if lr.Count != nil {
+			st.Counts[set] = *lr.Count
+		}
+	}
+	return nil
 }
 
 // keysetFilter returns the $filter of the next page of a step. The first

@@ -1,0 +1,27 @@
+package tribecrm
+
+import (
+	"testing"
+
+	"github.com/crmsync/crmsync/connectors"
+)
+
+// A progress bar needs the pass's size from the first page: with WantTotal
+// the client counts every funnel set up front.
+func TestWantTotalGivesTheWholePassOnTheFirstPage(t *testing.T) {
+	e := newEnv(t, EmulatorOptions{Records: 300}, nil)
+	page, err := e.c.Pull(t.Context(), nil, connectors.PullOptions{PageSize: 20, WantTotal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Total != 300 {
+		t.Fatalf("first page Total = %d, want 300 (every funnel set counted)", page.Total)
+	}
+	page, err = e.c.Pull(t.Context(), nil, connectors.PullOptions{PageSize: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Total >= 300 {
+		t.Fatalf("without WantTotal the first page should count only its own set, got %d", page.Total)
+	}
+}
