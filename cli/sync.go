@@ -77,16 +77,26 @@ func writeSummary(w io.Writer, results []*engine.Result) {
 			status = "stopped early (resumes from the last committed page)"
 		}
 		fmt.Fprintf(w, "flow %s (%s): %s, %d page(s) in %s\n", r.Flow, r.Mode, status, r.Pages, r.Finished.Sub(r.Started).Round(1e6))
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "  system\tpulled\tcreated\tupdated\tconverted\tunchanged\tskipped\tfailed\t")
 		names := make([]string, 0, len(r.Systems))
-		for n := range r.Systems {
+		deletes := false
+		for n, c := range r.Systems {
 			names = append(names, n)
+			deletes = deletes || c.Deleted > 0 || c.Closed > 0
 		}
 		sort.Strings(names)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		head := "  system\tpulled\tcreated\tlinked\tupdated\tconverted\tunchanged\tskipped\tfailed\t"
+		if deletes {
+			head += "closed\tdeleted\t"
+		}
+		fmt.Fprintln(tw, head)
 		for _, n := range names {
 			c := r.Systems[n]
-			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", n, c.Pulled, c.Created, c.Updated, c.Converted, c.Unchanged, c.Skipped, c.Failed)
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t", n, c.Pulled, c.Created, c.Linked, c.Updated, c.Converted, c.Unchanged, c.Skipped, c.Failed)
+			if deletes {
+				fmt.Fprintf(tw, "%d\t%d\t", c.Closed, c.Deleted)
+			}
+			fmt.Fprintln(tw)
 		}
 		_ = tw.Flush()
 	}
