@@ -250,11 +250,18 @@ func TestProcessDemo(t *testing.T) {
 	if i := strings.Index(out, steps[2]); i >= 0 {
 		for _, sys := range []string{"bluerocktel", "overplane"} {
 			found := false
+			col := map[string]int{} // column name -> field index, from the table's header
 			for _, l := range strings.Split(out[i:], "\n") {
 				f := strings.Fields(l)
-				if len(f) == 8 && f[0] == sys {
+				if len(f) > 0 && f[0] == "system" && len(col) == 0 {
+					for j, name := range f {
+						col[name] = j
+					}
+					continue
+				}
+				if len(f) == len(col) && len(col) > 0 && f[0] == sys {
 					found = true
-					if f[2] != "0" || f[3] != "1" || f[7] != "0" {
+					if f[col["created"]] != "0" || f[col["updated"]] != "1" || f[col["failed"]] != "0" {
 						t.Errorf("demo step 3, %s: %q; want 0 created, 1 updated, 0 failed", sys, l)
 					}
 				}
