@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -76,6 +77,10 @@ type Client struct {
 
 	mu       sync.Mutex
 	tenantID string
+	// noToLower is set once the server refused tolower() in $filter (Tribe
+	// documents contains/startswith/endswith, not tolower): Find then
+	// narrows with contains() and compares on the client.
+	noToLower atomic.Bool
 }
 
 var _ connectors.Connector = (*Client)(nil)
@@ -575,7 +580,7 @@ func (c *Client) Find(ctx context.Context, entity string, match []connectors.Mat
 			sets = append(sets, FunnelSet(fl, s))
 		}
 	}
-	var terms []string
+	var terms, fallback []string
 	for _, m := range match {
 		path := strings.ReplaceAll(m.Field, ".", "/")
 		if !validPath(path) {
@@ -587,15 +592,29 @@ func (c *Client) Find(ctx context.Context, entity string, match []connectors.Mat
 				return nil, nil
 			}
 			terms = append(terms, path+" eq "+strings.ToLower(v))
+			fallback = append(fallback, path+" eq "+strings.ToLower(v))
 			continue
 		}
 		terms = append(terms, "tolower("+path+") eq "+quote(strings.ToLower(v)))
+		fallback = append(fallback, "contains("+path+","+quote(v)+")")
 	}
 	filter := strings.Join(terms, " and ")
 	var out []connectors.Record
 	seen := map[string]bool{}
 	for _, set := range sets {
-		rows, err := c.getAll(ctx, c.root+"/"+set+query("$filter", filter, "$expand", expandFor(set)), "find "+set)
+		var rows []item
+		var err error
+		if !c.noToLower.Load() {
+			rows, err = c.getAll(ctx, c.root+"/"+set+query("$filter", filter, "$expand", expandFor(set)), "find "+set)
+			var ce *connectors.Error
+			if errors.As(err, &ce) && ce.Status == http.StatusBadRequest {
+				c.log.Warn().Str("message", ce.Message).Msg("server refused tolower() in $filter: matching with contains() and comparing here from now on")
+				c.noToLower.Store(true)
+			}
+		}
+		if c.noToLower.Load() {
+			rows, err = c.getAll(ctx, c.root+"/"+set+query("$filter", strings.Join(fallback, " and "), "$expand", expandFor(set)), "find "+set)
+		}
 		if err != nil {
 			return nil, err
 		}
