@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -12,6 +16,7 @@ import (
 	"github.com/crmsync/crmsync/app"
 	"github.com/crmsync/crmsync/config"
 	"github.com/crmsync/crmsync/daemon"
+	"github.com/crmsync/crmsync/engine"
 	"github.com/crmsync/crmsync/metrics"
 	"github.com/crmsync/crmsync/state"
 )
@@ -77,6 +82,16 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			st, err := state.Open(path, state.Options{Timeout: time.Second, ReadOnly: true})
 			if err != nil {
+				if errors.Is(err, state.ErrLocked) && cfg.Admin.Listen != "" {
+					// The daemon holds the file: ask it instead.
+					if sts, aerr := adminStatus(cmd.Context(), cfg.Admin.Listen); aerr == nil {
+						if g.jsonOut {
+							return writeJSON(g.env.Stdout, map[string]any{"state": path, "flows": sts, "via": "admin endpoint"})
+						}
+						writeStatus(g.env.Stdout, path+" (held by the running daemon; read from its admin endpoint "+cfg.Admin.Listen+")", sts)
+						return nil
+					}
+				}
 				if errors.Is(err, state.ErrLocked) {
 					return fmt.Errorf("%w (a running `crmsync run` shows the same on its admin endpoint: GET /status)", err)
 				}
@@ -98,6 +113,35 @@ func newStatusCmd(g *globals) *cobra.Command {
 	g.addConfigFlags(c, true)
 	c.Flags().BoolVar(&g.jsonOut, "json", false, "print JSON")
 	return c
+}
+
+// adminStatus reads GET /status from a running daemon's admin endpoint.
+func adminStatus(ctx context.Context, listen string) ([]engine.FlowStatus, error) {
+	host := listen
+	if strings.HasPrefix(host, "0.0.0.0:") || strings.HasPrefix(host, ":") {
+		host = "127.0.0.1:" + host[strings.LastIndex(host, ":")+1:]
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("admin endpoint: %s", resp.Status)
+	}
+	var body struct {
+		Flows []engine.FlowStatus `json:"flows"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, err
+	}
+	return body.Flows, nil
 }
 
 func newValidateCmd(g *globals) *cobra.Command {

@@ -152,8 +152,8 @@ func (d *Daemon) runFlow(ctx context.Context, f engine.Flow, stop <-chan struct{
 		ev = log.Error().Err(err)
 	}
 	for sys, c := range res.Systems {
-		ev = ev.Dict(sys, zerolog.Dict().Int("pulled", c.Pulled).Int("created", c.Created).Int("updated", c.Updated).
-			Int("converted", c.Converted).Int("unchanged", c.Unchanged).Int("failed", c.Failed))
+		ev = ev.Dict(sys, zerolog.Dict().Int("pulled", c.Pulled).Int("created", c.Created).Int("linked", c.Linked).Int("updated", c.Updated).
+			Int("converted", c.Converted).Int("unchanged", c.Unchanged).Int("skipped", c.Skipped).Int("failed", c.Failed))
 	}
 	ev.Dur("took", res.Finished.Sub(res.Started)).Bool("stopped", res.Stopped).Msg("flow run finished")
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -121,8 +123,16 @@ func get(url string) (int, string) {
 // SIGTERM exits 0 with the run recorded in the state file.
 func TestProcessRunServesAdminAndStopsOnSIGTERM(t *testing.T) {
 	const seed = 15
-	e := newEnv(t, envOptions{Seed: seed})
-	p := startProc(t, "run", "--config", e.cfgPath, "--admin", "127.0.0.1:0", "--log-format", "json")
+	// A free port for the admin endpoint, written into the config: `status`
+	// finds the running daemon there.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := ln.Addr().String()
+	ln.Close()
+	e := newEnv(t, envOptions{Seed: seed, Edit: func(s string) string { return strings.Replace(s, "127.0.0.1:9090", adminAddr, 1) }})
+	p := startProc(t, "run", "--config", e.cfgPath, "--log-format", "json")
 	base := "http://" + p.adminAddr()
 
 	if st, body := get(base + "/healthz"); st != http.StatusOK || strings.TrimSpace(body) != "ok" {
@@ -158,6 +168,10 @@ func TestProcessRunServesAdminAndStopsOnSIGTERM(t *testing.T) {
 	}
 	if st, body := get(base + "/readyz"); st != http.StatusOK {
 		t.Errorf("/readyz after a good run: %d %s", st, body)
+	}
+	// The daemon holds the state file; `status` asks its admin endpoint.
+	if r := e.cli("status"); r.Code != 0 || !strings.Contains(r.Stdout, "held by the running daemon") || !strings.Contains(r.Stdout, fmt.Sprintf("created %d", seed)) {
+		t.Errorf("status while the daemon runs: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
