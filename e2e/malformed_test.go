@@ -1,0 +1,53 @@
+package e2e
+
+import (
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/crmsync/crmsync/connectors/bluerocktel"
+	"github.com/crmsync/crmsync/connectors/tribecrm"
+)
+
+// TestMalformedPageFailsClearlyAndLosesNothing: a TribeCRM list page that
+// is not JSON (a proxy's HTML error page with status 200) ends the run with
+// an error naming the system and the request; the cursor does not move
+// past it, so the next run syncs every record, each exactly once.
+func TestMalformedPageFailsClearlyAndLosesNothing(t *testing.T) {
+	const seed = 25
+	var lists atomic.Int32
+	e := newEnv(t, envOptions{Seed: seed, Front: map[string]func(http.Handler) http.Handler{
+		tribecrm.System: func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				// The 4th funnel-set list request answers garbage, once.
+				if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "_CommercialRelationship_") && lists.Add(1) == 4 {
+					w.Header().Set("Content-Type", "text/html")
+					_, _ = w.Write([]byte("<html><body>502 Bad Gateway</body></html>"))
+					return
+				}
+				h.ServeHTTP(w, r)
+			})
+		},
+	}})
+	r := e.cli("sync", "--json")
+	if r.Code == 0 {
+		t.Fatalf("a sync that met a malformed page exited 0:\n%s", r)
+	}
+	if !strings.Contains(r.Stderr, "tribecrm") || !strings.Contains(r.Stderr, "CommercialRelationship") {
+		t.Errorf("the error does not name the system and the request:\n%s", r.Stderr)
+	}
+	res := e.sync() // the next run: the page is read again
+	if c := counts(t, res, bluerocktel.System); c.Failed != 0 {
+		t.Errorf("second run: %+v", c)
+	}
+	recs := e.blueRecords()
+	if len(recs) != seed {
+		t.Errorf("BlueRockTel holds %d records after the retry, want %d", len(recs), seed)
+	}
+	names := make([]string, len(recs))
+	for i, b := range recs {
+		names[i] = b.Name
+	}
+	assertUniqueNames(t, bluerocktel.System, names)
+}
