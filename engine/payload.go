@@ -9,7 +9,8 @@ import (
 
 // DiffPayload returns the parts of next that differ from prev, keeping
 // nesting: only changed leaves are included. A leaf present in prev but
-// absent from next is returned as nil (clear it).
+// absent from next is returned as nil (clear it), also inside a nested
+// object that is gone altogether.
 func DiffPayload(prev, next map[string]any) map[string]any {
 	out := map[string]any{}
 	for k, nv := range next {
@@ -27,7 +28,11 @@ func DiffPayload(prev, next map[string]any) map[string]any {
 	}
 	for k, pv := range prev {
 		if _, ok := next[k]; !ok && pv != nil {
-			if _, isMap := pv.(map[string]any); isMap {
+			if pm, isMap := pv.(map[string]any); isMap {
+				// A nested object that is gone clears each of its leaves.
+				if d := DiffPayload(pm, map[string]any{}); len(d) > 0 {
+					out[k] = d
+				}
 				continue
 			}
 			out[k] = nil
@@ -47,7 +52,11 @@ func MergePayload(prev, diff map[string]any) map[string]any {
 		pm, pIsMap := out[k].(map[string]any)
 		switch {
 		case dIsMap && pIsMap:
-			out[k] = MergePayload(pm, dm)
+			if m := MergePayload(pm, dm); len(m) > 0 {
+				out[k] = m
+			} else {
+				delete(out, k) // every leaf cleared
+			}
 		case v == nil:
 			delete(out, k)
 		default:
