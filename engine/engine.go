@@ -24,6 +24,8 @@ type Metrics interface {
 	Records(flow, system, outcome string, n int)
 	// RunDone reports a finished run.
 	RunDone(flow string, mode Mode, d time.Duration, err error)
+	// DeadLetters reports how many dead letters a flow holds after a run.
+	DeadLetters(flow string, n int)
 }
 
 // Options builds an Engine.
@@ -120,6 +122,9 @@ func (e *Engine) finish(res *Result, mode Mode, err error) {
 			}
 		}
 		e.o.Metrics.RunDone(res.Flow, mode, res.Finished.Sub(res.Started), err)
+		if dls, derr := e.o.Store.DeadLetters(res.Flow); derr == nil {
+			e.o.Metrics.DeadLetters(res.Flow, len(dls))
+		}
 	}
 }
 

@@ -21,6 +21,7 @@ type Metrics struct {
 	runs        *prometheus.CounterVec
 	runDuration *prometheus.HistogramVec
 	lastSuccess *prometheus.GaugeVec
+	deadLetters *prometheus.GaugeVec
 	httpReqs    *prometheus.CounterVec
 	httpDur     *prometheus.HistogramVec
 }
@@ -38,12 +39,14 @@ func New() *Metrics {
 			Help: "Duration of flow runs.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}, []string{"flow"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "crmsync_last_success_timestamp_seconds",
 			Help: "Unix time of the last run that ended without error."}, []string{"flow"}),
+		deadLetters: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "crmsync_dead_letters",
+			Help: "Dead letters a flow holds after its last run (alert when it grows)."}, []string{"flow"}),
 		httpReqs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crmsync_http_requests_total",
 			Help: "HTTP attempts to CRM APIs, by system, method and status code (0: no response)."}, []string{"system", "method", "code"}),
 		httpDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "crmsync_http_request_duration_seconds",
 			Help: "Duration of HTTP attempts to CRM APIs.", Buckets: prometheus.DefBuckets}, []string{"system"}),
 	}
-	m.reg.MustRegister(m.records, m.runs, m.runDuration, m.lastSuccess, m.httpReqs, m.httpDur,
+	m.reg.MustRegister(m.records, m.runs, m.runDuration, m.lastSuccess, m.deadLetters, m.httpReqs, m.httpDur,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -63,6 +66,11 @@ func (m *Metrics) RunDone(flow string, mode engine.Mode, d time.Duration, err er
 	}
 	m.runs.WithLabelValues(flow, string(mode), result).Inc()
 	m.runDuration.WithLabelValues(flow).Observe(d.Seconds())
+}
+
+// DeadLetters implements engine.Metrics.
+func (m *Metrics) DeadLetters(flow string, n int) {
+	m.deadLetters.WithLabelValues(flow).Set(float64(n))
 }
 
 // HTTP records one HTTP attempt.
