@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -118,7 +119,29 @@ type FieldSpec struct {
 
 // Fields lists the canonical fields in a stable order. The slice is new on
 // every call, so callers may keep or change it.
-func Fields() []FieldSpec {
+func Fields() []FieldSpec { return append([]FieldSpec(nil), fieldTable()...) }
+
+// fieldTable and fieldIndex are built once and only read afterwards
+// (Normalize runs for every value of every record).
+var (
+	fieldTable = sync.OnceValue(buildFields)
+	fieldIndex = sync.OnceValue(func() map[string]FieldSpec {
+		m := make(map[string]FieldSpec, len(fieldTable()))
+		for _, f := range fieldTable() {
+			m[f.Name] = f
+		}
+		return m
+	})
+	fieldNames = sync.OnceValue(func() []string {
+		out := make([]string, len(fieldTable()))
+		for i, f := range fieldTable() {
+			out[i] = f.Name
+		}
+		return out
+	})
+)
+
+func buildFields() []FieldSpec {
 	return []FieldSpec{
 		{FieldKind, KindType, "organization or person"},
 		{FieldStage, StageType, "funnel stage"},
@@ -147,23 +170,13 @@ func Fields() []FieldSpec {
 
 // Lookup returns the spec of the canonical field called name.
 func Lookup(name string) (FieldSpec, bool) {
-	for _, f := range Fields() {
-		if f.Name == name {
-			return f, true
-		}
-	}
-	return FieldSpec{}, false
+	f, ok := fieldIndex()[name]
+	return f, ok
 }
 
-// FieldNames lists the canonical field names in stable order.
-func FieldNames() []string {
-	fs := Fields()
-	out := make([]string, len(fs))
-	for i, f := range fs {
-		out[i] = f.Name
-	}
-	return out
-}
+// FieldNames lists the canonical field names in stable order. The slice is
+// new on every call.
+func FieldNames() []string { return append([]string(nil), fieldNames()...) }
 
 // metaFields are not part of a record's content: they change on every write
 // without the record changing, so fingerprints and diffs ignore them.

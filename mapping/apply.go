@@ -107,17 +107,17 @@ func (m *Mapping) NativePath(canonical string, kind funnel.Kind) (string, bool) 
 // Carries reports whether the mapping sets canonical field canonical
 // inbound at all (by a field rule, a value map or a constant).
 func (m *Mapping) Carries(canonical string) bool {
-	for _, r := range m.rules {
-		if !r.dir.in() {
-			continue
-		}
-		for _, f := range r.canonicalWrites() {
-			if f == canonical {
-				return true
+	m.carried.Do(func() {
+		m.carries = map[string]bool{}
+		for _, r := range m.rules {
+			if r.dir.in() {
+				for _, f := range r.canonicalWrites() {
+					m.carries[f] = true
+				}
 			}
 		}
-	}
-	return false
+	})
+	return m.carries[canonical]
 }
 
 // Owns reports whether this system owns the canonical field: a rule marked

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/crmsync/crmsync/funnel"
 )
@@ -26,6 +27,10 @@ type Mapping struct {
 	rules     []*rule // file order, used outbound
 	inbound   []*rule // rules without when first, then the others; file order within each
 	rulesLine int
+	// carried is the set of canonical fields some inbound rule sets,
+	// computed once (Carries is asked for every field of every record).
+	carried sync.Once
+	carries map[string]bool
 }
 
 type direction int
