@@ -8,12 +8,7 @@ import (
 	"strings"
 
 	"github.com/crmsync/crmsync/engine"
-	"github.com/crmsync/crmsync/state"
 )
-
-func engineStatus(st *state.Store, flows []engine.Flow) ([]engine.FlowStatus, error) {
-	return engine.Status(st, flows)
-}
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

@@ -99,7 +99,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			defer st.Close()
 			flows, _ := app.Flows(cfg, nil)
-			sts, err := engineStatus(st, flows)
+			sts, err := engine.Status(st, flows)
 			if err != nil {
 				return err
 			}

@@ -8,7 +8,6 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -206,6 +205,3 @@ func (l cronLogger) Error(err error, msg string, kv ...any) {
 }
 
 var _ cron.Logger = cronLogger{}
-
-// ErrNoJobs is returned when there is nothing to schedule.
-var ErrNoJobs = errors.New("no flows to schedule")

@@ -420,9 +420,6 @@ func (r *run) prepare(rec connectors.Record, b *state.Batch) (*item, []*task, er
 		return nil, nil, nil
 	}
 	fp := state.Fingerprint{Hash: view.Fingerprint(), Entity: rec.Entity, At: rec.UpdatedAt, Source: state.FingerprintRead}
-	if out, err := r.src.Map.Outbound(view); err == nil {
-		fp.Payload = PresentOnly(out.Fields, rec.Fields)
-	}
 	key := r.src.Key(rec)
 	if h, failed := r.failedRun[key]; failed && h == fp.Hash {
 		return nil, nil, nil // failed earlier in this run (overlap re-read, retry pass): once per run is enough
@@ -469,6 +466,11 @@ func (r *run) prepare(rec connectors.Record, b *state.Batch) (*item, []*task, er
 				b.PutFingerprint(owner, link, *ofp)
 			}
 		}
+	}
+	// What this system holds, remembered for diffs (only for records that
+	// go on: the unchanged shortcut above needs the hash alone).
+	if out, err := r.src.Map.Outbound(view); err == nil {
+		fp.Payload = PresentOnly(out.Fields, rec.Fields)
 	}
 	it := &item{native: rec, key: key, golden: golden, fp: fp}
 	var tasks []*task
@@ -641,7 +643,7 @@ func (r *run) write(ctx context.Context, tk *task) error {
 		if err != nil {
 			return err
 		}
-		tk.t.remember(tk.t, got)
+		tk.t.remember(got)
 		tk.done, tk.payload = &got, tk.out.Fields
 	case "update", "convert":
 		if tk.t.t.CheckBeforeWrite {
@@ -825,8 +827,12 @@ func (r *run) apply(tk *task, b *state.Batch) {
 	r.log.Debug().Str("target", name).Str("op", tk.op).Bool("linked", tk.linked).Str("id", got.ID).Str("canonical", g.ID).Msg("written")
 }
 
-// DeadLetterKey is the key of a flow's dead letter for one record and system.
-func DeadLetterKey(flow, system, id string) string { return flow + "/" + system + "/" + id }
+// DeadLetterKey is the key of a flow's dead letter for one record (its
+// canonical id, or "<source system>:<source id>") and system. The format
+// is state's: it stores dead letters under state.DeadLetterKey.
+func DeadLetterKey(flow, system, id string) string {
+	return state.DeadLetterKey(state.DeadLetter{Flow: flow, System: system, CanonicalID: id})
+}
 
 func (r *run) deadLetter(b *state.Batch, system, canonID string, rec connectors.Record, op string, err error, payload map[string]any) {
 	r.log.Warn().Str("system", system).Str("op", op).Str("source_id", rec.ID).Err(err).Msg("record dead-lettered")

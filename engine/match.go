@@ -233,11 +233,11 @@ func (ix *matchIndex) add(t *targetSys, keys []string, rec connectors.Record) {
 }
 
 // remember adds a record crmsync just created to the target's index.
-func (t *targetSys) remember(ts *targetSys, rec connectors.Record) {
+func (t *targetSys) remember(rec connectors.Record) {
 	t.imu.Lock()
 	defer t.imu.Unlock()
 	if t.index != nil {
-		t.index.add(ts, t.keys, rec)
+		t.index.add(t, t.keys, rec)
 	}
 }
 
