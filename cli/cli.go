@@ -138,8 +138,17 @@ func (g *globals) report(results []*engine.Result, failed bool, human func(io.Wr
 	if failed {
 		return &ExitError{Code: 1}
 	}
+	for _, r := range results {
+		if len(r.Undelivered) > 0 {
+			return &ExitError{Code: ExitUndelivered}
+		}
+	}
 	return nil
 }
+
+// ExitUndelivered is the exit status of a sync, backfill or plan that
+// ended without error but left writes pending or dead-lettered.
+const ExitUndelivered = 3
 
 // logger builds the process logger: console or JSON on stderr.
 func (g *globals) logger(cfg *config.Config) zerolog.Logger {

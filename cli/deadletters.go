@@ -41,6 +41,7 @@ attempts and the times. Every sync retries a flow's dead letters (up to the
 flow's max_retries); replay retries them now.`,
 	}
 	var flow string
+	var withPending bool
 	open := func() (*app.App, error) {
 		cfg, err := g.loadConfig()
 		if err != nil {
@@ -57,9 +58,15 @@ flow's max_retries); replay retries them now.`,
 				return err
 			}
 			defer a.Close()
-			dls, err := a.Store.DeadLetters(flow)
+			all, err := a.Store.DeadLetters(flow)
 			if err != nil {
 				return err
+			}
+			var dls []state.DeadLetter
+			for _, d := range all {
+				if !d.Pending || withPending {
+					dls = append(dls, d)
+				}
 			}
 			if g.jsonOut {
 				if dls == nil {
@@ -72,18 +79,23 @@ flow's max_retries); replay retries them now.`,
 				return nil
 			}
 			tw := tabwriter.NewWriter(g.env.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "KEY\tOP\tATTEMPTS\tLAST\tERROR")
+			fmt.Fprintln(tw, "KEY\tSTATUS\tOP\tATTEMPTS\tLAST\tERROR")
 			for _, d := range dls {
 				msg := d.Error
 				if len(msg) > 100 {
 					msg = msg[:100] + "…"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", d.Key, d.Op, d.Attempts, d.LastAt.Format("2006-01-02 15:04:05"), strings.ReplaceAll(msg, "\n", " "))
+				status := engine.DeliveryDead
+				if d.Pending {
+					status = engine.DeliveryPending
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", d.Key, status, d.Op, d.Attempts, d.LastAt.Format("2006-01-02 15:04:05"), strings.ReplaceAll(msg, "\n", " "))
 			}
 			return tw.Flush()
 		},
 	}
 	list.Flags().StringVar(&flow, "flow", "", "only this flow's dead letters")
+	list.Flags().BoolVar(&withPending, "pending", false, "also list pending writes (a target's failure, retried by every run)")
 	show := &cobra.Command{
 		Use:   "show KEY",
 		Short: "Show one dead letter with its error and payload",

@@ -43,6 +43,64 @@ func writeStatus(w io.Writer, path string, sts []engine.FlowStatus) {
 					n+":", c["pulled"], c["created"], c["updated"], c["converted"], c["unchanged"], c["skipped"], c["failed"])
 			}
 		}
+		fmt.Fprintf(w, "  pending:      %s\n", pendingLine(s.Pending))
 		fmt.Fprintf(w, "  dead letters: %d\n", s.DeadLetters)
 	}
+}
+
+// pendingLine shows pending writes per target ("bluerocktel 3, overplane 0").
+func pendingLine(p map[string]int) string {
+	names := make([]string, 0, len(p))
+	for n := range p {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("%s %d", n, p[n]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ") + " (retried by every run)"
+}
+
+// writeUndelivered prints what a flow still owes its targets, per target,
+// with up to limit entries each.
+func writeUndelivered(w io.Writer, r *engine.Result, limit int) {
+	if len(r.Undelivered) == 0 {
+		return
+	}
+	by := map[string][]engine.Delivery{}
+	for _, d := range r.Undelivered {
+		by[d.Target] = append(by[d.Target], d)
+	}
+	targets := make([]string, 0, len(by))
+	for t := range by {
+		targets = append(targets, t)
+	}
+	sort.Strings(targets)
+	for _, t := range targets {
+		ds := by[t]
+		n := map[string]int{}
+		for _, d := range ds {
+			n[d.Status]++
+		}
+		fmt.Fprintf(w, "  %s owes: %d pending (retried by every run), %d dead (see `crmsync deadletters list`)\n", t, n[engine.DeliveryPending], n[engine.DeliveryDead])
+		for i, d := range ds {
+			if i == limit {
+				fmt.Fprintf(w, "    ... and %d more\n", len(ds)-limit)
+				break
+			}
+			fmt.Fprintf(w, "    %s %s %s (source %s, %d attempt(s)): %s\n", d.Status, d.Op, d.CanonicalID, d.Source, d.Attempts, oneLine(d.Error))
+		}
+	}
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
 }

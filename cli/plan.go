@@ -88,9 +88,10 @@ func writePlan(w io.Writer, results []*engine.Result) {
 			targets = append(targets, t)
 		}
 		sort.Strings(targets)
-		if len(targets) == 0 {
+		if len(targets) == 0 && len(r.Undelivered) == 0 {
 			fmt.Fprintln(w, "  no changes")
 		}
+		writeUndelivered(w, r, 20)
 		for _, t := range targets {
 			chs := byTarget[t]
 			counts := map[string]int{}

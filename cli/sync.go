@@ -99,5 +99,6 @@ func writeSummary(w io.Writer, results []*engine.Result) {
 			fmt.Fprintln(tw)
 		}
 		_ = tw.Flush()
+		writeUndelivered(w, r, 10)
 	}
 }

@@ -4,88 +4,138 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/funnel"
 	"github.com/crmsync/crmsync/mapping"
 	"github.com/crmsync/crmsync/state"
 )
 
-// recoverIntent resolves a create intent left by an interrupted run: the
-// record is looked up in the target by the match values the intent kept; if
-// found it is linked, if not it is created now (the lookup proved it
-// absent), if several match it is dead-lettered. Nothing is created again
-// without that lookup.
-func (r *run) recoverIntent(ctx context.Context, t *targetSys, in state.Intent) error {
-	b := &state.Batch{}
-	g, err := r.store().Record(in.ID)
-	if err != nil {
-		return err
-	}
-	log := r.log.With().Str("target", t.Name).Str("canonical", in.ID).Logger()
-	src := connectors.Record{}
-	if g != nil {
-		src.ID = g.Links[r.src.Name]
-	}
-	if g == nil || g.Links[t.Name] != "" {
-		b.DeleteIntent(t.Name, in.ID)
-		return r.store().Commit(b)
-	}
-	if len(in.Match) == 0 {
-		b.DeleteIntent(t.Name, in.ID)
-		r.count(t.Name, func(c *Counts) { c.Failed++ })
-		r.deadLetter(b, t.Name, in.ID, src, "create",
-			errors.New("an earlier create may or may not have happened and the record has no match keys to look it up; check the target, then replay or drop this dead letter"), in.Payload)
-		return r.store().Commit(b)
-	}
-	var match []connectors.Match
-	for k, v := range in.Match {
-		match = append(match, connectors.Match{Field: k, Value: v})
-	}
-	sort.Slice(match, func(i, j int) bool { return match[i].Field < match[j].Field })
-	found, err := t.Conn.Find(ctx, in.Entity, match)
-	if err != nil {
-		return fmt.Errorf("resolve create intent in %s: %w", t.Name, err)
-	}
-	var got connectors.Record
-	switch len(found) {
-	case 0:
-		log.Info().Msg("interrupted create did not happen: creating now")
-		got, err = t.Conn.Create(ctx, connectors.Record{Entity: in.Entity, Fields: in.Payload})
+// recoverIntents resolves the create intents of the flow's targets: those
+// a crash left behind (at the start of a run) and those of creates whose
+// answer this run lost (at its end). Each record is looked up in the target
+// with the values that were sent, key by key as before any create, through
+// one fresh read of the target when there are many (or its lookups scan),
+// else one lookup per intent:
+//   - found: it is linked, and brought up to date when the create was left
+//     half done (Overplane's prospect without its child rows);
+//   - absent: the create never happened, so it is sent now;
+//   - several: dead letter.
+//
+// A failure leaves the intent and a pending delivery entry, and recovery
+// goes on with the next intent: nothing is created again without a lookup.
+func (r *run) recoverIntents(ctx context.Context) error {
+	r.unknown = 0
+	for _, t := range r.targets {
+		ins, err := r.store().Intents(t.Name)
 		if err != nil {
-			if isFatal(err) || connectors.IsOutcomeUnknown(err) {
-				return fmt.Errorf("resolve create intent in %s: %w", t.Name, err)
+			return fmt.Errorf("read intents: %w", err)
+		}
+		if len(ins) == 0 {
+			continue
+		}
+		if r.plan {
+			for _, in := range ins {
+				r.pending[t.Name][in.ID] = true
 			}
+			continue
+		}
+		if err := r.recoverTarget(ctx, t, ins); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var errNoMatchKeys = errors.New("an earlier create may or may not have happened and the record has no match keys to look it up; check the target, then replay or drop this dead letter")
+
+func (r *run) recoverTarget(ctx context.Context, t *targetSys, ins []state.Intent) error {
+	b := &state.Batch{}
+	var items []*item
+	var tasks []*task
+	for _, in := range ins {
+		g, err := r.store().Record(in.ID)
+		if err != nil {
+			return err
+		}
+		if g == nil || g.Links[t.Name] != "" {
+			b.DeleteIntent(t.Name, in.ID)
+			continue
+		}
+		src, err := r.sourceRef(g)
+		if err != nil {
+			return err
+		}
+		it := &item{golden: g, native: src}
+		sent := mapping.Native{Entity: in.Entity, Fields: in.Payload}
+		want, err := t.Map.Inbound(sent)
+		if err != nil {
+			want = g
+		}
+		if !r.hasMatchKey(t, want) {
 			b.DeleteIntent(t.Name, in.ID)
 			r.count(t.Name, func(c *Counts) { c.Failed++ })
-			r.deadLetter(b, t.Name, in.ID, src, "create", err, in.Payload)
-			return r.store().Commit(b)
+			r.deadLetter(b, t.Name, in.ID, src, string(opCreate), errNoMatchKeys, in.Payload)
+			continue
 		}
-		r.count(t.Name, func(c *Counts) { c.Created++ })
-	case 1:
-		log.Info().Str("id", found[0].ID).Msg("interrupted create had happened: linked to the existing record")
-		got = found[0]
-		r.count(t.Name, func(c *Counts) { c.Linked++ })
-	default:
-		ids := make([]string, len(found))
-		for i, f := range found {
-			ids[i] = f.ID
+		// The record is looked up, and if absent created, as it was sent:
+		// those are the values the target may hold. When the golden record
+		// moved on since, the delivery stays owed and the retry pass sends
+		// the difference as an update.
+		stale := true
+		if now, err := t.Map.Outbound(g); err == nil && now.Entity == in.Entity && len(DiffPayload(in.Payload, now.Fields)) == 0 {
+			stale = false
 		}
-		b.DeleteIntent(t.Name, in.ID)
-		r.count(t.Name, func(c *Counts) { c.Failed++ })
-		r.deadLetter(b, t.Name, in.ID, src, "create",
-			fmt.Errorf("interrupted create: %d records match %v (%s); remove the duplicate in the target, then run `crmsync deadletters replay`", len(found), in.Match, strings.Join(ids, ", ")), in.Payload)
-		return r.store().Commit(b)
+		items = append(items, it)
+		tasks = append(tasks, &task{it: it, t: t, op: opCreate, out: sent, want: want, keepOwed: stale})
 	}
-	hash := ""
-	if view, err := t.Map.Inbound(mapping.Native{Entity: got.Entity, Fields: got.Fields}); err == nil {
-		hash = view.Fingerprint()
+	if len(tasks) > 0 {
+		t.imu.Lock()
+		// An index read before the lost answers would not hold their records.
+		t.index, t.creates = nil, len(tasks)
+		t.imu.Unlock()
+		r.log.Info().Str("target", t.Name).Int("intents", len(tasks)).Msg("resolving creates whose outcome is unknown")
 	}
-	key := t.Key(got)
-	g.Links[t.Name] = key
-	b.PutRecord(g)
-	b.PutFingerprint(t.Name, key, state.Fingerprint{Hash: hash, Payload: in.Payload, Entity: got.Entity, At: got.UpdatedAt, Source: state.FingerprintWrite})
-	b.DeleteIntent(t.Name, in.ID)
-	return r.store().Commit(b)
+	fatal := r.execute(ctx, tasks)
+	for _, tk := range tasks {
+		r.apply(tk, b)
+	}
+	for _, it := range items {
+		if !it.failed {
+			b.PutRecord(it.golden)
+		}
+	}
+	if err := r.store().Commit(b); err != nil {
+		return fmt.Errorf("commit resolved create intents: %w", err)
+	}
+	return fatal
+}
+
+// hasMatchKey reports whether a record has a value for one of the flow's
+// match keys that the target can look up.
+func (r *run) hasMatchKey(t *targetSys, v *funnel.Record) bool {
+	for _, key := range r.f.MatchKeys {
+		if _, ok := t.Map.NativePath(key, v.Kind()); ok && v.Str(key) != "" && matchKeyApplies(key, v.Kind()) {
+			return true
+		}
+	}
+	return false
+}
+
+// sourceRef names the source record behind a golden record (entity and
+// id, from the source's fingerprint), for entries a retry must re-read.
+func (r *run) sourceRef(g *funnel.Record) (connectors.Record, error) {
+	key := g.Links[r.src.Name]
+	if key == "" {
+		return connectors.Record{}, nil
+	}
+	fp, err := r.store().Fingerprint(r.src.Name, key)
+	if err != nil {
+		return connectors.Record{}, err
+	}
+	rec := connectors.Record{ID: r.src.RawID(key)}
+	if fp != nil {
+		rec.Entity = fp.Entity
+	}
+	return rec, nil
 }

@@ -69,14 +69,23 @@ func (r *run) matchFor(t *targetSys, g *funnel.Record, out mapping.Native) map[s
 // findExisting looks for the record in the target before a create, key by
 // key: the first key that finds exactly one candidate not linked to another
 // record wins; several candidates are an ambiguous match (dead letter).
-func (r *run) findExisting(ctx context.Context, tk *task) (*connectors.Record, error) {
+//
+// want holds the values to look for (the golden record, or what an
+// interrupted create sent) and entity where to look (Find). fresh skips the
+// run's index, which may predate the record (a conversion whose answer was
+// lost).
+func (r *run) findExisting(ctx context.Context, tk *task, want *funnel.Record, entity string, fresh bool) (*connectors.Record, error) {
 	g := tk.it.golden
-	useIndex, err := r.indexFor(ctx, tk.t)
-	if err != nil {
-		return nil, err
+	var useIndex *matchIndex
+	if !fresh {
+		ix, err := r.indexFor(ctx, tk.t)
+		if err != nil {
+			return nil, err
+		}
+		useIndex = ix
 	}
 	for _, key := range r.f.MatchKeys {
-		val := g.Str(key)
+		val := want.Str(key)
 		if val == "" || !matchKeyApplies(key, g.Kind()) {
 			continue
 		}
@@ -88,7 +97,7 @@ func (r *run) findExisting(ctx context.Context, tk *task) (*connectors.Record, e
 			if !ok {
 				continue
 			}
-			found, err := tk.t.Conn.Find(ctx, tk.out.Entity, []connectors.Match{{Field: path, Value: val}})
+			found, err := tk.t.Conn.Find(ctx, entity, []connectors.Match{{Field: path, Value: val}})
 			if err != nil {
 				return nil, fmt.Errorf("look up %s=%q in %s: %w", key, val, tk.t.Name, err)
 			}
@@ -169,7 +178,7 @@ func (r *run) linkExisting(ctx context.Context, tk *task, found connectors.Recor
 	diff := DiffPayload(base, tk.out.Fields)
 	got := found
 	if found.Entity != tk.out.Entity && tk.out.Entity != "" {
-		c, err := r.mutate(ctx, tk, "convert", func() (connectors.Record, error) {
+		c, err := r.mutate(ctx, tk, opConvert, func() (connectors.Record, error) {
 			return tk.t.Conn.ConvertStage(ctx, found.Entity, found.ID, tk.out.Entity)
 		})
 		if err != nil {
@@ -179,7 +188,7 @@ func (r *run) linkExisting(ctx context.Context, tk *task, found connectors.Recor
 	}
 	if len(diff) > 0 {
 		tk.prev = nil
-		u, err := r.mutate(ctx, tk, "update", func() (connectors.Record, error) {
+		u, err := r.mutate(ctx, tk, opUpdate, func() (connectors.Record, error) {
 			return tk.t.Conn.Update(ctx, got.Entity, got.ID, diff)
 		})
 		if err != nil {

@@ -46,7 +46,7 @@ func (e *Engine) Reconcile(ctx context.Context, f Flow, plan bool) (*Result, err
 	if err == nil {
 		err = r.reconcile(ctx)
 	}
-	e.finish(res, mode, err)
+	e.finish(res, f, mode, err)
 	return res, err
 }
 

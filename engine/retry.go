@@ -24,8 +24,23 @@ func (r *run) retryDeadLetters(ctx context.Context, key string) error {
 		if key != "" && d.Key != key {
 			continue
 		}
-		if key == "" && d.Attempts >= r.f.MaxRetries {
-			continue
+		if key == "" && !d.Pending && d.Attempts >= r.f.MaxRetries {
+			continue // dead for good: `deadletters replay` only
+		}
+		if d.SourceEntity == "" && d.CanonicalID != "" {
+			// Written without its source record (an interrupted create
+			// resolved by an older version): find it through the golden record.
+			g, err := r.store().Record(d.CanonicalID)
+			if err != nil {
+				return err
+			}
+			if g != nil {
+				ref, err := r.sourceRef(g)
+				if err != nil {
+					return err
+				}
+				d.SourceSystem, d.SourceEntity, d.SourceID = r.src.Name, ref.Entity, ref.ID
+			}
 		}
 		if d.SourceSystem != r.src.Name || d.SourceID == "" || d.SourceEntity == "" {
 			continue
@@ -93,6 +108,6 @@ func (e *Engine) Replay(ctx context.Context, f Flow, key string) (*Result, error
 		r.f.MaxRetries = int(^uint(0) >> 1)
 		err = r.retryDeadLetters(ctx, key)
 	}
-	e.finish(res, "replay", err)
+	e.finish(res, f, "replay", err)
 	return res, err
 }

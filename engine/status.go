@@ -15,9 +15,12 @@ type FlowStatus struct {
 	Backfill    json.RawMessage `json:"backfill_cursor,omitempty"`
 	LastRun     *state.Run      `json:"last_run"`
 	DeadLetters int             `json:"dead_letters"`
+	// Pending counts, per target, the writes the flow still owes it
+	// (retried by every run).
+	Pending map[string]int `json:"pending_writes"`
 }
 
-// Status reads each flow's cursor, last run and dead-letter count.
+// Status reads each flow's cursor, last run, pending writes and dead-letter count.
 func Status(st *state.Store, flows []Flow) ([]FlowStatus, error) {
 	out := make([]FlowStatus, 0, len(flows))
 	for _, f := range flows {
@@ -38,11 +41,21 @@ func Status(st *state.Store, flows []Flow) ([]FlowStatus, error) {
 		if fs.LastRun, err = st.LastRun(f.Name); err != nil {
 			return nil, err
 		}
-		dl, err := st.DeadLetters(f.Name)
+		u, err := Undelivered(st, f.Name)
 		if err != nil {
 			return nil, err
 		}
-		fs.DeadLetters = len(dl)
+		fs.Pending = map[string]int{}
+		for _, t := range f.Targets {
+			fs.Pending[t.System] = 0
+		}
+		for _, d := range u {
+			if d.Status == DeliveryPending {
+				fs.Pending[d.Target]++
+			} else {
+				fs.DeadLetters++
+			}
+		}
 		out = append(out, fs)
 	}
 	return out, nil

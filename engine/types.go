@@ -169,6 +169,9 @@ type Result struct {
 	Plan     []Change           `json:"plan,omitempty"`
 	Stopped  bool               `json:"stopped,omitempty"` // ended early on a stop request
 	Error    string             `json:"error,omitempty"`
+	// Undelivered is what the flow still owes its targets after the run:
+	// pending writes (retried by every run) and dead letters.
+	Undelivered []Delivery `json:"undelivered,omitempty"`
 }
 
 func (r *Result) counts(system string) *Counts {

@@ -22,6 +22,7 @@ type Metrics struct {
 	runDuration *prometheus.HistogramVec
 	lastSuccess *prometheus.GaugeVec
 	deadLetters *prometheus.GaugeVec
+	pending     *prometheus.GaugeVec
 	httpReqs    *prometheus.CounterVec
 	httpDur     *prometheus.HistogramVec
 }
@@ -41,12 +42,14 @@ func New() *Metrics {
 			Help: "Unix time of the last run that ended without error."}, []string{"flow"}),
 		deadLetters: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "crmsync_dead_letters",
 			Help: "Dead letters a flow holds after its last run (alert when it grows)."}, []string{"flow"}),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "crmsync_pending_writes",
+			Help: "Writes a flow still owes a target after its last run (retried by every run; alert when it stays above 0)."}, []string{"flow", "target"}),
 		httpReqs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crmsync_http_requests_total",
 			Help: "HTTP attempts to CRM APIs, by system, method and status code (0: no response)."}, []string{"system", "method", "code"}),
 		httpDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "crmsync_http_request_duration_seconds",
 			Help: "Duration of HTTP attempts to CRM APIs.", Buckets: prometheus.DefBuckets}, []string{"system"}),
 	}
-	m.reg.MustRegister(m.records, m.runs, m.runDuration, m.lastSuccess, m.deadLetters, m.httpReqs, m.httpDur,
+	m.reg.MustRegister(m.records, m.runs, m.runDuration, m.lastSuccess, m.deadLetters, m.pending, m.httpReqs, m.httpDur,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -71,6 +74,11 @@ func (m *Metrics) RunDone(flow string, mode engine.Mode, d time.Duration, err er
 // DeadLetters implements engine.Metrics.
 func (m *Metrics) DeadLetters(flow string, n int) {
 	m.deadLetters.WithLabelValues(flow).Set(float64(n))
+}
+
+// PendingWrites implements engine.Metrics.
+func (m *Metrics) PendingWrites(flow, target string, n int) {
+	m.pending.WithLabelValues(flow, target).Set(float64(n))
 }
 
 // HTTP records one HTTP attempt.

@@ -53,13 +53,17 @@
 //	fingerprints  <system> "\x00" <external id>              {"v":1,"hash","entity","source","at","payload"}
 //	intents       <system> "\x00" <canonical id>             {"v":1,"id","system","entity","flow","at","match","payload"}
 //	deadletters   <flow> "/" <system> "/" <canonical id>     {"v":1,"key","flow","system","canonical_id",
-//	              or <flow> "/" <system> "/" <src sys>:<src id>  "source_system","source_id","op","error",
+//	              or <flow> "/" <system> "/" <src sys>:<src id>  "source_system","source_id","op","pending","error",
 //	                                                           "attempts","first_at","last_at","payload"}
 //	runs          <flow> "\x00" <Started as 8-byte           {"v":1,"flow","mode","started","finished",
 //	              big-endian unsigned Unix nanoseconds>        "error","counts"}
 //
 // The reverse of a link (canonical id → external ids) is the golden
 // record's "links" member; PutRecord keeps both sides in step.
+//
+// A dead-letter value written before "pending" existed decodes with
+// pending false (a dead entry), which is what it was; the member is
+// optional, so the value format stays version 1.
 //
 // # Versions
 //

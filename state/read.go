@@ -58,8 +58,12 @@ type Intent struct {
 	At time.Time
 }
 
-// DeadLetter is a change that a target rejected, kept for `deadletters list`
-// and replay.
+// DeadLetter is a change that has not reached its target: a delivery entry
+// of one flow, target and record. It is either pending (the target failed
+// for a reason of its own: outage, 5xx, 429, 401/403, a lost answer, a
+// cancelled request; retried by every run until it lands) or dead (the
+// target refused the record itself; retried up to the flow's max_retries,
+// then only by `deadletters replay`).
 type DeadLetter struct {
 	// Key identifies the dead letter; PutDeadLetter derives it with
 	// DeadLetterKey, ignoring what is set here.
@@ -76,6 +80,9 @@ type DeadLetter struct {
 	SourceID     string `json:"source_id,omitempty"`
 	// Op is the operation that failed (create, update, convert, delete).
 	Op string `json:"op"`
+	// Pending is true while the failure is the target's, not the record's:
+	// the entry never expires and every run retries it.
+	Pending bool `json:"pending,omitempty"`
 	// Error is the target's message (never secrets: the HTTP layer redacts).
 	Error string `json:"error"`
 	// Payload is the native payload that was rejected.

@@ -1,0 +1,330 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/funnel"
+	"github.com/crmsync/crmsync/mapping"
+	"github.com/crmsync/crmsync/state"
+)
+
+// item is one source record being handled.
+type item struct {
+	native connectors.Record
+	key    string // the source record's state key (see System.Key)
+	golden *funnel.Record
+	fp     state.Fingerprint
+	mu     sync.Mutex // guards golden while target writes run concurrently
+	failed bool
+	// resync: the golden record took values from a target during this page,
+	// so the source must hear of them: the source fingerprint is not stored.
+	resync bool
+	// owed holds the targets that have a delivery entry (pending or dead)
+	// for this record: it must not be skipped as unchanged, and the entry
+	// goes once the target holds what it should.
+	owed map[string]bool
+}
+
+// operation is what a task does to its target.
+type operation string
+
+// The write operations.
+const (
+	opCreate  operation = "create"
+	opUpdate  operation = "update"
+	opConvert operation = "convert"
+)
+
+// task is one write to one target.
+type task struct {
+	it     *item
+	t      *targetSys
+	op     operation
+	out    mapping.Native
+	prevID string
+	prev   *state.Fingerprint
+	diff   map[string]any
+	// results
+	done    *connectors.Record
+	linked  bool // matched an existing record instead of creating one
+	err     error
+	payload map[string]any
+	noEcho  bool // do not store the target's view hash (it holds edits the other side lacks)
+	// want and keepOwed are set when resolving a create intent: the values
+	// that were sent (what to look the record up by), and whether the
+	// delivery stays owed after it lands (the golden record moved on).
+	want     *funnel.Record
+	keepOwed bool
+}
+
+// handle processes one page's records and fills b with their effects.
+func (r *run) handle(ctx context.Context, recs []connectors.Record, b *state.Batch) error {
+	var items []*item
+	var tasks []*task
+	for _, rec := range dedupe(recs, r.src.Key) {
+		r.count(r.src.Name, func(c *Counts) { c.Pulled++ })
+		it, ts, err := r.prepare(rec, b)
+		if err != nil {
+			return err
+		}
+		if it == nil {
+			continue
+		}
+		items = append(items, it)
+		tasks = append(tasks, ts...)
+	}
+	for _, t := range r.targets {
+		t.creates = 0
+	}
+	for _, tk := range tasks {
+		if tk.op == opCreate {
+			tk.t.creates++
+		}
+	}
+	if !r.plan {
+		if err := r.writeAhead(tasks); err != nil {
+			return err
+		}
+	}
+	fatal := r.execute(ctx, tasks)
+	for _, tk := range tasks {
+		r.apply(tk, b)
+	}
+	for _, it := range items {
+		if it.failed {
+			r.failedRun[it.key] = it.fp.Hash
+		}
+		// The source fingerprint records what was read, even when a target
+		// failed: every failed target holds a delivery entry (pending or
+		// dead), which disables the unchanged shortcut until the target has
+		// taken the record (see prepare), and which the retry pass of every
+		// later run works off.
+		if !it.resync {
+			b.PutFingerprint(r.src.Name, it.key, it.fp)
+		}
+		b.PutRecord(it.golden)
+		if r.plan {
+			// A plan commits nothing, so later pages must see this page's
+			// golden records here. A sync reads them back from state, which
+			// keeps memory flat however many records a run handles.
+			r.planned[it.golden.ID] = it.golden
+		}
+	}
+	return fatal
+}
+
+// writeAhead commits golden records and source links, then the intents of
+// every create about to be sent, so a crash mid-page can be resolved
+// without creating anything twice.
+func (r *run) writeAhead(tasks []*task) error {
+	var intents []state.Intent
+	pre := &state.Batch{}
+	for _, tk := range tasks {
+		if tk.op == opCreate {
+			pre.PutRecord(tk.it.golden)
+			intents = append(intents, state.Intent{ID: tk.it.golden.ID, System: tk.t.Name, Entity: tk.out.Entity,
+				Match: r.matchFor(tk.t, tk.it.golden, tk.out), Payload: tk.out.Fields, Flow: r.f.Name, At: r.e.o.Now().UTC()})
+		}
+	}
+	if len(intents) == 0 {
+		return nil
+	}
+	if err := r.store().Commit(pre); err != nil {
+		return fmt.Errorf("commit golden records before creates: %w", err)
+	}
+	if err := r.store().PutIntents(intents); err != nil {
+		return fmt.Errorf("write create intents: %w", err)
+	}
+	return nil
+}
+
+// golden returns the golden record for canonical id (the in-run copy when
+// an earlier page changed it), or nil.
+func (r *run) goldenRecord(id string) (*funnel.Record, error) {
+	if id == "" {
+		return nil, nil
+	}
+	if g, ok := r.planned[id]; ok {
+		return g, nil
+	}
+	return r.store().Record(id)
+}
+
+// prepare maps one source record, merges it into its golden record and
+// decides the writes it needs.
+func (r *run) prepare(rec connectors.Record, b *state.Batch) (*item, []*task, error) {
+	view, err := r.src.Map.Inbound(mapping.Native{Entity: rec.Entity, Fields: rec.Fields})
+	if err != nil {
+		r.count(r.src.Name, func(c *Counts) { c.Failed++ })
+		r.deadLetter(b, r.src.Name, "", rec, "map-inbound", err, rec.Fields)
+		return nil, nil, nil
+	}
+	fp := state.Fingerprint{Hash: view.Fingerprint(), Entity: rec.Entity, At: rec.UpdatedAt, Source: state.FingerprintRead}
+	key := r.src.Key(rec)
+	if h, failed := r.failedRun[key]; failed && h == fp.Hash {
+		return nil, nil, nil // failed earlier in this run (overlap re-read, retry pass): once per run is enough
+	}
+	canonID, err := r.store().Link(r.src.Name, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	golden, err := r.goldenRecord(canonID)
+	if err != nil {
+		return nil, nil, err
+	}
+	prev, err := r.store().Fingerprint(r.src.Name, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	owed, err := r.owed(golden)
+	if err != nil {
+		return nil, nil, err
+	}
+	if golden != nil && prev != nil && prev.Hash == fp.Hash && r.settled(golden) && len(owed) == 0 {
+		for _, t := range r.targets {
+			if t.t.Accepts(golden) {
+				r.count(t.Name, func(c *Counts) { c.Unchanged++ })
+			} else {
+				r.count(t.Name, func(c *Counts) { c.Skipped++ })
+			}
+		}
+		return nil, nil, nil
+	}
+	if !r.plan {
+		b.DeleteDeadLetter(DeadLetterKey(r.f.Name, r.src.Name, r.src.Name+":"+rec.ID))
+	}
+	if golden == nil {
+		golden = funnel.New(r.e.o.NewID())
+	} else {
+		golden = golden.Clone()
+	}
+	_, overridden := r.merge(golden, view, r.src, rec.UpdatedAt, r.lastView(r.src, prev))
+	golden.Links[r.src.Name] = key
+	// The source changed fields another system owns: its edit lost. Make the
+	// owner's flows look at the record again, so they write the owner's
+	// value back to this source.
+	for owner := range overridden {
+		if link := golden.Links[owner]; link != "" && !r.plan {
+			if ofp, err := r.store().Fingerprint(owner, link); err == nil && ofp != nil {
+				ofp.Hash = ""
+				b.PutFingerprint(owner, link, *ofp)
+			}
+		}
+	}
+	// What this system holds, remembered for diffs (only for records that
+	// go on: the unchanged shortcut above needs the hash alone).
+	if out, err := r.src.Map.Outbound(view); err == nil {
+		fp.Payload = PresentOnly(out.Fields, rec.Fields)
+	}
+	it := &item{native: rec, key: key, golden: golden, fp: fp, owed: owed}
+	var tasks []*task
+	for _, t := range r.targets {
+		tk, err := r.decide(it, t, b)
+		if err != nil {
+			return nil, nil, err
+		}
+		if tk != nil {
+			tasks = append(tasks, tk)
+		}
+	}
+	return it, tasks, nil
+}
+
+// decide computes the write (if any) one target needs for an item.
+func (r *run) decide(it *item, t *targetSys, b *state.Batch) (*task, error) {
+	golden := it.golden
+	if _, gone := golden.Gone[t.Name]; gone || !t.t.Accepts(golden) {
+		r.count(t.Name, func(c *Counts) { c.Skipped++ })
+		r.settle(b, it, t)
+		return nil, nil
+	}
+	out, err := t.Map.Outbound(golden)
+	if err != nil {
+		it.failed = true
+		r.count(t.Name, func(c *Counts) { c.Failed++ })
+		r.deadLetter(b, t.Name, golden.ID, it.native, "map-outbound", err, nil)
+		return nil, nil
+	}
+	tid := golden.Links[t.Name]
+	if tid == "" {
+		if r.isPending(t.Name, golden.ID) {
+			// An earlier create's outcome is still unknown: never send a
+			// second one. The delivery stays owed until the intent is resolved.
+			it.failed = true
+			r.count(t.Name, func(c *Counts) { c.Failed++ })
+			r.owe(b, t.Name, it, opCreate, errCreateUnresolved, out.Fields)
+			return nil, nil
+		}
+		return &task{it: it, t: t, op: opCreate, out: out}, nil
+	}
+	prevT, err := r.store().Fingerprint(t.Name, tid)
+	if err != nil {
+		return nil, err
+	}
+	var old map[string]any
+	oldEntity := ""
+	if prevT != nil {
+		old, oldEntity = prevT.Payload, prevT.Entity
+	} else {
+		prevT = &state.Fingerprint{}
+	}
+	diff := DiffPayload(old, out.Fields)
+	op := opUpdate
+	if oldEntity != "" && out.Entity != "" && oldEntity != out.Entity {
+		op = opConvert
+	} else if len(diff) == 0 {
+		r.count(t.Name, func(c *Counts) { c.Unchanged++ })
+		r.settle(b, it, t)
+		return nil, nil
+	}
+	return &task{it: it, t: t, op: op, out: out, prevID: tid, prev: prevT, diff: diff}, nil
+}
+
+// lastView is what crmsync last knew a system held for a record, as a
+// canonical view (nil when it never saw it).
+func (r *run) lastView(sys *System, fp *state.Fingerprint) *funnel.Record {
+	if fp == nil || fp.Payload == nil {
+		return nil
+	}
+	v, err := sys.Map.Inbound(mapping.Native{Entity: fp.Entity, Fields: fp.Payload})
+	if err != nil {
+		return nil
+	}
+	return v
+}
+
+// owed returns the flow's targets that hold a delivery entry (pending or
+// dead) for the record, which therefore must not be skipped as unchanged.
+func (r *run) owed(g *funnel.Record) (map[string]bool, error) {
+	if g == nil {
+		return nil, nil
+	}
+	var owed map[string]bool
+	for _, t := range r.targets {
+		d, err := r.store().DeadLetter(DeadLetterKey(r.f.Name, t.Name, g.ID))
+		if err != nil {
+			return nil, err
+		}
+		if d != nil {
+			if owed == nil {
+				owed = map[string]bool{}
+			}
+			owed[t.Name] = true
+		}
+	}
+	return owed, nil
+}
+
+// settled reports whether every target that accepts the record holds it.
+func (r *run) settled(g *funnel.Record) bool {
+	for _, t := range r.targets {
+		if t.t.Accepts(g) && g.Links[t.Name] == "" {
+			return false
+		}
+	}
+	return true
+}
+
