@@ -139,7 +139,10 @@ func TestDeadLettersListShowReplayDrop(t *testing.T) {
 	w := newCLIWorld(t, 3, "warn", nil)
 	x := w.createOrg("Lead", "X")
 	w.createOrg("Lead", "Y")
-	w.mustRun("sync", "--config", w.cfg)
+	// Two records refused: the sync ends, but says work is left (exit 3).
+	if code, out, errOut := w.run("sync", "--config", w.cfg); code != ExitUndelivered || !strings.Contains(out, "2 dead") {
+		t.Fatalf("sync with 2 refused records: exit %d, want %d and a summary naming 2 dead\nstdout:\n%s\nstderr:\n%s", code, ExitUndelivered, out, errOut)
+	}
 
 	list := decode[deadLetterList](t, w.mustRun("deadletters", "list", "--config", w.cfg, "--json"))
 	if len(list.DeadLetters) != 2 {
@@ -203,7 +206,9 @@ func TestDeadLettersListShowReplayDrop(t *testing.T) {
 		t.Errorf("plain list of none:\n%s", out)
 	}
 	// A dropped dead letter is not retried: Y stays out of BlueRockTel.
-	w.mustRun("sync", "--config", w.cfg)
+	if code, out, errOut := w.run("sync", "--config", w.cfg); code != 0 {
+		t.Fatalf("sync after the drop: exit %d\n%s\n%s", code, out, errOut)
+	}
 	if n := w.brtNames()["Y"]; n != 0 {
 		t.Errorf("the dropped record reached BlueRockTel")
 	}

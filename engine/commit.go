@@ -121,7 +121,7 @@ func (r *run) putDelivery(b *state.Batch, system, canonID string, rec connectors
 // settle drops the record's delivery entry for a target that needs no
 // write (it holds what it should, or the filter no longer sends it there).
 func (r *run) settle(b *state.Batch, it *item, t *targetSys) {
-	if it.owed[t.Name] && !r.plan {
+	if (it.owed[t.Name] || it.dropped[t.Name]) && !r.plan {
 		b.DeleteDeadLetter(DeadLetterKey(r.f.Name, t.Name, it.golden.ID))
 	}
 }

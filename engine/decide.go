@@ -26,6 +26,11 @@ type item struct {
 	// for this record: it must not be skipped as unchanged, and the entry
 	// goes once the target holds what it should.
 	owed map[string]bool
+	// dropped holds the targets where an operator dropped this record's
+	// dead letter; sameAtSource says the source content is what it was, so
+	// that write is not tried again.
+	dropped      map[string]bool
+	sameAtSource bool
 }
 
 // operation is what a task does to its target.
@@ -179,7 +184,7 @@ func (r *run) prepare(rec connectors.Record, b *state.Batch) (*item, []*task, er
 	if err != nil {
 		return nil, nil, err
 	}
-	owed, err := r.owed(golden)
+	owed, dropped, err := r.owed(golden)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -219,7 +224,7 @@ func (r *run) prepare(rec connectors.Record, b *state.Batch) (*item, []*task, er
 	if out, err := r.src.Map.Outbound(view); err == nil {
 		fp.Payload = PresentOnly(out.Fields, rec.Fields)
 	}
-	it := &item{native: rec, key: key, golden: golden, fp: fp, owed: owed}
+	it := &item{native: rec, key: key, golden: golden, fp: fp, owed: owed, dropped: dropped, sameAtSource: prev != nil && prev.Hash == fp.Hash}
 	var tasks []*task
 	for _, t := range r.targets {
 		tk, err := r.decide(it, t, b)
@@ -240,6 +245,10 @@ func (r *run) decide(it *item, t *targetSys, b *state.Batch) (*task, error) {
 		r.count(t.Name, func(c *Counts) { c.Skipped++ })
 		r.settle(b, it, t)
 		return nil, nil
+	}
+	if it.dropped[t.Name] && it.sameAtSource {
+		r.count(t.Name, func(c *Counts) { c.Skipped++ })
+		return nil, nil // an operator dropped this write; a new edit tries again
 	}
 	out, err := t.Map.Outbound(golden)
 	if err != nil {
@@ -297,25 +306,32 @@ func (r *run) lastView(sys *System, fp *state.Fingerprint) *funnel.Record {
 }
 
 // owed returns the flow's targets that hold a delivery entry (pending or
-// dead) for the record, which therefore must not be skipped as unchanged.
-func (r *run) owed(g *funnel.Record) (map[string]bool, error) {
+// dead) for the record, which therefore must not be skipped as unchanged,
+// and those where an operator dropped it.
+func (r *run) owed(g *funnel.Record) (owed, dropped map[string]bool, err error) {
 	if g == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
-	var owed map[string]bool
 	for _, t := range r.targets {
 		d, err := r.store().DeadLetter(DeadLetterKey(r.f.Name, t.Name, g.ID))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if d != nil {
+		switch {
+		case d == nil:
+		case d.Dropped:
+			if dropped == nil {
+				dropped = map[string]bool{}
+			}
+			dropped[t.Name] = true
+		default:
 			if owed == nil {
 				owed = map[string]bool{}
 			}
 			owed[t.Name] = true
 		}
 	}
-	return owed, nil
+	return owed, dropped, nil
 }
 
 // settled reports whether every target that accepts the record holds it.

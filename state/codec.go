@@ -68,6 +68,7 @@ type deadLetterV1 struct {
 	SourceID     string          `json:"source_id,omitempty"`
 	Op           string          `json:"op,omitempty"`
 	Pending      bool            `json:"pending,omitempty"`
+	Dropped      bool            `json:"dropped,omitempty"`
 	Error        string          `json:"error"`
 	Attempts     int             `json:"attempts"`
 	FirstAt      time.Time       `json:"first_at"`
@@ -176,7 +177,7 @@ func decodeIntent(data []byte) (Intent, error) {
 
 func toDeadLetterV1(d DeadLetter) (deadLetterV1, error) {
 	v := deadLetterV1{V: valueVersion, Key: d.Key, Flow: d.Flow, System: d.System, CanonicalID: d.CanonicalID,
-		SourceSystem: d.SourceSystem, SourceEntity: d.SourceEntity, SourceID: d.SourceID, Op: d.Op, Pending: d.Pending, Error: d.Error, Attempts: d.Attempts,
+		SourceSystem: d.SourceSystem, SourceEntity: d.SourceEntity, SourceID: d.SourceID, Op: d.Op, Pending: d.Pending, Dropped: d.Dropped, Error: d.Error, Attempts: d.Attempts,
 		FirstAt: d.FirstAt.UTC(), LastAt: d.LastAt.UTC()}
 	if d.Payload != nil {
 		raw, err := json.Marshal(d.Payload)
@@ -198,7 +199,7 @@ func decodeDeadLetterV1(data []byte) (deadLetterV1, error) {
 
 func fromDeadLetterV1(v deadLetterV1) (DeadLetter, error) {
 	d := DeadLetter{Key: v.Key, Flow: v.Flow, System: v.System, CanonicalID: v.CanonicalID, SourceSystem: v.SourceSystem, SourceEntity: v.SourceEntity,
-		SourceID: v.SourceID, Op: v.Op, Pending: v.Pending, Error: v.Error, Attempts: v.Attempts, FirstAt: v.FirstAt, LastAt: v.LastAt}
+		SourceID: v.SourceID, Op: v.Op, Pending: v.Pending, Dropped: v.Dropped, Error: v.Error, Attempts: v.Attempts, FirstAt: v.FirstAt, LastAt: v.LastAt}
 	if len(v.Payload) > 0 {
 		if err := json.Unmarshal(v.Payload, &d.Payload); err != nil {
 			return d, err

@@ -53,7 +53,7 @@
 //	fingerprints  <system> "\x00" <external id>              {"v":1,"hash","entity","source","at","payload"}
 //	intents       <system> "\x00" <canonical id>             {"v":1,"id","system","entity","flow","at","match","payload"}
 //	deadletters   <flow> "/" <system> "/" <canonical id>     {"v":1,"key","flow","system","canonical_id",
-//	              or <flow> "/" <system> "/" <src sys>:<src id>  "source_system","source_id","op","pending","error",
+//	              or <flow> "/" <system> "/" <src sys>:<src id>  "source_system","source_id","op","pending","dropped","error",
 //	                                                           "attempts","first_at","last_at","payload"}
 //	runs          <flow> "\x00" <Started as 8-byte           {"v":1,"flow","mode","started","finished",
 //	              big-endian unsigned Unix nanoseconds>        "error","counts"}
@@ -61,9 +61,10 @@
 // The reverse of a link (canonical id → external ids) is the golden
 // record's "links" member; PutRecord keeps both sides in step.
 //
-// A dead-letter value written before "pending" existed decodes with
-// pending false (a dead entry), which is what it was; the member is
-// optional, so the value format stays version 1.
+// A dead-letter value written before "pending" and "dropped" existed
+// decodes with both false (a dead entry), which is what it was; the members
+// are optional, so the value format stays version 1. A dropped entry stays
+// as a marker until the record is written or fails again.
 //
 // # Versions
 //

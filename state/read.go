@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/binary"
 	"fmt"
 	"sort"
@@ -83,6 +84,10 @@ type DeadLetter struct {
 	// Pending is true while the failure is the target's, not the record's:
 	// the entry never expires and every run retries it.
 	Pending bool `json:"pending,omitempty"`
+	// Dropped is true once an operator dropped the entry: it is kept only
+	// so the engine does not try the same content again (DeadLetters
+	// leaves it out; DeadLetter returns it).
+	Dropped bool `json:"dropped,omitempty"`
 	// Error is the target's message (never secrets: the HTTP layer redacts).
 	Error string `json:"error"`
 	// Payload is the native payload that was rejected.
@@ -307,7 +312,8 @@ func (s *Store) Intents(system string) ([]Intent, error) {
 	return out, nil
 }
 
-// DeadLetters lists the dead letters of flow ("" = every flow), sorted by key.
+// DeadLetters lists the dead letters of flow ("" = every flow), sorted by
+// key, without the dropped ones.
 func (s *Store) DeadLetters(flow string) ([]DeadLetter, error) {
 	var prefix []byte
 	if flow != "" {
@@ -319,7 +325,7 @@ func (s *Store) DeadLetters(flow string) ([]DeadLetter, error) {
 		if err != nil {
 			return s.badValue(bucketDeadLetters, k, err)
 		}
-		if flow == "" || d.Flow == flow {
+		if (flow == "" || d.Flow == flow) && !d.Dropped {
 			out = append(out, d)
 		}
 		return nil
@@ -346,14 +352,30 @@ func (s *Store) DeadLetter(key string) (*DeadLetter, error) {
 	return &d, nil
 }
 
-// DropDeadLetter deletes the dead letter stored under key, in its own
-// transaction (`deadletters drop`). Dropping a missing key is not an error.
+// DropDeadLetter marks the dead letter stored under key as dropped, in its
+// own transaction (`deadletters drop`): it leaves every list and retry,
+// and the engine does not send the same content again; a later change of
+// the source record is tried afresh. Dropping a missing key is not an error.
 func (s *Store) DropDeadLetter(key string) error {
 	if key == "" {
 		return nil
 	}
 	err := s.update(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketDeadLetters).Delete([]byte(key))
+		bk := tx.Bucket(bucketDeadLetters)
+		old := bk.Get([]byte(key))
+		if old == nil {
+			return nil
+		}
+		v, err := decodeDeadLetterV1(old)
+		if err != nil {
+			return s.badValue(bucketDeadLetters, []byte(key), err)
+		}
+		v.Dropped, v.Pending = true, false
+		data, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		return bk.Put([]byte(key), data)
 	})
 	if err != nil {
 		return fmt.Errorf("drop dead letter %s: %w", key, err)
