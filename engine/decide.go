@@ -343,4 +343,3 @@ func (r *run) settled(g *funnel.Record) bool {
 	}
 	return true
 }
-

@@ -324,4 +324,3 @@ func (r *run) count(system string, f func(c *Counts)) {
 	defer r.mu.Unlock()
 	f(r.res.counts(system))
 }
-

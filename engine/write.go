@@ -305,4 +305,3 @@ func (r *run) checkTarget(ctx context.Context, tk *task) error {
 	r.log.Debug().Str("target", tk.t.Name).Str("id", tk.prevID).Bool("merged", changed).Msg("target changed since last sync: merged before writing")
 	return nil
 }
-
