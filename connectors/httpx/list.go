@@ -18,10 +18,10 @@ func OpName(method, rawURL string) string { return method + " " + pathOf(rawURL)
 // DecodeList reads the body of a 2xx list reply: a JSON object that holds
 // the list's elements in an array under key (OData's "value", Laravel's
 // paginator "data", Overplane's "data"). It returns the elements decoded as
-// T and, when envelope is not nil, also decodes the whole body into
-// envelope with encoding/json, for the reply's other members
-// (@odata.nextLink, has_more, last_page, ...); envelope should not have a
-// field for key.
+// T and, when envelope is not nil, decodes the reply's other top-level
+// members (@odata.nextLink, has_more, last_page, ...) into envelope with
+// encoding/json, as unmarshalling the whole body would (case-insensitive
+// field names, the last of two equal names wins).
 //
 // A body that is not such a list is never an empty page. When the body is
 // not a JSON object, has no member key, has it null or not an array, or has
@@ -34,7 +34,7 @@ func DecodeList[T any](system, op string, body []byte, key string, envelope any)
 	fail := func(format string, args ...any) error {
 		return &connectors.Error{System: system, Op: op, Kind: connectors.Retryable, Message: fmt.Sprintf(format, args...)}
 	}
-	raw, msg := collection(body, key)
+	raw, rest, msg := collection(body, key)
 	if msg != "" {
 		return nil, fail("%s", msg)
 	}
@@ -43,7 +43,7 @@ func DecodeList[T any](system, op string, body []byte, key string, envelope any)
 		return nil, fail("%q: %v", key, err)
 	}
 	if envelope != nil {
-		if err := json.Unmarshal(body, envelope); err != nil {
+		if err := json.Unmarshal(rest, envelope); err != nil {
 			return nil, fail("reply envelope: %v", err)
 		}
 	}
@@ -54,59 +54,66 @@ func DecodeList[T any](system, op string, body []byte, key string, envelope any)
 const maxNamed = 5
 
 // collection walks the top-level object of body and returns the raw array
-// under key, or a message saying why there is none.
-func collection(body []byte, key string) (json.RawMessage, string) {
+// under key and an object of the other top-level members in their order
+// (so that decoding the envelope does not scan the array again), or a
+// message saying why there is no such array.
+func collection(body []byte, key string) (coll, rest json.RawMessage, msg string) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	tok, err := dec.Token()
 	switch {
 	case errors.Is(err, io.EOF):
-		return nil, "reply is empty, not a JSON object"
+		return nil, nil, "reply is empty, not a JSON object"
 	case err != nil:
-		return nil, "reply is not a JSON object: " + err.Error()
+		return nil, nil, "reply is not a JSON object: " + err.Error()
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, "reply is not a JSON object but " + tokenKind(tok)
+		return nil, nil, "reply is not a JSON object but " + tokenKind(tok)
 	}
 	var (
-		coll   json.RawMessage
 		found  bool
 		others []string
+		env    = []byte{'{'}
 	)
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, "reply is not valid JSON: " + err.Error()
+			return nil, nil, "reply is not valid JSON: " + err.Error()
 		}
 		name, _ := tok.(string) // the decoder only lets strings through as keys
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
-			return nil, "reply is not valid JSON: " + err.Error()
+			return nil, nil, "reply is not valid JSON: " + err.Error()
 		}
 		switch {
 		case name == key && found:
-			return nil, fmt.Sprintf("%q appears twice", key)
+			return nil, nil, fmt.Sprintf("%q appears twice", key)
 		case name == key:
 			coll, found = v, true
 		default:
 			others = append(others, name)
+			if len(env) > 1 {
+				env = append(env, ',')
+			}
+			k, _ := json.Marshal(name) // a string always encodes
+			env = append(append(append(env, k...), ':'), v...)
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
-		return nil, "reply is not valid JSON: " + err.Error()
+		return nil, nil, "reply is not valid JSON: " + err.Error()
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, "reply has more after its JSON object"
+		return nil, nil, "reply has more after its JSON object"
 	}
 	if !found {
-		return nil, fmt.Sprintf("reply has no %q array (%s)", key, describeMembers(others))
+		return nil, nil, fmt.Sprintf("reply has no %q array (%s)", key, describeMembers(others))
 	}
 	switch coll[0] { // the decoder hands out values without leading space
 	case '[':
-		return coll, ""
+		return coll, append(env, '}'), ""
 	case 'n':
-		return nil, fmt.Sprintf("%q is null", key)
+		return nil, nil, fmt.Sprintf("%q is null", key)
 	}
-	return nil, fmt.Sprintf("%q is not an array but %s", key, valueKind(coll[0]))
+	return nil, nil, fmt.Sprintf("%q is not an array but %s", key, valueKind(coll[0]))
 }
 
 func describeMembers(names []string) string {

@@ -27,6 +27,8 @@ func TestDecodeListAcceptsPages(t *testing.T) {
 		{"rows and nextLink", `{"@odata.context":"$metadata#X","value":[{"ID":"a"},{"ID":"b"}],"@odata.nextLink":"X?$skip=2"}`, []string{"a", "b"}, "X?$skip=2"},
 		{"nested value keys are not top-level", `{"value":[{"ID":"a","value":null,"x":{"value":1}}],"meta":{"value":{}}}`, []string{"a"}, ""},
 		{"other duplicate members keep the last", `{"@odata.nextLink":"one","value":[],"@odata.nextLink":"two"}`, []string{}, "two"},
+		{"envelope names match as encoding/json does", `{"value":[],"@ODATA.NEXTLINK":"x"}`, []string{}, "x"},
+		{"escaped member names", `{"v\u0061lue":[{"ID":"a"}],"@odata.next\u004cink":"\u0078<&>"}`, []string{"a"}, "x<&>"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var env testEnvelope
@@ -67,6 +69,7 @@ func TestDecodeListRejectsRepliesWithoutTheirArray(t *testing.T) {
 		{"boolean", `{"value":false}`, `"value" is not an array but a boolean`},
 		{"twice, last empty", `{"value":[{"ID":"a"}],"value":[]}`, `"value" appears twice`},
 		{"twice, last null", `{"value":[],"@odata.count":1,"value":null}`, `"value" appears twice`},
+		{"twice, once escaped", `{"value":[{"ID":"a"}],"v\u0061lue":[]}`, `"value" appears twice`},
 		{"top-level array", `[]`, `reply is not a JSON object but an array`},
 		{"top-level rows", `[{"ID":"a"}]`, `reply is not a JSON object but an array`},
 		{"top-level null", `null`, `reply is not a JSON object but null`},
