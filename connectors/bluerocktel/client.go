@@ -585,31 +585,36 @@ type listPage struct {
 	records     []connectors.Record
 }
 
+// listPage reads one page of a prospects or customers list (Pull and Find).
 func (c *Client) listPage(ctx context.Context, entity string, q url.Values, op string) (*listPage, error) {
 	resp, err := c.call(ctx, http.MethodGet, entityPath(entity), q, nil, op)
 	if err != nil {
 		return nil, err
 	}
-	return c.decodePage(entity, op, resp.Body)
+	return c.decodePage(entity, httpx.OpName(http.MethodGet, c.base+entityPath(entity)), resp.Body)
 }
 
+// decodePage decodes a paginator answer; op names the request in errors.
+// A 200 without its "data" array (an error body, "data": null, ...) is a
+// retryable error, never an empty page. The pagination members are read as
+// before: a missing or unreadable number is 0.
 func (c *Client) decodePage(entity, op string, body []byte) (*listPage, error) {
 	var raw struct {
-		CurrentPage json.Number      `json:"current_page"`
-		LastPage    json.Number      `json:"last_page"`
-		PerPage     json.Number      `json:"per_page"`
-		Total       json.Number      `json:"total"`
-		Data        []map[string]any `json:"data"`
+		CurrentPage json.Number `json:"current_page"`
+		LastPage    json.Number `json:"last_page"`
+		PerPage     json.Number `json:"per_page"`
+		Total       json.Number `json:"total"`
 	}
-	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, c.decodeErr(op, fmt.Errorf("decode page: %w", err))
+	data, err := httpx.DecodeList[map[string]any](System, op, body, "data", &raw)
+	if err != nil {
+		return nil, err
 	}
 	num := func(n json.Number) int {
 		v, _ := strconv.Atoi(n.String())
 		return v
 	}
-	pg := &listPage{CurrentPage: num(raw.CurrentPage), LastPage: num(raw.LastPage), PerPage: num(raw.PerPage), Total: num(raw.Total), Data: raw.Data}
-	for _, m := range raw.Data {
+	pg := &listPage{CurrentPage: num(raw.CurrentPage), LastPage: num(raw.LastPage), PerPage: num(raw.PerPage), Total: num(raw.Total), Data: data}
+	for _, m := range data {
 		r, err := c.toRecord(entity, m)
 		if err != nil {
 			return nil, c.decodeErr(op, err)

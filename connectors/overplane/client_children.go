@@ -95,9 +95,9 @@ func (c *Client) listChildren(ctx context.Context, ck *childKind, parent string)
 		if err != nil {
 			return nil, err
 		}
-		var lr listReply
-		if err := resp.Decode(&lr); err != nil {
-			return nil, c.fail("list "+ck.doctype, connectors.Retryable, "%v", err)
+		lr, err := decodeList(c.base+ck.path, resp)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, lr.Data...)
 		if !lr.HasMore || len(lr.Data) == 0 {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/connectors/httpx"
 )
 
 const cursorVersion = 1
@@ -58,10 +59,26 @@ func (k sortKey) after(o sortKey) bool {
 	return k.id < o.id
 }
 
+// listReply is one list reply (prospects or a child table). Data is
+// decoded by decodeList (the reply must hold a "data" array); has_more and
+// total are optional.
 type listReply struct {
-	Data    []map[string]any `json:"data"`
+	Data    []map[string]any `json:"-"`
 	HasMore bool             `json:"has_more"`
 	Total   *int             `json:"total"`
+}
+
+// decodeList reads a list reply of the GET to rawURL. A 200 without its
+// "data" array (an error body, "data": null, ...) is a retryable error
+// naming the request, never an empty list.
+func decodeList(rawURL string, resp *httpx.Response) (*listReply, error) {
+	var lr listReply
+	data, err := httpx.DecodeList[map[string]any](System, httpx.OpName(http.MethodGet, rawURL), resp.Body, "data", &lr)
+	if err != nil {
+		return nil, err
+	}
+	lr.Data = data
+	return &lr, nil
 }
 
 func (l *listReply) total() int {
@@ -135,11 +152,7 @@ func (c *Client) list(ctx context.Context, offset, limit int) (*listReply, error
 	if err != nil {
 		return nil, err
 	}
-	var lr listReply
-	if err := resp.Decode(&lr); err != nil {
-		return nil, c.fail("pull", connectors.Retryable, "%v", err)
-	}
-	return &lr, nil
+	return decodeList(c.base+prospectPath, resp)
 }
 
 // pageKeys returns the sort keys of a page and whether the page is strictly

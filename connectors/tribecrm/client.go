@@ -257,21 +257,33 @@ func expandFor(set string) string { return navOf(set) }
 // item is one decoded OData entity.
 type item = map[string]any
 
+// listReply is one OData collection reply. Value is decoded by
+// httpx.DecodeList (the reply must hold a "value" array); the others are
+// optional.
 type listReply struct {
-	Value    []item `json:"value"`
+	Value    []item `json:"-"`
 	Count    *int   `json:"@odata.count"`
 	NextLink string `json:"@odata.nextLink"`
 }
 
+// getList reads one collection reply. Every list request goes through it:
+// a 200 without its "value" array (an error body, "value": null, ...) is a
+// retryable error naming the request, never an empty page.
 func (c *Client) getList(ctx context.Context, rawURL, op string) (listReply, error) {
 	var lr listReply
 	resp, err := c.do(ctx, http.MethodGet, rawURL, op, nil)
 	if err != nil {
 		return lr, err
 	}
-	if err := resp.Decode(&lr); err != nil {
-		return lr, &connectors.Error{System: System, Op: op, Kind: connectors.Retryable, Status: resp.Status, Err: err}
+	v, err := httpx.DecodeList[item](System, httpx.OpName(http.MethodGet, rawURL), resp.Body, "value", &lr)
+	if err != nil {
+		var ce *connectors.Error
+		if errors.As(err, &ce) {
+			ce.Status = resp.Status
+		}
+		return listReply{}, err
 	}
+	lr.Value = v
 	return lr, nil
 }
 
