@@ -30,7 +30,8 @@ HTTP client, e.g.:
   curl -H 'Authorization: Bearer dev-token' -H 'Accept: application/json' 'http://127.0.0.1:8083/api/v1/prospects?per_page=2'
 
 Fault flags inject latency, 5xx answers, 429 rate limiting with Retry-After,
-connection resets, a page-size cap, many records on one timestamp (--ties)
+connection resets, 401s, 200s with an error body, hangs, answers lost or
+replaced by a 504 after the request was carried out, a page-size cap, many records on one timestamp (--ties)
 and records edited while a client pages (--edit-during-paging).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := g.logger(nil)
@@ -69,5 +70,12 @@ and records edited while a client pages (--edit-during-paging).`,
 	c.Flags().IntVar(&f.RateLimit, "rate-limit", 0, "answer 429 past this many requests per second (0: off)")
 	c.Flags().DurationVar(&f.RetryAfter, "retry-after", time.Second, "Retry-After sent with 429")
 	c.Flags().Float64Var(&f.ResetRate, "reset-rate", 0, "share of connections cut without an answer (0..1)")
+	c.Flags().Float64Var(&f.AuthErrorRate, "auth-error-rate", 0, "share of requests refused with 401 (0..1)")
+	c.Flags().Float64Var(&f.BodyErrorRate, "body-error-rate", 0, "share of requests answered 200 with an error body instead of the resource (0..1)")
+	c.Flags().Float64Var(&f.HangRate, "hang-rate", 0, "share of requests left unanswered until the client gives up (0..1)")
+	c.Flags().DurationVar(&f.HangFor, "hang-for", 30*time.Second, "how long a hung request waits before its connection is cut")
+	c.Flags().Float64Var(&f.ActedResetRate, "acted-reset-rate", 0, "share of requests carried out whose answer is then lost (connection cut) (0..1)")
+	c.Flags().Float64Var(&f.ActedErrorRate, "acted-error-rate", 0, "share of requests carried out and then answered 504 (0..1)")
+	c.Flags().Uint64Var(&f.Seed, "fault-seed", 1, "seed of the fault sequence (the same seed and request order give the same faults)")
 	return c
 }

@@ -1,6 +1,7 @@
 // Package emukit holds what the three API emulators share: fault injection
 // (latency, 5xx share, 429 rate limiting with Retry-After, connection
-// resets), bearer-token checks, a deterministic random source and a
+// resets, 401s, 200s with an error body, hangs, and answers lost or replaced
+// by a 504 after the request was carried out), bearer-token checks, a deterministic random source and a
 // controllable clock. Each emulator keeps its own API's bodies and status
 // codes; emukit only decides *when* a fault happens.
 package emukit
@@ -27,6 +28,25 @@ type Faults struct {
 	// ResetRate is the share (0..1) of requests whose connection is cut
 	// without an answer.
 	ResetRate float64
+	// AuthErrorRate is the share (0..1) of requests refused with 401, as
+	// when a token is revoked or an identity provider hiccups.
+	AuthErrorRate float64
+	// BodyErrorRate is the share (0..1) of requests answered 200 with the
+	// API's error body instead of the resource or page (a gateway or an
+	// application that reports failures in the body), without acting.
+	BodyErrorRate float64
+	// HangRate is the share (0..1) of requests that get no answer until the
+	// client gives up (or HangFor passes, then the connection is cut).
+	HangRate float64
+	// HangFor bounds a hang (default 30s).
+	HangFor time.Duration
+	// ActedResetRate is the share (0..1) of requests the server carries
+	// out, then cuts the connection before the answer: the client cannot
+	// know the write happened (a lost answer).
+	ActedResetRate float64
+	// ActedErrorRate is the share (0..1) of requests the server carries
+	// out, then answers 504 as a gateway that timed out would.
+	ActedErrorRate float64
 	// Seed makes the fault sequence reproducible.
 	Seed uint64
 }
@@ -62,7 +82,8 @@ func (in *Injector) Set(f Faults) {
 	in.f = f
 }
 
-// Injected returns how many faults of each kind ("5xx", "429", "reset") were injected.
+// Injected returns how many faults of each kind ("5xx", "429", "reset",
+// "auth", "body200", "hang", "acted-reset", "acted-5xx") were injected.
 func (in *Injector) Injected() map[string]int {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -95,6 +116,17 @@ func (in *Injector) Wrap(next http.Handler) http.Handler {
 		if fault == "" && f.ErrorRate > 0 && in.rnd.Float64() < f.ErrorRate {
 			fault = "5xx"
 		}
+		// The kinds below draw only when set, so the sequences of the kinds
+		// above stay what seeded tests expect.
+		for _, k := range []struct {
+			name string
+			rate float64
+		}{{"auth", f.AuthErrorRate}, {"body200", f.BodyErrorRate}, {"hang", f.HangRate},
+			{"acted-reset", f.ActedResetRate}, {"acted-5xx", f.ActedErrorRate}} {
+			if fault == "" && k.rate > 0 && in.rnd.Float64() < k.rate {
+				fault = k.name
+			}
+		}
 		if fault != "" {
 			in.injected[fault]++
 		}
@@ -117,21 +149,60 @@ func (in *Injector) Wrap(next http.Handler) http.Handler {
 			in.errBody(w, http.StatusTooManyRequests, "Too Many Attempts.")
 			return
 		case "reset":
-			if hj, ok := w.(http.Hijacker); ok {
-				if conn, _, err := hj.Hijack(); err == nil {
-					_ = conn.Close()
-					return
-				}
-			}
-			in.errBody(w, http.StatusBadGateway, "connection reset")
+			cut(w)
 			return
 		case "5xx":
 			in.errBody(w, http.StatusServiceUnavailable, "Service temporarily unavailable (injected fault)")
+			return
+		case "auth":
+			in.errBody(w, http.StatusUnauthorized, "Unauthenticated.")
+			return
+		case "body200":
+			in.errBody(w, http.StatusOK, "Internal error (injected fault, reported in a 200 body)")
+			return
+		case "hang":
+			d := f.HangFor
+			if d <= 0 {
+				d = 30 * time.Second
+			}
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+			}
+			cut(w)
+			return
+		case "acted-reset", "acted-5xx":
+			// Carry the request out, then lose or replace its answer.
+			next.ServeHTTP(&discard{h: http.Header{}}, r)
+			if fault == "acted-reset" {
+				cut(w)
+				return
+			}
+			in.errBody(w, http.StatusGatewayTimeout, "Gateway timeout (injected fault, after the request was carried out)")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// cut closes the connection without an answer (a 502 where the server
+// cannot hijack it).
+func cut(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			_ = conn.Close()
+			return
+		}
+	}
+	w.WriteHeader(http.StatusBadGateway)
+}
+
+// discard is the ResponseWriter of a request whose answer is lost.
+type discard struct{ h http.Header }
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discard) WriteHeader(int)             {}
 
 func itoa(n int) string {
 	if n == 0 {
