@@ -147,7 +147,14 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if body != nil {
 		req.JSON = body
 	}
-	return c.http.Do(ctx, req)
+	resp, err := c.http.Do(ctx, req)
+	if err == nil {
+		err = httpx.ErrorInBody(System, method, httpx.OpName(method, u), resp)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
 }
 
 // fail builds a typed error for problems the client finds itself.

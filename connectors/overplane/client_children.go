@@ -272,6 +272,10 @@ func (w *rowWriter) create(ctx context.Context, row map[string]any) string {
 		w.err = w.c.fail("create "+w.ck.doctype, connectors.OutcomeUnknown, "%v", err)
 		return ""
 	}
+	if rowID(got) == "" {
+		w.err = w.c.fail("create "+w.ck.doctype, connectors.OutcomeUnknown, "the reply to the create is not the created row (no id)")
+		return ""
+	}
 	w.created = append(w.created, got)
 	return rowID(got)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/connectors/emukit"
 )
 
 // Issue finding 5: a 200 that is not a page must not be read as an empty
@@ -20,7 +21,7 @@ import (
 // badDataReplies are 200 bodies that are not a list, with the text the
 // error message must carry.
 var badDataReplies = []struct{ name, body, msg string }{
-	{"error object", `{"error":{"message":"x"}}`, `no "data" array`},
+	{"error object", `{"error":{"message":"x"}}`, `the reply is an error`},
 	{"data null", `{"data":null,"has_more":false,"total":0}`, `"data" is null`},
 	{"data missing", `{"has_more":false,"total":0}`, `no "data" array`},
 	{"data object", `{"data":{"id":"prospect_0000000000000001"},"has_more":false}`, `"data" is not an array`},
@@ -106,5 +107,42 @@ func TestListRepliesWithoutDataAreRetryable(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A 200 whose body is the API's error object is not a written row: a lead
+// row "created" that way was taken for done and the prospect kept no e-mail
+// (found by the fault property test in package engine).
+func TestWriteAnsweredWithAnErrorBodyIsNotSuccess(t *testing.T) {
+	e := newEnv(t, EmulatorOptions{Records: 1}, nil)
+	ctx := context.Background()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/api/crm/prospect-lead" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"error":{"type":"api_error","code":"api_error","message":"lead table locked"}}`))
+			return
+		}
+		e.emu.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := New(Options{BaseURL: srv.URL + "/", Token: "dev-token", HTTP: newHTTP(1), Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Create(ctx, connectors.Record{Entity: EntityProspect, Fields: map[string]any{
+		"company_name": "Kappa Mills GmbH", "company": DefaultCompany,
+		"leads": []any{map[string]any{"lead": "crmsync", "lead_name": "Iris Weber", "email": "iris@kappa.example"}},
+	}})
+	var ce *connectors.Error
+	if !errors.As(err, &ce) || ce.Kind != connectors.OutcomeUnknown || !strings.Contains(err.Error(), "lead table locked") {
+		t.Fatalf("create whose lead row got a 200 error body: %v, want an outcome-unknown error carrying the API's message", err)
+	}
+	// An update (PATCH) answered that way is retryable, not done.
+	id := e.emu.IDs()[0]
+	e.emu.SetFaults(emukit.Faults{BodyErrorRate: 1})
+	_, err = e.c.Update(ctx, EntityProspect, id, map[string]any{"website": "https://changed.example"})
+	e.emu.SetFaults(emukit.Faults{})
+	if !errors.As(err, &ce) || ce.Kind != connectors.Retryable || ce.Status != http.StatusOK {
+		t.Fatalf("update answered 200 with an error body: %v, want a retryable error", err)
 	}
 }

@@ -245,7 +245,13 @@ func (c *Client) do(ctx context.Context, method, rawURL, op string, body any) (*
 		c.log.Debug().Str("op", op).Msg("access token refused; fetching a new one")
 		resp, _, err = send(used)
 	}
-	return resp, err
+	if err == nil {
+		err = httpx.ErrorInBody(System, method, httpx.OpName(method, rawURL), resp)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
 }
 
 func (c *Client) entityURL(set, id string) string {

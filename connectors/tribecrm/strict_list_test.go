@@ -3,6 +3,7 @@ package tribecrm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/connectors/emukit"
 )
 
 // Issue finding 5: a 200 that is not a page must not be read as an empty
@@ -21,7 +23,7 @@ import (
 // badValueReplies are 200 bodies that are not an OData collection, with
 // the text the error message must carry.
 var badValueReplies = []struct{ name, body, msg string }{
-	{"error object", `{"error":{"message":"x"}}`, `no "value" array`},
+	{"error object", `{"error":{"message":"x"}}`, `the reply is an error`},
 	{"value null", `{"value":null}`, `"value" is null`},
 	{"value missing", `{"@odata.context":"$metadata#X","@odata.count":3}`, `no "value" array`},
 	{"value object", `{"value":{"ID":"9f1c3a70-5c1e-4d8e-9a1b-000000000001"}}`, `"value" is not an array`},
@@ -230,5 +232,27 @@ func TestRelationStepDoesNotSkipEditsOnBadReply(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A 200 whose body is an OData error object is not a written entity: an
+// update answered that way was taken for done (found by the fault property
+// test in package engine).
+func TestWriteAnsweredWithAnErrorBodyIsNotSuccess(t *testing.T) {
+	e := newEnv(t, EmulatorOptions{Records: 3, SeedSets: []string{orgLead}}, nil)
+	ctx := context.Background()
+	id := e.em.IDs(orgLead)[0]
+	e.em.SetFaults(emukit.Faults{BodyErrorRate: 1})
+	_, err := e.c.Update(ctx, orgLead, id, map[string]any{"Organization": map[string]any{"Name": "Changed BV"}})
+	e.em.SetFaults(emukit.Faults{})
+	var ce *connectors.Error
+	if !errors.As(err, &ce) || ce.Kind != connectors.Retryable || !strings.Contains(err.Error(), "the reply is an error") {
+		t.Fatalf("update answered 200 with an OData error: %v, want a retryable error", err)
+	}
+	e.em.SetFaults(emukit.Faults{BodyErrorRate: 1})
+	_, err = e.c.Create(ctx, connectors.Record{Entity: orgLead, Fields: map[string]any{"Organization": map[string]any{"Name": "Fresh BV"}}})
+	e.em.SetFaults(emukit.Faults{})
+	if !errors.As(err, &ce) || (ce.Kind != connectors.OutcomeUnknown && ce.Kind != connectors.Retryable) {
+		t.Fatalf("create answered 200 with an OData error: %v, want an outcome-unknown (or, before the POST, retryable) error", err)
 	}
 }
