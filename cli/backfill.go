@@ -2,8 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -25,7 +23,10 @@ record, using a cursor of its own: the scheduled cursor is left alone. Records
 already in sync make no writes. A progress bar (records, rate, ETA when the API
 reports a total) is shown on a terminal, plain log lines otherwise. An
 interrupted backfill (SIGINT/SIGTERM, crash) resumes from its last committed
-page when run again; --restart starts over.`,
+page when run again; --restart starts over. A signal finishes the page in
+hand; requests still in flight after the shutdown grace (shutdown_grace,
+--shutdown-grace) are cancelled, and a second signal cancels them at once
+and exits 130.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, log, flows, err := g.setup(args)
@@ -37,6 +38,10 @@ page when run again; --restart starts over.`,
 				if from, err = funnel.ParseTime(since); err != nil {
 					return &ExitError{Code: 2, Err: fmt.Errorf("--since: %w (expected e.g. 2026-01-31 or 2026-01-31T08:00:00Z)", err)}
 				}
+			}
+			grace, err := g.shutdownGrace(cmd, cfg)
+			if err != nil {
+				return err
 			}
 			a, err := app.Open(cfg, log, app.Options{StatePath: g.state})
 			if err != nil {
@@ -51,11 +56,8 @@ page when run again; --restart starts over.`,
 			} else if c, err := a.Store.Cursor(engine.BackfillKey(f.Name)); err == nil && c != nil {
 				log.Info().Str("flow", f.Name).Msg("resuming the interrupted backfill from its last committed page (--restart starts over)")
 			}
-			ctx := cmd.Context()
-			stop := make(chan struct{})
-			sigCtx, cancel := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-			defer cancel()
-			go func() { <-sigCtx.Done(); close(stop) }()
+			ctx, stop, finish := handleSignals(cmd.Context(), grace, log, g.env.Stderr)
+			defer finish()
 			var bar *progressbar.ProgressBar
 			started := time.Now()
 			progress := func(p engine.Progress) {
@@ -98,6 +100,9 @@ page when run again; --restart starts over.`,
 					fmt.Fprintf(g.env.Stdout, "  %.0f records/s\n", float64(pulled)/d)
 				}
 			}
+			if ierr := finish(); ierr != nil {
+				return ierr
+			}
 			if err != nil {
 				return &ExitError{Code: 1, Err: err}
 			}
@@ -105,6 +110,7 @@ page when run again; --restart starts over.`,
 		},
 	}
 	g.addConfigFlags(c, true)
+	g.addShutdownFlag(c)
 	c.Flags().StringVar(&since, "since", "", "start at this date/time (UTC unless it has a zone); default: the beginning")
 	c.Flags().BoolVar(&restart, "restart", false, "forget an interrupted backfill and start over")
 	c.Flags().BoolVar(&g.jsonOut, "json", false, "print the result as JSON")

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -69,6 +70,7 @@ type globals struct {
 	logLevel  string
 	logFormat string
 	jsonOut   bool
+	grace     time.Duration // --shutdown-grace; 0: the config's
 }
 
 // NewRoot builds the command tree.
@@ -101,6 +103,24 @@ func (g *globals) addConfigFlags(c *cobra.Command, withState bool) {
 	if withState {
 		c.Flags().StringVar(&g.state, "state", "", "state file (overrides the config's state)")
 	}
+}
+
+// addShutdownFlag adds --shutdown-grace (sync, backfill, run).
+func (g *globals) addShutdownFlag(c *cobra.Command) {
+	c.Flags().DurationVar(&g.grace, "shutdown-grace", 0,
+		"how long SIGTERM/SIGINT waits for the page in hand before cancelling its requests (default: the config's shutdown_grace, else 10s)")
+}
+
+// shutdownGrace is --shutdown-grace when given, else the config's
+// shutdown_grace.
+func (g *globals) shutdownGrace(c *cobra.Command, cfg *config.Config) (time.Duration, error) {
+	if !c.Flags().Changed("shutdown-grace") {
+		return cfg.ShutdownGrace, nil
+	}
+	if g.grace <= 0 {
+		return 0, &ExitError{Code: 2, Err: fmt.Errorf("--shutdown-grace %s must be positive (expected e.g. 10s)", g.grace)}
+	}
+	return g.grace, nil
 }
 
 func (g *globals) loadConfig() (*config.Config, error) {

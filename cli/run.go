@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,16 +22,21 @@ import (
 func newRunCmd(g *globals) *cobra.Command {
 	var admin string
 	var noStartRun bool
-	var grace time.Duration
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Run every flow on its cron schedule until SIGTERM/SIGINT",
 		Long: `Run as a service: every flow runs once at start, then on its schedule (UTC),
 never overlapping itself. The admin endpoint serves /healthz, /readyz,
 /metrics (Prometheus) and /status. On SIGTERM or SIGINT the page in hand
-is finished and committed, then crmsync exits 0.`,
+is finished and committed, then crmsync exits 0; runs still going after the
+shutdown grace (shutdown_grace, --shutdown-grace) are cancelled. A second
+signal cancels them at once and exits 130.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			grace, err := g.shutdownGrace(cmd, cfg)
 			if err != nil {
 				return err
 			}
@@ -53,17 +56,32 @@ is finished and committed, then crmsync exits 0.`,
 			if cmd.Flags().Changed("admin") {
 				listen = admin
 			}
-			ctx, cancel := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer cancel()
+			// The daemon stops when stop closes (first signal); its runs get
+			// runCtx, cancelled when the grace ends or at a second signal.
+			runCtx, stop, finish := handleSignals(cmd.Context(), grace, log, g.env.Stderr)
+			defer finish()
+			stopCtx, stopped := context.WithCancel(runCtx)
+			defer stopped()
+			go func() {
+				select {
+				case <-stop:
+					stopped()
+				case <-stopCtx.Done():
+				}
+			}()
 			d := daemon.New(daemon.Options{Engine: a.Engine, Store: a.Store, Jobs: jobs, Parser: config.ScheduleParser(),
-				Logger: log, AdminListen: listen, Metrics: m.Handler(), RunAtStart: !noStartRun, ShutdownGrace: grace})
-			return d.Run(ctx)
+				Logger: log, AdminListen: listen, Metrics: m.Handler(), RunAtStart: !noStartRun, ShutdownGrace: grace, RunContext: runCtx})
+			err = d.Run(stopCtx)
+			if ierr := finish(); ierr != nil {
+				return ierr
+			}
+			return err
 		},
 	}
 	g.addConfigFlags(c, true)
 	c.Flags().StringVar(&admin, "admin", "", "admin HTTP address (overrides admin.listen; empty disables)")
 	c.Flags().BoolVar(&noStartRun, "no-start-run", false, "do not run every flow once at start; wait for the schedule")
-	c.Flags().DurationVar(&grace, "shutdown-grace", 60*time.Second, "how long a stop waits for the page in hand before cancelling it")
+	g.addShutdownFlag(c)
 	return c
 }
 

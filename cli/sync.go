@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os/signal"
 	"sort"
-	"syscall"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -22,9 +20,15 @@ func newSyncCmd(g *globals) *cobra.Command {
 		Long: `Run flows once and print, per flow and system, how many records were pulled,
 created, updated, converted, unchanged, skipped by a filter, or failed.
 Exit status 1 when any flow ended with an error. SIGINT/SIGTERM finish the
-page in hand, commit it and stop.`,
+page in hand, commit it and stop; requests still in flight after the
+shutdown grace (shutdown_grace, --shutdown-grace) are cancelled. A second
+signal cancels them at once and exits 130.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, log, flows, err := g.setup(args)
+			if err != nil {
+				return err
+			}
+			grace, err := g.shutdownGrace(cmd, cfg)
 			if err != nil {
 				return err
 			}
@@ -33,14 +37,14 @@ page in hand, commit it and stop.`,
 				return err
 			}
 			defer a.Close()
-			ctx := cmd.Context()
-			stop := make(chan struct{})
-			sigCtx, cancel := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-			defer cancel()
-			go func() { <-sigCtx.Done(); close(stop) }()
+			ctx, stop, finish := handleSignals(cmd.Context(), grace, log, g.env.Stderr)
+			defer finish()
 			var results []*engine.Result
 			failed := false
 			for _, f := range flows {
+				if ctx.Err() != nil {
+					break // cut short: the flows left wait for the next run
+				}
 				res, err := a.Engine.Run(ctx, f, engine.RunOptions{Mode: engine.ModeSync, Stop: stop})
 				results = append(results, res)
 				if err != nil {
@@ -48,10 +52,15 @@ page in hand, commit it and stop.`,
 					log.Error().Err(err).Str("flow", f.Name).Msg("flow failed")
 				}
 			}
+			if err := finish(); err != nil {
+				_ = g.report(results, failed, writeSummary)
+				return err
+			}
 			return g.report(results, failed, writeSummary)
 		},
 	}
 	g.addConfigFlags(c, true)
+	g.addShutdownFlag(c)
 	c.Flags().BoolVar(&g.jsonOut, "json", false, "print one JSON object with the counts per flow and system")
 	return c
 }

@@ -41,13 +41,22 @@ type Config struct {
 	State string `yaml:"state"`
 	Log   Log    `yaml:"log"`
 	Admin Admin  `yaml:"admin"`
+	// ShutdownGrace is how long a stop (SIGTERM, SIGINT) waits for the page
+	// in hand to finish and commit before its requests are cancelled
+	// (default DefaultShutdownGrace).
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 	// Systems maps a system name (used by flows) to its connection.
 	Systems map[string]*System `yaml:"systems"`
 	Flows   []*Flow            `yaml:"flows"`
 
 	// File is the path the config was loaded from (not in YAML).
 	File string `yaml:"-"`
+	// graceLine is the line of shutdown_grace, 0 when the key is absent.
+	graceLine int
 }
+
+// DefaultShutdownGrace is shutdown_grace when the file does not set it.
+const DefaultShutdownGrace = 10 * time.Second
 
 // Log configures logging.
 type Log struct {
@@ -222,6 +231,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 		}
 	}
 	pos := positions(&root)
+	cfg.graceLine = pos.keyLine("shutdown_grace")
 	for name, s := range cfg.Systems {
 		if s == nil {
 			s = &System{}
@@ -300,7 +310,7 @@ func sectionName(t string) string {
 func keysOf(t string) []string {
 	switch t {
 	case "Config":
-		return []string{"state", "log", "admin", "systems", "flows"}
+		return []string{"state", "log", "admin", "shutdown_grace", "systems", "flows"}
 	case "System":
 		return []string{"type", "base_url", "token", "mapping", "page_size", "rate_limit", "burst", "timeout", "retries", "retry_after_max", "overlap", "oauth", "login", "naming", "convert_path", "upgrade_field", "stages"}
 	case "Flow":
@@ -389,7 +399,31 @@ func (p posIndex) line(path ...string) int {
 	return line
 }
 
+// keyLine returns the line of a top-level key whose value is set (not
+// empty or null), or 0.
+func (p posIndex) keyLine(key string) int {
+	n := p.root
+	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	if n == nil || n.Kind != yaml.MappingNode {
+		return 0
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			if v := n.Content[i+1]; v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+				return 0
+			}
+			return n.Content[i].Line
+		}
+	}
+	return 0
+}
+
 func (c *Config) applyDefaults() {
+	if c.graceLine == 0 {
+		c.ShutdownGrace = DefaultShutdownGrace
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -470,6 +504,9 @@ func (c *Config) validate(pos posIndex) Errors {
 	}
 	if c.Log.Format != "console" && c.Log.Format != "json" {
 		add(pos.line("log", "format"), "log.format %q is not console or json", c.Log.Format)
+	}
+	if c.ShutdownGrace <= 0 {
+		add(c.graceLine, "shutdown_grace %s must be positive (expected e.g. 10s; it bounds how long a stop waits for the page in hand)", c.ShutdownGrace)
 	}
 	if len(c.Systems) < 2 {
 		add(pos.line("systems"), "%d system(s) configured; a sync needs at least two (expected a systems: section naming a source and a target)", len(c.Systems))

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeFiles(t *testing.T, files map[string]string) string {
@@ -109,5 +110,45 @@ func TestAllProblemsReportedAtOnce(t *testing.T) {
 	_, err := Parse(filepath.Join(dir, "c.yaml"), []byte(bad), noEnv)
 	if err == nil || strings.Count(err.Error(), "\n") < 1 {
 		t.Fatalf("want two problems reported together, got %v", err)
+	}
+}
+
+func TestShutdownGrace(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"m.yaml": "x"})
+	file := filepath.Join(dir, "c.yaml")
+	for _, tc := range []struct {
+		name, top string
+		want      time.Duration
+	}{
+		{"absent", "", DefaultShutdownGrace},
+		{"empty value", "shutdown_grace:\n", DefaultShutdownGrace},
+		{"set", "shutdown_grace: 1m30s\n", 90 * time.Second},
+		{"short", "shutdown_grace: 250ms\n", 250 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse(file, []byte(tc.top+good), noEnv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.ShutdownGrace != tc.want {
+				t.Errorf("ShutdownGrace = %s, want %s", cfg.ShutdownGrace, tc.want)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, top, want string }{
+		{"zero", "shutdown_grace: 0s\n", "c.yaml:2: shutdown_grace 0s must be positive (expected e.g. 10s"},
+		{"negative", "shutdown_grace: -5s\n", "c.yaml:2: shutdown_grace -5s must be positive"},
+		{"no unit", "shutdown_grace: 10\n", "c.yaml:2: cannot unmarshal !!int `10` into time.Duration"},
+		{"day unit", "shutdown_grace: 1d\n", "c.yaml:2: cannot unmarshal !!str `1d` into time.Duration"},
+		{"misspelt", "shutdown_grase: 10s\n", `c.yaml:2: unknown key "shutdown_grase" in the top level (expected one of: state, log, admin, shutdown_grace, systems, flows)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// good starts with "state: s.db"; the key goes on line 2.
+			text := strings.Replace(good, "state: s.db\n", "state: s.db\n"+tc.top, 1)
+			_, err := Parse(file, []byte(text), noEnv)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error\n%v\nwant it to contain\n%s", err, tc.want)
+			}
+		})
 	}
 }

@@ -40,8 +40,13 @@ type Options struct {
 	// RunAtStart runs every flow once right after start.
 	RunAtStart bool
 	// ShutdownGrace bounds how long a stop waits for the page in hand
-	// before cancelling it (default 60s).
+	// before cancelling it (default DefaultShutdownGrace).
 	ShutdownGrace time.Duration
+	// RunContext, when non-nil, is the parent of the context runs get, in
+	// place of Run's ctx without its cancellation: cancelling it cuts the
+	// runs in flight at once, grace or not (the CLI cancels it on a second
+	// signal). It being done also stops the daemon.
+	RunContext context.Context
 	// Ready, when non-nil, receives the admin address once listening.
 	Ready func(adminAddr string)
 }
@@ -53,22 +58,32 @@ type Daemon struct {
 	lastErr map[string]string
 }
 
+// DefaultShutdownGrace is Options.ShutdownGrace when unset.
+const DefaultShutdownGrace = 10 * time.Second
+
 // New returns a Daemon.
 func New(o Options) *Daemon {
 	if o.ShutdownGrace <= 0 {
-		o.ShutdownGrace = 60 * time.Second
+		o.ShutdownGrace = DefaultShutdownGrace
 	}
 	return &Daemon{o: o, lastErr: map[string]string{}}
 }
 
-// Run schedules every job and blocks until ctx is done (SIGTERM/SIGINT),
-// then stops taking new runs, lets running ones finish their page and
-// commit, and returns nil on a clean stop.
+// Run schedules every job and blocks until ctx (or Options.RunContext) is
+// done (SIGTERM/SIGINT), then stops taking new runs, lets running ones
+// finish their page and commit, and returns nil on a clean stop. Runs that
+// outlast the shutdown grace, or whose RunContext is cancelled, are
+// cancelled.
 func (d *Daemon) Run(ctx context.Context) error {
 	log := d.o.Logger
 	stop := make(chan struct{})
-	// runCtx is cancelled only if a run overstays the shutdown grace.
-	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
+	// runCtx is cancelled only if a run overstays the shutdown grace, or
+	// when RunContext is.
+	base := d.o.RunContext
+	if base == nil {
+		base = context.WithoutCancel(ctx)
+	}
+	runCtx, cancelRuns := context.WithCancel(base)
 	defer cancelRuns()
 
 	clog := cronLogger{log: log}
@@ -109,15 +124,29 @@ func (d *Daemon) Run(ctx context.Context) error {
 			go func(j cron.Job) { defer startWG.Done(); j.Run() }(j)
 		}
 	}
-	<-ctx.Done()
-	log.Info().Msg("stop requested: finishing the page in hand")
+	select {
+	case <-ctx.Done():
+	case <-runCtx.Done():
+	}
+	log.Info().Dur("grace", d.o.ShutdownGrace).Msg("stop requested: finishing the page in hand")
 	close(stop)
 	done := c.Stop()
 	waitAll := make(chan struct{})
 	go func() { <-done.Done(); startWG.Wait(); close(waitAll) }()
+	grace := time.NewTimer(d.o.ShutdownGrace)
+	defer grace.Stop()
 	select {
 	case <-waitAll:
-	case <-time.After(d.o.ShutdownGrace):
+	case <-runCtx.Done():
+		// Cancelled from outside (a second signal, or the caller's grace
+		// ran out first): the runs return now.
+		select {
+		case <-waitAll:
+		default:
+			log.Warn().Msg("runs cancelled before they finished (their pages are not committed and will be replayed)")
+			<-waitAll
+		}
+	case <-grace.C:
 		log.Warn().Dur("grace", d.o.ShutdownGrace).Msg("runs did not finish in time: cancelling them (their pages are not committed and will be replayed)")
 		cancelRuns()
 		<-waitAll
