@@ -162,6 +162,12 @@ func ErrorMessage(status int, body []byte) string {
 // call sends one API request with the bearer token. With login credentials
 // it logs in first when it has no token, and once more after a 401.
 func (c *Client) call(ctx context.Context, method, path string, q url.Values, body any, op string) (*httpx.Response, error) {
+	return c.callChecked(ctx, method, path, q, body, op, nil)
+}
+
+// callChecked is call with a check of the 2xx reply: a reply that fails
+// it is sent again like a 5xx when that is safe (see httpx.Request.Check).
+func (c *Client) callChecked(ctx context.Context, method, path string, q url.Values, body any, op string, check func(*httpx.Response) error) (*httpx.Response, error) {
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -177,6 +183,7 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, bo
 			Header: http.Header{"Accept": {"application/json"}, "Authorization": {"Bearer " + tok}},
 			JSON:   body,
 			Op:     op,
+			Check:  check,
 		}
 		resp, err := c.http.Do(ctx, req)
 		var ce *connectors.Error
@@ -394,11 +401,19 @@ func (c *Client) Get(ctx context.Context, entity, id string) (connectors.Record,
 	if !knownEntity(entity) {
 		return connectors.Record{}, c.badEntity(op, entity)
 	}
-	resp, err := c.call(ctx, http.MethodGet, entityPath(entity)+"/"+url.PathEscape(id), nil, nil, op)
-	if err != nil {
-		return connectors.Record{}, err
-	}
-	return c.decodeOne(entity, op, resp)
+	return c.getOne(ctx, http.MethodGet, entityPath(entity)+"/"+url.PathEscape(id), nil, entity, op)
+}
+
+// getOne sends an idempotent request whose reply is one record; a 2xx
+// that is not a record is sent again like a 5xx.
+func (c *Client) getOne(ctx context.Context, method, path string, body any, entity, op string) (connectors.Record, error) {
+	var out connectors.Record
+	_, err := c.callChecked(ctx, method, path, nil, body, op, func(resp *httpx.Response) error {
+		var err error
+		out, err = c.decodeOne(entity, op, resp)
+		return err
+	})
+	return out, err
 }
 
 // Create POSTs rec.Fields (id and timestamps left out) and returns the
@@ -439,11 +454,7 @@ func (c *Client) Update(ctx context.Context, entity, id string, changed map[stri
 	if len(body) == 0 {
 		return c.Get(ctx, entity, id)
 	}
-	resp, err := c.call(ctx, http.MethodPut, entityPath(entity)+"/"+url.PathEscape(id), nil, body, op)
-	if err != nil {
-		return connectors.Record{}, err
-	}
-	return c.decodeOne(entity, op, resp)
+	return c.getOne(ctx, http.MethodPut, entityPath(entity)+"/"+url.PathEscape(id), body, entity, op)
 }
 
 // Delete removes a record (200 with a message).
@@ -587,11 +598,16 @@ type listPage struct {
 
 // listPage reads one page of a prospects or customers list (Pull and Find).
 func (c *Client) listPage(ctx context.Context, entity string, q url.Values, op string) (*listPage, error) {
-	resp, err := c.call(ctx, http.MethodGet, entityPath(entity), q, nil, op)
+	var pg *listPage
+	_, err := c.callChecked(ctx, http.MethodGet, entityPath(entity), q, nil, op, func(resp *httpx.Response) error {
+		var err error
+		pg, err = c.decodePage(entity, httpx.OpName(http.MethodGet, c.base+entityPath(entity)), resp.Body)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return c.decodePage(entity, httpx.OpName(http.MethodGet, c.base+entityPath(entity)), resp.Body)
+	return pg, nil
 }
 
 // decodePage decodes a paginator answer; op names the request in errors.

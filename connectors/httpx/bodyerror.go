@@ -1,11 +1,72 @@
 package httpx
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"time"
 
 	"github.com/crmsync/crmsync/connectors"
 )
+
+// Do sends req and returns the 2xx response, or a *connectors.Error.
+//
+// A 2xx reply that fails the checks (Request.ErrorObjects, Request.Check)
+// is not success: an idempotent request is sent again, with the same
+// backoff and up to the same number of retries as a 5xx, because a gateway
+// or an overloaded application answering 200 with an error is as passing as
+// a 503; a POST is never sent again and its error is OutcomeUnknown.
+func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
+	if req.Check == nil && !req.ErrorObjects {
+		return c.send(ctx, req)
+	}
+	for attempt := 0; ; attempt++ {
+		resp, err := c.send(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		err = c.check(req, resp)
+		if err == nil {
+			return resp, nil
+		}
+		var ce *connectors.Error
+		if !errors.As(err, &ce) || ce.Kind != connectors.Retryable {
+			return nil, err
+		}
+		if ce.Status == 0 {
+			ce.Status = resp.Status
+		}
+		if req.Method == http.MethodPost {
+			ce.Kind = connectors.OutcomeUnknown
+			return nil, ce
+		}
+		if attempt >= c.opts.RetryMax {
+			return nil, ce
+		}
+		wait := c.backoff(c.opts.RetryWaitMin, c.opts.RetryWaitMax, attempt, nil)
+		c.opts.Logger.Debug().Str("system", c.opts.System).Str("op", ce.Op).Dur("wait", wait).Msg("2xx reply is not what was asked for; sending the request again")
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ce
+		}
+	}
+}
+
+func (c *Client) check(req Request, resp *Response) error {
+	if req.ErrorObjects {
+		if err := ErrorInBody(c.opts.System, req.Method, OpName(req.Method, req.URL), resp); err != nil {
+			return err
+		}
+	}
+	if req.Check != nil {
+		return req.Check(resp)
+	}
+	return nil
+}
 
 // ErrorInBody checks a 2xx reply for an error object in its body: a JSON
 // object with a top-level "error" object and no "id"/"ID" member, the shape

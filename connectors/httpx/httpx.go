@@ -163,6 +163,13 @@ type Request struct {
 	Form url.Values
 	// Op names the call in errors; default "METHOD path".
 	Op string
+	// Check, when set, validates a 2xx reply (that a list reply holds its
+	// list, a created record its id). A Retryable error from it is retried
+	// like a 5xx for idempotent methods; for a POST it is OutcomeUnknown.
+	Check func(*Response) error
+	// ErrorObjects makes a 2xx reply that is the API's error object (see
+	// ErrorInBody) an error, retried like a 5xx where that is safe.
+	ErrorObjects bool
 }
 
 // Response is a successful (2xx) answer.
@@ -180,8 +187,8 @@ func (r *Response) Decode(v any) error {
 	return nil
 }
 
-// Do sends req and returns the 2xx response, or a *connectors.Error.
-func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
+// send sends req once through the retrying client (see Do).
+func (c *Client) send(ctx context.Context, req Request) (*Response, error) {
 	op := req.Op
 	if op == "" {
 		op = req.Method + " " + pathOf(req.URL)

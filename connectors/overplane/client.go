@@ -135,6 +135,11 @@ func ErrorMessage(status int, body []byte) string {
 
 // do sends one authenticated request. body may be nil.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body any) (*httpx.Response, error) {
+	return c.doChecked(ctx, method, path, q, body, nil)
+}
+
+// doChecked is do with a check of the 2xx reply (see httpx.Request.Check).
+func (c *Client) doChecked(ctx context.Context, method, path string, q url.Values, body any, check func(*httpx.Response) error) (*httpx.Response, error) {
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -143,18 +148,14 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		Method: method,
 		URL:    u,
 		Header: http.Header{"Authorization": {"Bearer " + c.token}},
+		// Overplane's error envelope in a 200 is a failure, never a record.
+		ErrorObjects: true,
+		Check:        check,
 	}
 	if body != nil {
 		req.JSON = body
 	}
-	resp, err := c.http.Do(ctx, req)
-	if err == nil {
-		err = httpx.ErrorInBody(System, method, httpx.OpName(method, u), resp)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return resp, nil
+	return c.http.Do(ctx, req)
 }
 
 // fail builds a typed error for problems the client finds itself.

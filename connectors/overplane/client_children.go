@@ -91,11 +91,7 @@ func (c *Client) listChildren(ctx context.Context, ck *childKind, parent string)
 	var out []map[string]any
 	for {
 		q := url.Values{"parent_id": {parent}, "limit": {strconv.Itoa(maxLimit)}, "offset": {strconv.Itoa(len(out))}}
-		resp, err := c.do(ctx, http.MethodGet, ck.path, q, nil)
-		if err != nil {
-			return nil, err
-		}
-		lr, err := decodeList(c.base+ck.path, resp)
+		lr, err := c.getList(ctx, ck.path, q)
 		if err != nil {
 			return nil, err
 		}

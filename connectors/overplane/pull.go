@@ -148,11 +148,22 @@ func (c *Client) Pull(ctx context.Context, cur connectors.Cursor, opts connector
 
 func (c *Client) list(ctx context.Context, offset, limit int) (*listReply, error) {
 	q := url.Values{"limit": {strconv.Itoa(limit)}, "offset": {strconv.Itoa(offset)}}
-	resp, err := c.do(ctx, http.MethodGet, prospectPath, q, nil)
+	return c.getList(ctx, prospectPath, q)
+}
+
+// getList reads one list reply of path; a 2xx without its list is sent
+// again like a 5xx (see httpx.Client.Do), never taken as an empty list.
+func (c *Client) getList(ctx context.Context, path string, q url.Values) (*listReply, error) {
+	var lr *listReply
+	_, err := c.doChecked(ctx, http.MethodGet, path, q, nil, func(resp *httpx.Response) error {
+		var err error
+		lr, err = decodeList(c.base+path, resp)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return decodeList(c.base+prospectPath, resp)
+	return lr, nil
 }
 
 // pageKeys returns the sort keys of a page and whether the page is strictly

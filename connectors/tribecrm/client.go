@@ -224,6 +224,13 @@ func query(kv ...string) string {
 // do sends one request with the current credentials. With OAuth2, a 401
 // drops the cached token and the request is sent once more with a new one.
 func (c *Client) do(ctx context.Context, method, rawURL, op string, body any) (*httpx.Response, error) {
+	return c.doChecked(ctx, method, rawURL, op, body, nil)
+}
+
+// doChecked is do with a check of the 2xx reply (see httpx.Request.Check).
+// Every reply is also checked for an OData error object: a 200 carrying
+// {"error": ...} is a failure, never an entity or a page.
+func (c *Client) doChecked(ctx context.Context, method, rawURL, op string, body any, check func(*httpx.Response) error) (*httpx.Response, error) {
 	send := func(stale string) (*httpx.Response, string, error) {
 		tok := c.static
 		if c.tokens != nil {
@@ -234,7 +241,7 @@ func (c *Client) do(ctx context.Context, method, rawURL, op string, body any) (*
 			tok = t
 		}
 		resp, err := c.http.Do(ctx, httpx.Request{
-			Method: method, URL: rawURL, Op: op, JSON: body,
+			Method: method, URL: rawURL, Op: op, JSON: body, Check: check, ErrorObjects: true,
 			Header: http.Header{"Authorization": {"Bearer " + tok}, "Accept": {"application/json"}},
 		})
 		return resp, tok, err
@@ -245,13 +252,7 @@ func (c *Client) do(ctx context.Context, method, rawURL, op string, body any) (*
 		c.log.Debug().Str("op", op).Msg("access token refused; fetching a new one")
 		resp, _, err = send(used)
 	}
-	if err == nil {
-		err = httpx.ErrorInBody(System, method, httpx.OpName(method, rawURL), resp)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return resp, nil
+	return resp, err
 }
 
 func (c *Client) entityURL(set, id string) string {
@@ -277,19 +278,15 @@ type listReply struct {
 // retryable error naming the request, never an empty page.
 func (c *Client) getList(ctx context.Context, rawURL, op string) (listReply, error) {
 	var lr listReply
-	resp, err := c.do(ctx, http.MethodGet, rawURL, op, nil)
+	_, err := c.doChecked(ctx, http.MethodGet, rawURL, op, nil, func(resp *httpx.Response) error {
+		lr = listReply{}
+		v, err := httpx.DecodeList[item](System, httpx.OpName(http.MethodGet, rawURL), resp.Body, "value", &lr)
+		lr.Value = v
+		return err
+	})
 	if err != nil {
-		return lr, err
-	}
-	v, err := httpx.DecodeList[item](System, httpx.OpName(http.MethodGet, rawURL), resp.Body, "value", &lr)
-	if err != nil {
-		var ce *connectors.Error
-		if errors.As(err, &ce) {
-			ce.Status = resp.Status
-		}
 		return listReply{}, err
 	}
-	lr.Value = v
 	return lr, nil
 }
 
