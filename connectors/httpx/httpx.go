@@ -7,7 +7,14 @@
 //     process the request) and when the connection could not be opened;
 //   - Retry-After (seconds or HTTP date) is honoured on 429 and 503, capped at
 //     Options.RetryAfterMax; otherwise exponential backoff with jitter;
+//   - a 429, or a 503 with Retry-After, pauses the whole Client, not only the
+//     request that got it: until now + Retry-After (capped at RetryAfterMax;
+//     RetryWaitMin for a 429 without one) no attempt of any method from any
+//     goroutine is sent. A longer pause extends the one in force, a shorter
+//     one never shortens it, and a call waiting out a pause returns as soon
+//     as its context ends;
 //   - a token bucket (golang.org/x/time/rate) paces every attempt per system;
+//     after a pause the bucket, not the queue of waiting callers, sets the pace;
 //   - every failure becomes a *connectors.Error with a Kind the engine acts on;
 //   - registered secrets are scrubbed from every error message, and request
 //     headers are never logged.
@@ -39,7 +46,7 @@ import (
 // Options configures a Client. Zero values take the defaults noted.
 type Options struct {
 	System        string        // system name used in errors and logs
-	Timeout       time.Duration // per attempt; default 30s
+	Timeout       time.Duration // per attempt, waits for the rate limiter and a pause included; default 30s
 	RetryMax      int           // retries after the first attempt; default 4; negative disables retries
 	RetryWaitMin  time.Duration // default 200ms
 	RetryWaitMax  time.Duration // default 10s
@@ -96,13 +103,16 @@ func New(o Options) *Client {
 		t.MaxIdleConnsPerHost = 64
 		base = t
 	}
+	log := o.Logger.With().Str("system", o.System).Logger()
+	gate := &gateTransport{next: base, pause: &pause{}, retryWaitMin: o.RetryWaitMin, maxPause: o.RetryAfterMax, log: log}
 	if o.RateLimit > 0 {
 		burst := o.Burst
 		if burst <= 0 {
 			burst = 1
 		}
-		base = &limitedTransport{next: base, lim: rate.NewLimiter(rate.Limit(o.RateLimit), burst)}
+		gate.lim = rate.NewLimiter(rate.Limit(o.RateLimit), burst)
 	}
+	base = gate
 	if o.Observe != nil {
 		base = &observedTransport{next: base, observe: o.Observe}
 	}
@@ -114,7 +124,7 @@ func New(o Options) *Client {
 		// not an HTML page to decode.
 		rc.HTTPClient = &http.Client{Transport: base, Timeout: o.Timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		rc.Logger = leveled{log: o.Logger.With().Str("system", o.System).Logger()}
+		rc.Logger = leveled{log: log}
 		rc.RetryMax = o.RetryMax
 		rc.RetryWaitMin = o.RetryWaitMin
 		rc.RetryWaitMax = o.RetryWaitMax
@@ -379,18 +389,6 @@ func retryAfter(resp *http.Response, now time.Time) time.Duration {
 		}
 	}
 	return 0
-}
-
-type limitedTransport struct {
-	next http.RoundTripper
-	lim  *rate.Limiter
-}
-
-func (t *limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if err := t.lim.Wait(r.Context()); err != nil {
-		return nil, err
-	}
-	return t.next.RoundTrip(r)
 }
 
 type observedTransport struct {
