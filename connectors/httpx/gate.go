@@ -3,7 +3,9 @@ package httpx
 import (
 	"context"
 	"net/http"
+	"net/http/httptrace"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -69,6 +71,11 @@ func (p *pause) wait(ctx context.Context) error {
 //
 // All waits honour the request's context (the caller's context and the
 // per-attempt Timeout): a cancelled call returns at once, unsent.
+//
+// When the request's context carries a *call (Do attaches one to every
+// POST), the gate records each attempt on it: whether it got past the waits
+// to the base transport, whether its request was written (httptrace), and
+// the status of its answer.
 type gateTransport struct {
 	next         http.RoundTripper
 	lim          *rate.Limiter // nil: no rate limit
@@ -80,6 +87,11 @@ type gateTransport struct {
 
 func (g *gateTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	ctx := r.Context()
+	cl, _ := ctx.Value(callKey{}).(*call)
+	var a *attempt
+	if cl != nil {
+		a = cl.begin()
+	}
 	for {
 		if err := g.pause.wait(ctx); err != nil {
 			return nil, err
@@ -94,9 +106,16 @@ func (g *gateTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			break
 		}
 	}
+	if a != nil {
+		a.sent.Store(true)
+		r = r.WithContext(httptrace.WithClientTrace(ctx, a.trace()))
+	}
 	resp, err := g.next.RoundTrip(r)
 	if err == nil && resp != nil {
 		g.observe(resp)
+		if a != nil {
+			a.status.Store(int32(resp.StatusCode))
+		}
 	}
 	return resp, err
 }
@@ -122,4 +141,82 @@ func (g *gateTransport) observe(resp *http.Response) {
 	if g.pause.extend(d) {
 		g.log.Debug().Int("status", resp.StatusCode).Dur("pause", d).Msg("server asked to back off; holding every request of this client")
 	}
+}
+
+type callKey struct{}
+
+// call follows one Do of a POST through its attempts, so that Do can tell a
+// request that may have been acted on from one that never reached the
+// server.
+type call struct {
+	mu       sync.Mutex
+	attempts []*attempt
+}
+
+// attempt is one try of a call. Its fields are written by the transport's
+// goroutines (the trace hooks run on the connection's write loop).
+type attempt struct {
+	sent    atomic.Bool  // got past the pause and the limiter to the base transport
+	written atomic.Bool  // the request was written, at least its headers
+	status  atomic.Int32 // status of the answer; 0: none
+}
+
+func (c *call) begin() *attempt {
+	a := &attempt{}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.attempts = append(c.attempts, a)
+	return a
+}
+
+// trace marks the attempt written as soon as its headers are: WroteRequest
+// fires only once the body is in the connection's buffer too, and for a
+// large body the last bytes can leave before it does; before WroteHeaders no
+// complete request can have left. Only net/http's own transports call these
+// hooks.
+func (a *attempt) trace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		WroteHeaders: func() { a.written.Store(true) },
+		WroteRequest: func(httptrace.WroteRequestInfo) { a.written.Store(true) },
+	}
+}
+
+// mayHaveActed reports whether the attempt may have been acted on: it was
+// written (or answered) and got no answer that says it was not processed.
+// A 4xx (429 above all) is such an answer; a 2xx means it was done, a 5xx
+// may mean it was (Classify makes a POST's 5xx OutcomeUnknown), and so may a
+// 3xx (a redirect after a create).
+func (a *attempt) mayHaveActed() bool {
+	st := a.status.Load()
+	if st >= 400 && st < 500 {
+		return false
+	}
+	return st != 0 || a.written.Load()
+}
+
+// mayHaveActed reports whether any attempt of the call may have been acted
+// on (nil: no call was followed).
+func (c *call) mayHaveActed() bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, a := range c.attempts {
+		if a.mayHaveActed() {
+			return true
+		}
+	}
+	return false
+}
+
+// lastSent reports whether the call's last attempt got past the pause and
+// the limiter to the base transport.
+func (c *call) lastSent() bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.attempts) > 0 && c.attempts[len(c.attempts)-1].sent.Load()
 }

@@ -16,6 +16,15 @@
 //   - a token bucket (golang.org/x/time/rate) paces every attempt per system;
 //     after a pause the bucket, not the queue of waiting callers, sets the pace;
 //   - every failure becomes a *connectors.Error with a Kind the engine acts on;
+//   - a POST that may have been acted on is OutcomeUnknown, never Retryable:
+//     if any of its attempts was written to the connection (httptrace) and
+//     got no answer saying it was not processed (a 4xx, 429 above all), a
+//     transport error or the end of its context (shutdown) leaves the create
+//     unknown; errors.Is(err, context.Canceled) still holds. A POST whose
+//     context ended, or whose attempt timed out, before anything was written
+//     (waiting for a connection, a rate-limiter token or a pause) is
+//     Retryable: nothing was sent. Idempotent requests cut by a transport
+//     error or their context are Retryable;
 //   - registered secrets are scrubbed from every error message, and request
 //     headers are never logged.
 package httpx
@@ -216,24 +225,28 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	if hdr.Get("Accept") == "" {
 		hdr.Set("Accept", "application/json")
 	}
-	rreq, err := retryablehttp.NewRequestWithContext(ctx, req.Method, req.URL, body)
+	idempotent := req.Method != http.MethodPost
+	rc := c.idem
+	var cl *call
+	rctx := ctx
+	if !idempotent {
+		rc = c.post
+		cl = &call{}
+		rctx = context.WithValue(ctx, callKey{}, cl)
+	}
+	rreq, err := retryablehttp.NewRequestWithContext(rctx, req.Method, req.URL, body)
 	if err != nil {
 		return nil, c.fail(op, 0, connectors.Rejected, "", err)
 	}
 	rreq.Header = hdr
-	idempotent := req.Method != http.MethodPost
-	rc := c.idem
-	if !idempotent {
-		rc = c.post
-	}
 	resp, err := rc.Do(rreq)
 	if err != nil {
 		if resp != nil && resp.Body != nil {
 			_ = resp.Body.Close()
 		}
 		kind := connectors.Retryable
-		if !idempotent && !isDialError(err) && ctx.Err() == nil {
-			kind = connectors.OutcomeUnknown
+		if !idempotent {
+			kind = postErrorKind(ctx, cl, err)
 		}
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -265,6 +278,26 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	e := c.fail(op, resp.StatusCode, Classify(resp.StatusCode, idempotent), msg, nil)
 	e.RetryAfter = retryAfter(resp, time.Now())
 	return nil, e
+}
+
+// postErrorKind classifies a POST that ended without an answer to hand
+// back: a transport error, a cancelled or expired context, or a context that
+// ended after an answer came.
+func postErrorKind(ctx context.Context, cl *call, err error) connectors.Kind {
+	switch {
+	case cl.mayHaveActed():
+		// An attempt was written, or answered other than 4xx, and nothing
+		// says the server did not act: the create may have happened.
+		return connectors.OutcomeUnknown
+	case ctx.Err() != nil, !cl.lastSent(), isDialError(err):
+		// Nothing of the last attempt was written (it was waiting for a
+		// token, a pause or a connection) and every earlier one was
+		// answered "not processed" or never sent.
+		return connectors.Retryable
+	}
+	// Sent, but no write seen: a transport that does not report writes, or
+	// a failure we cannot place. Assume the server may have it.
+	return connectors.OutcomeUnknown
 }
 
 // Classify maps an HTTP status to an error kind.
