@@ -7,8 +7,24 @@
 //     process the request) and when the connection could not be opened;
 //   - Retry-After (seconds or HTTP date) is honoured on 429 and 503, capped at
 //     Options.RetryAfterMax; otherwise exponential backoff with jitter;
+//   - a 429, or a 503 with Retry-After, pauses the whole Client, not only the
+//     request that got it: until now + Retry-After (capped at RetryAfterMax;
+//     RetryWaitMin for a 429 without one) no attempt of any method from any
+//     goroutine is sent. A longer pause extends the one in force, a shorter
+//     one never shortens it, and a call waiting out a pause returns as soon
+//     as its context ends;
 //   - a token bucket (golang.org/x/time/rate) paces every attempt per system;
+//     after a pause the bucket, not the queue of waiting callers, sets the pace;
 //   - every failure becomes a *connectors.Error with a Kind the engine acts on;
+//   - a POST that may have been acted on is OutcomeUnknown, never Retryable:
+//     if any of its attempts was written to the connection (httptrace) and
+//     got no answer saying it was not processed (a 4xx, 429 above all), a
+//     transport error or the end of its context (shutdown) leaves the create
+//     unknown; errors.Is(err, context.Canceled) still holds. A POST whose
+//     context ended, or whose attempt timed out, before anything was written
+//     (waiting for a connection, a rate-limiter token or a pause) is
+//     Retryable: nothing was sent. Idempotent requests cut by a transport
+//     error or their context are Retryable;
 //   - registered secrets are scrubbed from every error message, and request
 //     headers are never logged.
 package httpx
@@ -39,7 +55,7 @@ import (
 // Options configures a Client. Zero values take the defaults noted.
 type Options struct {
 	System        string        // system name used in errors and logs
-	Timeout       time.Duration // per attempt; default 30s
+	Timeout       time.Duration // per attempt, waits for the rate limiter and a pause included; default 30s
 	RetryMax      int           // retries after the first attempt; default 4; negative disables retries
 	RetryWaitMin  time.Duration // default 200ms
 	RetryWaitMax  time.Duration // default 10s
@@ -96,13 +112,16 @@ func New(o Options) *Client {
 		t.MaxIdleConnsPerHost = 64
 		base = t
 	}
+	log := o.Logger.With().Str("system", o.System).Logger()
+	gate := &gateTransport{next: base, pause: &pause{}, retryWaitMin: o.RetryWaitMin, maxPause: o.RetryAfterMax, log: log}
 	if o.RateLimit > 0 {
 		burst := o.Burst
 		if burst <= 0 {
 			burst = 1
 		}
-		base = &limitedTransport{next: base, lim: rate.NewLimiter(rate.Limit(o.RateLimit), burst)}
+		gate.lim = rate.NewLimiter(rate.Limit(o.RateLimit), burst)
 	}
+	base = gate
 	if o.Observe != nil {
 		base = &observedTransport{next: base, observe: o.Observe}
 	}
@@ -114,7 +133,7 @@ func New(o Options) *Client {
 		// not an HTML page to decode.
 		rc.HTTPClient = &http.Client{Transport: base, Timeout: o.Timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		rc.Logger = leveled{log: o.Logger.With().Str("system", o.System).Logger()}
+		rc.Logger = leveled{log: log}
 		rc.RetryMax = o.RetryMax
 		rc.RetryWaitMin = o.RetryWaitMin
 		rc.RetryWaitMax = o.RetryWaitMax
@@ -213,24 +232,28 @@ func (c *Client) send(ctx context.Context, req Request) (*Response, error) {
 	if hdr.Get("Accept") == "" {
 		hdr.Set("Accept", "application/json")
 	}
-	rreq, err := retryablehttp.NewRequestWithContext(ctx, req.Method, req.URL, body)
+	idempotent := req.Method != http.MethodPost
+	rc := c.idem
+	var cl *call
+	rctx := ctx
+	if !idempotent {
+		rc = c.post
+		cl = &call{}
+		rctx = context.WithValue(ctx, callKey{}, cl)
+	}
+	rreq, err := retryablehttp.NewRequestWithContext(rctx, req.Method, req.URL, body)
 	if err != nil {
 		return nil, c.fail(op, 0, connectors.Rejected, "", err)
 	}
 	rreq.Header = hdr
-	idempotent := req.Method != http.MethodPost
-	rc := c.idem
-	if !idempotent {
-		rc = c.post
-	}
 	resp, err := rc.Do(rreq)
 	if err != nil {
 		if resp != nil && resp.Body != nil {
 			_ = resp.Body.Close()
 		}
 		kind := connectors.Retryable
-		if !idempotent && !isDialError(err) && ctx.Err() == nil {
-			kind = connectors.OutcomeUnknown
+		if !idempotent {
+			kind = postErrorKind(ctx, cl, err)
 		}
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -262,6 +285,26 @@ func (c *Client) send(ctx context.Context, req Request) (*Response, error) {
 	e := c.fail(op, resp.StatusCode, Classify(resp.StatusCode, idempotent), msg, nil)
 	e.RetryAfter = retryAfter(resp, time.Now())
 	return nil, e
+}
+
+// postErrorKind classifies a POST that ended without an answer to hand
+// back: a transport error, a cancelled or expired context, or a context that
+// ended after an answer came.
+func postErrorKind(ctx context.Context, cl *call, err error) connectors.Kind {
+	switch {
+	case cl.mayHaveActed():
+		// An attempt was written, or answered other than 4xx, and nothing
+		// says the server did not act: the create may have happened.
+		return connectors.OutcomeUnknown
+	case ctx.Err() != nil, !cl.lastSent(), isDialError(err):
+		// Nothing of the last attempt was written (it was waiting for a
+		// token, a pause or a connection) and every earlier one was
+		// answered "not processed" or never sent.
+		return connectors.Retryable
+	}
+	// Sent, but no write seen: a transport that does not report writes, or
+	// a failure we cannot place. Assume the server may have it.
+	return connectors.OutcomeUnknown
 }
 
 // Classify maps an HTTP status to an error kind.
@@ -386,18 +429,6 @@ func retryAfter(resp *http.Response, now time.Time) time.Duration {
 		}
 	}
 	return 0
-}
-
-type limitedTransport struct {
-	next http.RoundTripper
-	lim  *rate.Limiter
-}
-
-func (t *limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if err := t.lim.Wait(r.Context()); err != nil {
-		return nil, err
-	}
-	return t.next.RoundTrip(r)
 }
 
 type observedTransport struct {
