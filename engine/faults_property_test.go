@@ -120,9 +120,15 @@ func deliveryUnderFaults(t *testing.T, seed uint64, size faultRun) {
 				ctx, cancel = context.WithTimeout(w.ctx, d)
 				what = fmt.Sprintf("run cut after %s", d)
 			}
+			if rnd.IntN(6) == 0 { // a target's token refused for the whole run
+				sys := []string{"overplane", "bluerocktel"}[rnd.IntN(2)]
+				emus[sys].SetFaults(emukit.Faults{AuthErrorRate: 1})
+				what += ", " + sys + " refusing the token"
+			}
 			res, err := w.eng.Run(ctx, w.flow("tribecrm-to-others"), engine.RunOptions{Mode: engine.ModeSync})
 			cancel()
 			log = append(log, fmt.Sprintf("  %s: %s", what, summarise(res, err)))
+			setFaults(true)
 			if rnd.IntN(4) == 0 {
 				w.reopen() // a restart between runs
 				log = append(log, "  restart")
