@@ -1,0 +1,108 @@
+package main
+
+import (
+	"go/build"
+	"io/fs"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/crmsync/crmsync"
+
+// layers says which of our packages each package may import (tests aside).
+// A key ending in "/*" applies to every package below it that has no key of
+// its own. The graph points one way: the model at the bottom, the CLI at the
+// top; a connector knows nothing of the engine, and the engine nothing of a
+// vendor (issue 8).
+var layers = map[string][]string{
+	"funnel":              {},
+	"state":               {"funnel"},
+	"mapping":             {"funnel"},
+	"config":              {"funnel"},
+	"connectors":          {},
+	"connectors/emukit":   {},
+	"connectors/httpx":    {"connectors"},
+	"connectors/conntest": {"connectors", "connectors/emukit", "connectors/httpx"},
+	"connectors/*":        {"connectors", "connectors/emukit", "connectors/httpx"},
+	"engine":              {"connectors", "funnel", "mapping", "state"},
+	"metrics":             {"engine"},
+	"daemon":              {"engine", "state"},
+	"emulate":             {"connectors/emukit", "connectors/bluerocktel", "connectors/overplane", "connectors/tribecrm"},
+	"app":                 {"config", "connectors", "connectors/*", "engine", "funnel", "mapping", "state"},
+	"cli":                 {"*"},
+	"":                    {"cli"},
+	"e2e":                 {}, // tests only; its tests may import anything
+}
+
+func allowed(pkg, imp string) bool {
+	rules, ok := layers[pkg]
+	if !ok {
+		rules, ok = layers[path.Dir(pkg)+"/*"]
+	}
+	if !ok {
+		return false
+	}
+	for _, r := range rules {
+		switch {
+		case r == "*", r == imp:
+			return true
+		case strings.HasSuffix(r, "/*") && strings.HasPrefix(imp, strings.TrimSuffix(r, "*")):
+			return true
+		}
+	}
+	return false
+}
+
+func TestPackageDependenciesPointOneWay(t *testing.T) {
+	seen := 0
+	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if name := d.Name(); p != "." && (strings.HasPrefix(name, ".") || name == "testdata" || name == "examples" || name == "docs" || name == "scripts") {
+			return filepath.SkipDir
+		}
+		bp, err := build.ImportDir(p, 0)
+		if err != nil {
+			return nil // no Go files here
+		}
+		pkg := filepath.ToSlash(p)
+		if pkg == "." {
+			pkg = ""
+		}
+		if _, ok := layers[pkg]; !ok {
+			if _, ok := layers[path.Dir(pkg)+"/*"]; !ok {
+				t.Errorf("package %q has no layer in deps_test.go: say what it may import", pkg)
+				return nil
+			}
+		}
+		seen++
+		var bad []string
+		for _, imp := range bp.Imports {
+			rel, ours := strings.CutPrefix(imp, module+"/")
+			if !ours {
+				continue
+			}
+			if !allowed(pkg, rel) {
+				bad = append(bad, rel)
+			}
+		}
+		sort.Strings(bad)
+		if len(bad) > 0 {
+			t.Errorf("package %q imports %s, which its layer does not allow (deps_test.go)", pkg, strings.Join(bad, ", "))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen < 15 {
+		t.Fatalf("checked only %d packages; the walk is broken", seen)
+	}
+}
