@@ -271,6 +271,7 @@ type listReply struct {
 	Value    []item `json:"-"`
 	Count    *int   `json:"@odata.count"`
 	NextLink string `json:"@odata.nextLink"`
+	Context  string `json:"@odata.context"`
 }
 
 // getList reads one collection reply. Every list request goes through it:
@@ -302,7 +303,7 @@ func (c *Client) getAll(ctx context.Context, rawURL, op string) ([]item, error) 
 			return nil, err
 		}
 		out = append(out, lr.Value...)
-		next, err := c.sameHost(lr.NextLink)
+		next, err := c.nextURL(lr.NextLink, lr.Context)
 		if err != nil {
 			return nil, &connectors.Error{System: System, Op: op, Kind: connectors.Rejected, Err: err}
 		}
@@ -311,20 +312,34 @@ func (c *Client) getAll(ctx context.Context, rawURL, op string) ([]item, error) 
 	return out, nil
 }
 
-// sameHost checks that a nextLink points at our API before we send our
-// token there, and makes relative links absolute.
-func (c *Client) sameHost(link string) (string, error) {
+// nextURL resolves a reply's @odata.nextLink and checks that it points at
+// our API (same scheme and host) before we send our token there. OData JSON
+// Format v4.01 §4.6 (Relative URLs): a URL in a payload may be relative; it
+// is resolved against the reply's context URL (@odata.context), which is
+// itself relative to the service root. So "Set?$skiptoken=2" next to
+// "$metadata#Set" means <root>/Set?$skiptoken=2, not a sibling of the root.
+func (c *Client) nextURL(link, context string) (string, error) {
 	if link == "" {
 		return "", nil
 	}
-	root, _ := url.Parse(c.root)
-	u, err := root.Parse(link)
+	root, err := url.Parse(strings.TrimSuffix(c.root, "/") + "/")
+	if err != nil {
+		return "", fmt.Errorf("service root: %w", err)
+	}
+	base := root
+	if context != "" {
+		if cu, err := root.Parse(context); err == nil {
+			base = cu
+		}
+	}
+	u, err := base.Parse(link)
 	if err != nil {
 		return "", fmt.Errorf("bad @odata.nextLink: %w", err)
 	}
-	if u.Host != root.Host {
-		return "", fmt.Errorf("@odata.nextLink points at another host (%s)", u.Host)
+	if u.Host != root.Host || u.Scheme != root.Scheme {
+		return "", fmt.Errorf("@odata.nextLink points elsewhere (%s://%s), not at the API (%s://%s)", u.Scheme, u.Host, root.Scheme, root.Host)
 	}
+	u.Fragment = ""
 	return u.String(), nil
 }
 
