@@ -35,7 +35,7 @@ records that would be dead-lettered.`,
 			if g.state != "" {
 				path = g.state
 			}
-			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			if noState(path) {
 				tmp, err := os.MkdirTemp("", "crmsync-plan-")
 				if err != nil {
 					return err
@@ -148,4 +148,13 @@ func show(v any) string {
 		return fmt.Sprintf("%q", s)
 	}
 	return fmt.Sprint(v)
+}
+
+// noState reports whether path holds no state yet: the file does not exist,
+// or it is empty (0 bytes, as a touch or an interrupted first start leaves
+// it), which every command takes as a new state file. Read-only commands
+// then work on an empty state instead of opening the file.
+func noState(path string) bool {
+	fi, err := os.Stat(path)
+	return errors.Is(err, os.ErrNotExist) || (err == nil && fi.Mode().IsRegular() && fi.Size() == 0)
 }

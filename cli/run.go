@@ -98,6 +98,21 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if g.state != "" {
 				path = g.state
 			}
+			if noState(path) {
+				flows, _ := app.Flows(cfg, nil)
+				sts := make([]engine.FlowStatus, len(flows))
+				for i, f := range flows {
+					sts[i] = engine.FlowStatus{Flow: f.Name, Source: f.Source}
+					for _, t := range f.Targets {
+						sts[i].Targets = append(sts[i].Targets, t.System)
+					}
+				}
+				if g.jsonOut {
+					return writeJSON(g.env.Stdout, map[string]any{"state": path, "flows": sts, "new": true})
+				}
+				writeStatus(g.env.Stdout, path+" (no state yet: no flow has run)", sts)
+				return nil
+			}
 			st, err := state.Open(path, state.Options{Timeout: time.Second, ReadOnly: true})
 			if err != nil {
 				if errors.Is(err, state.ErrLocked) && cfg.Admin.Listen != "" {

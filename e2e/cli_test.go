@@ -307,3 +307,29 @@ func TestValidateReportsEveryMappingProblem(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyStateFileIsTakenAsNew: a 0-byte state file (touched, or left by
+// a first start that died at once) is a new state file for every command:
+// status and plan used to fail with "bad file descriptor" (issue 11).
+func TestEmptyStateFileIsTakenAsNew(t *testing.T) {
+	e := newEnv(t, envOptions{Seed: 5})
+	if err := os.WriteFile(e.state, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.cli("status"); r.Code != 0 || !strings.Contains(r.Stdout, "no state yet") {
+		t.Fatalf("status on an empty state file: %s", r)
+	}
+	if r := e.cli("plan"); r.Code != 0 || !strings.Contains(r.Stdout, "create") {
+		t.Fatalf("plan on an empty state file: %s", r)
+	}
+	if fi, err := os.Stat(e.state); err != nil || fi.Size() != 0 {
+		t.Fatalf("plan or status wrote the state file: %v %v", fi, err)
+	}
+	res := e.sync()
+	if c := counts(t, res, "bluerocktel"); c.Created != 5 {
+		t.Fatalf("sync on an empty state file: %+v", c)
+	}
+	if r := e.cli("status"); r.Code != 0 || strings.Contains(r.Stdout, "no state yet") {
+		t.Fatalf("status after the sync: %s", r)
+	}
+}
