@@ -451,7 +451,12 @@ func (c *Config) applyDefaults() {
 			s.Overlap = time.Second
 		}
 		if s.Type == "bluerocktel" && s.Naming == "" {
-			s.Naming = "snake"
+			// camelCase, as the vendor's PHP SDK writes (bluerocktel/php-sdk
+			// Create/UpdateProspectRequest send the Prospect entity's
+			// camelCase properties). A Laravel server drops keys in a
+			// spelling it does not validate and still answers 201, so the
+			// default follows the vendor's own client (docs/apis.md §3).
+			s.Naming = "camel"
 		}
 		if s.Mapping != "" {
 			s.Mapping = c.resolve(s.Mapping)

@@ -40,9 +40,18 @@ type Options struct {
 	Email    string
 	Password string
 	// Naming is the spelling of the property names the client writes:
-	// NamingSnake (default, the documentation's), NamingCamel (the SDK's)
-	// or NamingAuto (the spelling the server last answered with). Reads
-	// accept both and always normalise Fields to snake_case.
+	// NamingCamel (default, the official SDK's), NamingSnake (the
+	// documentation's) or NamingAuto (the spelling the server last answered
+	// with; camelCase until it has answered). Reads accept both and always
+	// normalise Fields to snake_case.
+	//
+	// The default is camelCase because the vendor's own PHP SDK
+	// (bluerocktel/php-sdk) writes it: CreateProspectRequest and
+	// UpdateProspectRequest send toArray() of the Prospect entity, whose
+	// properties are customerAccount, emailAddress, chargeVAT, ... A Laravel
+	// server keeps only the keys its rules name ($request->validated()) and
+	// still answers 201, so writing a spelling the server does not validate
+	// loses every multi-word field without an error (research finding R16).
 	Naming Naming
 	// ConvertPath is the prospect -> customer conversion route (POST) with
 	// "{id}"; default DefaultConvertPath.
@@ -86,7 +95,7 @@ func New(o Options) (*Client, error) {
 	}
 	switch o.Naming {
 	case "":
-		o.Naming = NamingSnake
+		o.Naming = NamingCamel // the SDK's write spelling; see Options.Naming
 	case NamingSnake, NamingCamel, NamingAuto:
 	default:
 		return nil, fmt.Errorf("bluerocktel: unknown naming %q", o.Naming)
@@ -371,13 +380,15 @@ func (c *Client) badEntity(op, entity string) error {
 }
 
 // writeBody renames snake_case (or camelCase) keys to the configured write
-// spelling and leaves out the server-set id and timestamps.
+// spelling and leaves out the server-set id and timestamps. NamingAuto
+// writes camelCase, the SDK's spelling, until an answer in snake_case has
+// been seen.
 func (c *Client) writeBody(fields map[string]any) map[string]any {
 	n := c.o.Naming
 	if n == NamingAuto {
-		n = NamingSnake
-		if c.seenCamel.Load() == 2 {
-			n = NamingCamel
+		n = NamingCamel
+		if c.seenCamel.Load() == 1 {
+			n = NamingSnake
 		}
 	}
 	out := make(map[string]any, len(fields))

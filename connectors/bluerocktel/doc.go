@@ -15,10 +15,12 @@
 //     timestamps, with fault injection from emukit.
 //
 // Field names: the vendor's documentation spells properties in snake_case,
-// its official SDK in camelCase (FKs and timestamps snake_case in both). The
-// emulator answers in either (EmulatorOptions.Naming, default camelCase,
-// the SDK's spelling and so the live API's most probably) and accepts both.
-// The client reads both and always hands the engine snake_case Fields, so
-// mappings use one spelling; it writes snake_case unless Options.Naming says
-// otherwise.
+// its official SDK in camelCase (FKs and timestamps snake_case in both).
+// The SDK decodes and writes camelCase, so the live API most probably reads
+// and answers it. The emulator speaks one spelling (EmulatorOptions.Naming,
+// default camelCase): it answers in it and, like a Laravel app keeping only
+// $request->validated() keys, silently drops written keys in the other one
+// (EmulatorOptions.LenientNaming accepts both). The client reads both and
+// always hands the engine snake_case Fields, so mappings use one spelling;
+// it writes camelCase unless Options.Naming says otherwise.
 package bluerocktel

@@ -62,10 +62,20 @@ type EmulatorOptions struct {
 	// DefaultPerPage is per_page when the request has none; 0 means
 	// Laravel's default of 15.
 	DefaultPerPage int
-	// Naming is the spelling of the properties the emulator answers with;
-	// "" means NamingCamel, the spelling the official SDK decodes (and so,
-	// very probably, the live API's). It accepts both spellings on input.
+	// Naming is the spelling of the properties the emulator answers with
+	// and the only one it accepts on POST and PUT; "" means NamingCamel,
+	// the spelling the official SDK decodes and writes (and so, very
+	// probably, the live API's). A key in the other spelling is dropped
+	// without an error, as Laravel's $request->validated() drops keys
+	// without a rule: the write still answers 201 (or 200), without the
+	// value. Keys that are the same in both spellings (name, phone,
+	// brand_id, ...) are kept either way.
 	Naming Naming
+	// LenientNaming, when true, accepts both spellings on input (the
+	// spelling of Naming wins when a client sends both). It hides a client
+	// writing the wrong spelling, so only tests that are about something
+	// else should set it.
+	LenientNaming bool
 	// UpdateStatus is the status of a successful PUT; 0 means 201, as the
 	// vendor documents. Set 200 to emulate a conventional server.
 	UpdateStatus int
@@ -106,6 +116,7 @@ type Emulator struct {
 	tables       map[string]*table
 	codes        []ProspectionCode
 	naming       Naming
+	lenient      bool // accept both spellings on input (LenientNaming)
 	updateStatus int
 	tokens       map[string]*User // bearer token -> user
 	users        []*User
@@ -155,6 +166,7 @@ func NewEmulator(o EmulatorOptions) *Emulator {
 		tables:       map[string]*table{},
 		codes:        append([]ProspectionCode(nil), defaultProspectionCodes...),
 		naming:       o.Naming,
+		lenient:      o.LenientNaming,
 		updateStatus: o.UpdateStatus,
 		tokens:       map[string]*User{},
 		convert:      segments(o.ConvertPath),
@@ -303,7 +315,8 @@ func (e *Emulator) Freeze(ts time.Time) { e.clock.Freeze(ts) }
 // Unfreeze lets the server clock run again.
 func (e *Emulator) Unfreeze() { e.clock.Freeze(time.Time{}) }
 
-// SetNaming switches the spelling of the emulator's answers.
+// SetNaming switches the spelling of the emulator's answers, and of the
+// input it accepts unless it is lenient (EmulatorOptions.LenientNaming).
 func (e *Emulator) SetNaming(n Naming) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -804,7 +817,7 @@ func (e *Emulator) create(w http.ResponseWriter, r *http.Request, t *table) {
 	}
 	e.mu.Lock()
 	e.logWrite(r, body)
-	vals, verr := e.validate(t.c, in, true, e.naming)
+	vals, verr := e.validate(t.c, in, true, e.naming, e.lenient)
 	if verr != nil {
 		e.mu.Unlock()
 		writeJSON(w, http.StatusUnprocessableEntity, verr.body())
@@ -842,7 +855,7 @@ func (e *Emulator) update(w http.ResponseWriter, r *http.Request, t *table, id s
 		return
 	}
 	e.logWrite(r, body)
-	vals, verr := e.validate(t.c, in, false, e.naming)
+	vals, verr := e.validate(t.c, in, false, e.naming, e.lenient)
 	if verr != nil {
 		e.mu.Unlock()
 		writeJSON(w, http.StatusUnprocessableEntity, verr.body())

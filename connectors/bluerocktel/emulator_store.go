@@ -205,17 +205,24 @@ func normaliseInput(v any) any {
 	return v
 }
 
-// resolveKeys finds, for every column, the input key that carries it: the
-// snake_case or the camelCase spelling (the one matching prefer wins when a
-// client sends both). Unknown keys are dropped, as $request->validated() does.
-func resolveKeys(c *collection, in map[string]any, prefer Naming) map[string]string {
+// resolveKeys finds, for every column, the input key that carries it.
+// Strict (lenient false), only the spelling n counts: a key in the other
+// spelling is dropped like an unknown key, as $request->validated() keeps
+// only the keys that have a rule and a Laravel app has rules in one
+// spelling. Lenient, either spelling counts (n wins when a client sends
+// both).
+func resolveKeys(c *collection, in map[string]any, n Naming, lenient bool) map[string]string {
 	out := map[string]string{}
 	for k := range in {
 		snake := ToSnake(k)
 		if _, ok := c.byName[snake]; !ok {
 			continue
 		}
-		if _, ok := out[snake]; ok && spell(snake, prefer) != k {
+		own := spell(snake, n) == k
+		if !own && !lenient {
+			continue
+		}
+		if _, ok := out[snake]; ok && !own {
 			continue
 		}
 		out[snake] = k
@@ -226,14 +233,15 @@ func resolveKeys(c *collection, in map[string]any, prefer Naming) map[string]str
 // validate checks input against the collection's rules and returns the
 // typed values to store, by column. creating selects the store rules
 // (name required) over the update rules (name validated only when sent).
-func (e *Emulator) validate(c *collection, in map[string]any, creating bool, prefer Naming) (map[string]any, *validationError) {
-	keys := resolveKeys(c, in, prefer)
+// n and lenient select the input keys (resolveKeys).
+func (e *Emulator) validate(c *collection, in map[string]any, creating bool, n Naming, lenient bool) (map[string]any, *validationError) {
+	keys := resolveKeys(c, in, n, lenient)
 	verr := &validationError{}
 	vals := map[string]any{}
 	for _, col := range c.Columns {
 		key, present := keys[col.Name]
 		if !present {
-			key = col.Name
+			key = spell(col.Name, n)
 		}
 		attr := laravelAttribute(key)
 		raw := in[key]

@@ -155,7 +155,7 @@ func TestEmulatorLoginParameterForms(t *testing.T) {
 func TestCustomersBothNamings(t *testing.T) {
 	for _, n := range bothNamings {
 		t.Run(string(n), func(t *testing.T) {
-			e := newEnv(t, EmulatorOptions{Records: 5, Customers: 12, Naming: n}, nil)
+			e := newEnv(t, EmulatorOptions{Records: 5, Customers: 12, Naming: n}, func(o *Options) { o.Naming = n })
 			ctx := context.Background()
 			rec, err := e.cli.Create(ctx, connectors.Record{Entity: EntityCustomers, Fields: map[string]any{
 				"name": "Harbor Freight NV", "email_address": "ap@harbor.example", "vip": true, "is_reseller": true,

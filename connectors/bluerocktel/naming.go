@@ -16,10 +16,11 @@ type Naming string
 const (
 	// NamingSnake is the documentation's spelling.
 	NamingSnake Naming = "snake"
-	// NamingCamel is the official SDK's spelling.
+	// NamingCamel is the official SDK's spelling, the one it decodes and
+	// writes; the client's default.
 	NamingCamel Naming = "camel"
 	// NamingAuto (client only) writes in the spelling the server used in its
-	// last answer, and snake_case until the server has answered once.
+	// last answer, and camelCase until the server has answered once.
 	NamingAuto Naming = "auto"
 )
 
