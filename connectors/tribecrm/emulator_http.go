@@ -810,7 +810,12 @@ func (em *Emulator) update(e *entity, t *typeDef, body map[string]any, replace b
 		navs[nav] = id
 	}
 	if replace {
+		names := make([]string, 0, len(t.navs))
 		for nav := range t.navs {
+			names = append(names, nav)
+		}
+		sort.Strings(names) // the same error every time
+		for _, nav := range names {
 			if _, sent := navs[nav]; sent {
 				continue
 			}

@@ -31,10 +31,14 @@ func TestEmulatorPutReplace(t *testing.T) {
 
 	// A relationship PUT without its required links is refused.
 	st, body := e.raw(t, "PUT", "/v1/odata/"+set+"("+id+")", map[string]any{"IsClosed": true})
-	if st != 400 || !strings.Contains(errMessage(t, body), "'Relation'") {
+	if st != 400 || !strings.Contains(errMessage(t, body), "'Organization' is required") {
 		t.Fatalf("PUT without links: %d %v", st, body)
 	}
 	// With them, every property not sent is reset and the Status is unbound.
+	st, body = e.raw(t, "PUT", "/v1/odata/"+set+"("+id+")", map[string]any{"IsClosed": true, "Organization": map[string]any{"ID": orgID}})
+	if st != 400 || !strings.Contains(errMessage(t, body), "'Relation' is required") {
+		t.Fatalf("PUT without Relation: %d %v", st, body)
+	}
 	st, body = e.raw(t, "PUT", "/v1/odata/"+set+"("+id+")", map[string]any{
 		"IsClosed": true, "IsActive": false, "Relation": map[string]any{"ID": relID}, "Organization": map[string]any{"ID": orgID},
 	})
