@@ -134,7 +134,7 @@ func BuildConnector(name string, sc *config.System, m *mapping.Mapping, log zero
 		hc := httpx.New(hopts)
 		hc.AddSecret(sc.Token.Value())
 		o := tribecrm.Options{BaseURL: base, Token: sc.Token.Value(), HTTP: hc, Logger: clog,
-			PageSize: sc.PageSize, Overlap: sc.Overlap, UpgradeField: sc.UpgradeField, Stages: sc.Stages}
+			PageSize: sc.PageSize, Overlap: sc.Overlap, UpgradeField: sc.UpgradeField, Stages: sc.Stages, UpdateMethod: sc.UpdateMethod}
 		if sc.OAuth != nil {
 			hc.AddSecret(sc.OAuth.ClientSecret.Value())
 			o.ClientID, o.ClientSecret, o.TokenURL, o.Scope = sc.OAuth.ClientID, sc.OAuth.ClientSecret.Value(), sc.OAuth.TokenURL, sc.OAuth.Scope

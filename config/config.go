@@ -88,6 +88,7 @@ type System struct {
 	ConvertPath   string        `yaml:"convert_path"`  // bluerocktel: prospect -> customer conversion route
 	UpgradeField  string        `yaml:"upgrade_field"` // tribecrm: _Type (default) or _UpgradeType for stage conversion
 	Stages        []string      `yaml:"stages"`        // tribecrm: funnel stages to read (default all: Suspect, Lead, HotProspect, Prospect, Customer)
+	UpdateMethod  string        `yaml:"update_method"` // tribecrm: post (default: POST Set with ID, the vendor's own clients), patch or put (GET, then PUT of the whole entity)
 
 	Name string `yaml:"-"`
 	line int
@@ -312,7 +313,7 @@ func keysOf(t string) []string {
 	case "Config":
 		return []string{"state", "log", "admin", "shutdown_grace", "systems", "flows"}
 	case "System":
-		return []string{"type", "base_url", "token", "mapping", "page_size", "rate_limit", "burst", "timeout", "retries", "retry_after_max", "overlap", "oauth", "login", "naming", "convert_path", "upgrade_field", "stages"}
+		return []string{"type", "base_url", "token", "mapping", "page_size", "rate_limit", "burst", "timeout", "retries", "retry_after_max", "overlap", "oauth", "login", "naming", "convert_path", "upgrade_field", "stages", "update_method"}
 	case "Flow":
 		return []string{"name", "source", "targets", "schedule", "write_concurrency", "allow_stage_back", "match", "deletes", "max_retries"}
 	case "Deletes":
@@ -458,6 +459,9 @@ func (c *Config) applyDefaults() {
 			// default follows the vendor's own client (docs/apis.md §3).
 			s.Naming = "camel"
 		}
+		if s.Type == "tribecrm" && s.UpdateMethod == "" {
+			s.UpdateMethod = "post"
+		}
 		if s.Mapping != "" {
 			s.Mapping = c.resolve(s.Mapping)
 		}
@@ -557,6 +561,9 @@ func (c *Config) validate(pos posIndex) Errors {
 		}
 		if s.UpgradeField != "" && (s.Type != "tribecrm" || (s.UpgradeField != "_Type" && s.UpgradeField != "_UpgradeType")) {
 			add(at("upgrade_field"), "systems.%s.upgrade_field must be _Type or _UpgradeType, and only for type tribecrm", n)
+		}
+		if s.UpdateMethod != "" && (s.Type != "tribecrm" || !contains([]string{"post", "patch", "put"}, s.UpdateMethod)) {
+			add(at("update_method"), "systems.%s.update_method %q must be post, patch or put, and only for type tribecrm", n, s.UpdateMethod)
 		}
 		if s.Mapping == "" {
 			add(s.line, "systems.%s.mapping is missing (expected the path of a mapping file)", n)

@@ -51,6 +51,31 @@ type Options struct {
 	// (default: the dotted type, as the vendor's API pages document) or
 	// "_UpgradeType" (the entity-set name, as the vendor's n8n node sends).
 	UpgradeField string
+	// UpdateMethod is how Update writes changed fields, and how Create
+	// changes fields of an existing organisation or person it binds:
+	//   - "post" (the default): POST Set with "ID" in the body and only the
+	//     changed fields. This is how the vendor's own clients update
+	//     (efficy-sa/n8n-nodes-tribecrm resources/organization.ts, person.ts,
+	//     customer.ts "Update"; efficy-sa/tribecrm-mcp-server src/client.ts
+	//     updateEntity), and the POST-with-ID form is the one Tribe's pages
+	//     document for stage conversion. The n8n node sends only the fields
+	//     the user filled in, so the live service must merge a POST with an
+	//     ID, or the vendor's own node would wipe records.
+	//   - "patch": PATCH Set(id) with only the changed fields: OData's merge
+	//     (OData v4.01 Part 1 §11.4.3: "Services SHOULD support PATCH as the
+	//     preferred means of updating an entity"). Tribe does not document
+	//     PATCH.
+	//   - "put": PUT Set(id), the form Tribe's API pages show ("Provide only
+	//     the fields to update"). OData says a PUT replaces the entity:
+	//     properties not sent are reset to their defaults. So the client
+	//     first GETs the entity (with its Relation, Organization/Person and
+	//     Status links) and PUTs all of it with the changes merged in, never
+	//     a partial body. If the GET carries an ETag, the PUT sends it in
+	//     If-Match, so an edit made in between is refused (412) rather than
+	//     overwritten; without one, such an edit can be lost. That race and
+	//     the extra GET are why put is not the default.
+	// Whatever the method, a field the client does not send keeps its value.
+	UpdateMethod string
 	// Stages restricts the funnel stages pulled (default all five). Tribe
 	// is retiring Lead relationships for some tenants (apis.md §0.6).
 	Stages []string
@@ -60,6 +85,13 @@ type Options struct {
 	// Relation_Organization / Relation_Person.
 	SkipRelations bool
 }
+
+// The values of Options.UpdateMethod.
+const (
+	UpdatePost  = "post"
+	UpdatePatch = "patch"
+	UpdatePut   = "put"
+)
 
 // Client is a TribeCRM connector. It implements connectors.Connector and is
 // safe for concurrent use.
@@ -72,6 +104,7 @@ type Client struct {
 	pageSize int
 	overlap  time.Duration
 	upgrade  string
+	update   string   // post, patch or put (Options.UpdateMethod)
 	sets     []string // funnel sets pulled, in order
 	watchRel bool
 
@@ -106,6 +139,7 @@ func New(o Options) (*Client, error) {
 		pageSize: o.PageSize,
 		overlap:  o.Overlap,
 		upgrade:  o.UpgradeField,
+		update:   o.UpdateMethod,
 		watchRel: !o.SkipRelations,
 	}
 	if c.pageSize <= 0 {
@@ -123,6 +157,13 @@ func New(o Options) (*Client, error) {
 	case "_Type", "_UpgradeType":
 	default:
 		return nil, fmt.Errorf("tribecrm: UpgradeField must be _Type or _UpgradeType, not %q", o.UpgradeField)
+	}
+	switch c.update {
+	case "":
+		c.update = UpdatePost
+	case UpdatePost, UpdatePatch, UpdatePut:
+	default:
+		return nil, fmt.Errorf("tribecrm: UpdateMethod must be post, patch or put, not %q", o.UpdateMethod)
 	}
 	stages := o.Stages
 	if len(stages) == 0 {
@@ -231,6 +272,11 @@ func (c *Client) do(ctx context.Context, method, rawURL, op string, body any) (*
 // Every reply is also checked for an OData error object: a 200 carrying
 // {"error": ...} is a failure, never an entity or a page.
 func (c *Client) doChecked(ctx context.Context, method, rawURL, op string, body any, check func(*httpx.Response) error) (*httpx.Response, error) {
+	return c.doHeader(ctx, method, rawURL, op, body, check, nil)
+}
+
+// doHeader is doChecked with extra request headers.
+func (c *Client) doHeader(ctx context.Context, method, rawURL, op string, body any, check func(*httpx.Response) error, extra http.Header) (*httpx.Response, error) {
 	send := func(stale string) (*httpx.Response, string, error) {
 		tok := c.static
 		if c.tokens != nil {
@@ -240,9 +286,12 @@ func (c *Client) doChecked(ctx context.Context, method, rawURL, op string, body 
 			}
 			tok = t
 		}
+		hdr := http.Header{"Authorization": {"Bearer " + tok}, "Accept": {"application/json"}}
+		for k, v := range extra {
+			hdr[k] = v
+		}
 		resp, err := c.http.Do(ctx, httpx.Request{
-			Method: method, URL: rawURL, Op: op, JSON: body, Check: check, ErrorObjects: true,
-			Header: http.Header{"Authorization": {"Bearer " + tok}, "Accept": {"application/json"}},
+			Method: method, URL: rawURL, Op: op, JSON: body, Check: check, ErrorObjects: true, Header: hdr,
 		})
 		return resp, tok, err
 	}
@@ -414,8 +463,10 @@ func (c *Client) Get(ctx context.Context, entity, id string) (connectors.Record,
 	return toRecord(entity, it)
 }
 
-// readOnlyFields are server-set and never sent on writes.
-var readOnlyFields = map[string]bool{"ID": true, "_Type": true, "_Name": true, "CreationDate": true, "LastMutationDate": true}
+// readOnlyFields are server-set and never sent on writes. _UpgradeType is
+// never sent either: in a POST with an ID it converts the record
+// (ConvertStage builds that body itself).
+var readOnlyFields = map[string]bool{"ID": true, "_Type": true, "_Name": true, "CreationDate": true, "LastMutationDate": true, "_UpgradeType": true}
 
 func cleanFields(m map[string]any, keepID bool) map[string]any {
 	out := make(map[string]any, len(m))
@@ -506,7 +557,7 @@ func (c *Client) Create(ctx context.Context, rec connectors.Record) (connectors.
 		return connectors.Record{}, &connectors.Error{System: System, Op: op, Kind: connectors.OutcomeUnknown, Status: resp.Status, Message: "created entity has no ID"}
 	}
 	if len(childExtra) > 0 {
-		if _, err := c.do(ctx, http.MethodPut, c.entityURL(relationSet(nav), childID), "PUT "+relationSet(nav), childExtra); err != nil {
+		if err := c.write(ctx, relationSet(nav), childID, childExtra); err != nil {
 			return connectors.Record{}, err
 		}
 	}
@@ -520,11 +571,12 @@ func relationSet(nav string) string {
 	return SetOrganization
 }
 
-// Update changes only the given fields. Top-level relationship fields go to
-// PUT Set(id); a nested Organization or Person map goes to PUT
-// Relation_Organization(orgID) / Relation_Person(personID), because
-// Tribe keeps them as separate entities (a nested {"ID": other} rebinds the
-// relationship instead).
+// Update changes only the given fields; every other field keeps its value.
+// Top-level relationship fields are written to the relationship's set; a
+// nested Organization or Person map is written to Relation_Organization /
+// Relation_Person, because Tribe keeps them as separate entities (a nested
+// {"ID": other} rebinds the relationship instead). Each write uses
+// Options.UpdateMethod (see write).
 func (c *Client) Update(ctx context.Context, entity, id string, changed map[string]any) (connectors.Record, error) {
 	top := cleanFields(changed, false)
 	nav := navOf(entity)
@@ -540,7 +592,7 @@ func (c *Client) Update(ctx context.Context, entity, id string, changed map[stri
 		}
 	}
 	if len(top) > 0 {
-		if _, err := c.do(ctx, http.MethodPut, c.entityURL(entity, id), "PUT "+entity, top); err != nil {
+		if err := c.write(ctx, entity, id, top); err != nil {
 			return connectors.Record{}, err
 		}
 	}
@@ -552,13 +604,123 @@ func (c *Client) Update(ctx context.Context, entity, id string, changed map[stri
 		m, _ := cur[nav].(map[string]any)
 		childID, _ := m["ID"].(string)
 		if childID == "" {
-			return connectors.Record{}, rejected("PUT "+relationSet(nav), "relationship has no "+nav)
+			return connectors.Record{}, rejected("update "+relationSet(nav), "relationship has no "+nav)
 		}
-		if _, err := c.do(ctx, http.MethodPut, c.entityURL(relationSet(nav), childID), "PUT "+relationSet(nav), child); err != nil {
+		if err := c.write(ctx, relationSet(nav), childID, child); err != nil {
 			return connectors.Record{}, err
 		}
 	}
 	return c.Get(ctx, entity, id)
+}
+
+// write sends the changed fields of one entity (no server-set ones) with
+// the configured update method, so that no field it does not send is lost:
+//   - post: POST Set {"ID": id, ...fields}, the vendor's own update form
+//     (the n8n node's and MCP server's). The HTTP layer never sends a POST
+//     twice, so a 5xx or a lost answer is OutcomeUnknown; the engine keeps
+//     the update owed and sends it again on the next run, which is safe for
+//     an update.
+//   - patch: PATCH Set(id) with the fields: OData's merge.
+//   - put: the whole entity, read first (see putWhole).
+func (c *Client) write(ctx context.Context, set, id string, fields map[string]any) error {
+	switch c.update {
+	case UpdatePatch:
+		_, err := c.do(ctx, http.MethodPatch, c.entityURL(set, id), "PATCH "+set, fields)
+		return err
+	case UpdatePut:
+		return c.putWhole(ctx, set, id, fields)
+	}
+	body := make(map[string]any, len(fields)+1)
+	for k, v := range fields {
+		body[k] = v
+	}
+	body["ID"] = id
+	_, err := c.do(ctx, http.MethodPost, c.root+"/"+set, "POST "+set, body)
+	return err
+}
+
+// linksOf returns the navigation properties of set that the client knows
+// and re-sends on a PUT: a relationship's Relation, Organization/Person and
+// Status (the seed pages list these three).
+func linksOf(set string) []string {
+	if nav := navOf(set); nav != "" {
+		return []string{"Relation", nav, "Status"}
+	}
+	return nil
+}
+
+// putWhole replaces one entity with itself plus the changes. OData v4.01
+// Part 1 §11.4.3: "Services that support PUT MUST replace all values of
+// structural properties with those specified in the request body. Missing
+// non-key, updatable structural properties ... MUST be set to their default
+// values." So a partial PUT would blank what it does not send. putWhole GETs
+// the entity (every structural property, and the IDs of its known links),
+// drops server-set properties (the standard says a service MUST ignore
+// read-only ones anyway), merges the changes in (an address member by
+// member) and PUTs the lot, with the entity's ETag in If-Match when it has
+// one. Links the client does not know are not sent; the standard keeps
+// properties tied by a referential constraint, and a link is no structural
+// property, so a standard server leaves them alone.
+func (c *Client) putWhole(ctx context.Context, set, id string, fields map[string]any) error {
+	op := "PUT " + set
+	links := map[string]bool{}
+	var exp []string
+	for _, l := range linksOf(set) {
+		links[l] = true
+		exp = append(exp, l+"($select=ID)")
+	}
+	resp, err := c.do(ctx, http.MethodGet, c.entityURL(set, id)+query("$expand", strings.Join(exp, ",")), "GET "+set, nil)
+	if err != nil {
+		return err
+	}
+	var cur item
+	if err := resp.Decode(&cur); err != nil {
+		return &connectors.Error{System: System, Op: "GET " + set, Kind: connectors.Retryable, Status: resp.Status, Err: err}
+	}
+	if got, _ := cur["ID"].(string); !strings.EqualFold(got, id) {
+		return &connectors.Error{System: System, Op: "GET " + set, Kind: connectors.Retryable, Status: resp.Status, Message: "the entity read before a PUT has another or no ID"}
+	}
+	etag, _ := cur["@odata.etag"].(string)
+	if etag == "" {
+		etag = resp.Header.Get("ETag")
+	}
+	body := make(map[string]any, len(cur))
+	for k, v := range cur {
+		if strings.Contains(k, "@") || readOnlyFields[k] {
+			continue // annotations and server-set properties
+		}
+		if links[k] {
+			if m, ok := v.(map[string]any); ok {
+				if lid, _ := m["ID"].(string); lid != "" {
+					body[k] = map[string]any{"ID": lid}
+				}
+			}
+			continue
+		}
+		body[k] = v
+	}
+	for k, v := range fields {
+		if m, ok := v.(map[string]any); ok && !links[k] {
+			if old, ok := body[k].(map[string]any); ok {
+				merged := make(map[string]any, len(old)+len(m))
+				for ck, cv := range old {
+					merged[ck] = cv
+				}
+				for ck, cv := range m {
+					merged[ck] = cv
+				}
+				body[k] = merged
+				continue
+			}
+		}
+		body[k] = v
+	}
+	var hdr http.Header
+	if etag != "" {
+		hdr = http.Header{"If-Match": {etag}}
+	}
+	_, err = c.doHeader(ctx, http.MethodPut, c.entityURL(set, id), op, body, nil, hdr)
+	return err
 }
 
 // ConvertStage moves a relationship to another funnel stage of the same

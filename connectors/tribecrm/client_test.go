@@ -325,30 +325,37 @@ func TestUpdateSendsOnlyChangedFields(t *testing.T) {
 	if rec.Fields["Name"] != "Only the name" || field(rec.Fields, "Organization.PhoneNumber") != "+31 20 999 9999" {
 		t.Errorf("returned record: %v", rec.Fields)
 	}
-	var puts []map[string]any
+	// The default update method is POST Set with the ID in the body (the
+	// vendor's own form): the changed fields and the ID, nothing else.
+	var posts []map[string]any
 	for _, r := range e.requests() {
-		if r.Method == "PUT" {
+		if r.Method == "PUT" || r.Method == "PATCH" {
+			t.Errorf("%s %s: the default update method is post", r.Method, r.Path)
+		}
+		if r.Method == "POST" {
 			var b map[string]any
 			_ = json.Unmarshal(r.Body, &b)
-			puts = append(puts, b)
+			posts = append(posts, b)
 			keys := make([]string, 0, len(b))
 			for k := range b {
 				keys = append(keys, k)
 			}
 			switch {
-			case strings.Contains(r.Path, SetOrganization):
-				if len(b) != 2 || b["PhoneNumber"] == nil || b["VisitingAddress"] == nil {
-					t.Errorf("organisation PUT sent %v", keys)
+			case strings.HasSuffix(r.Path, "/"+SetOrganization):
+				if len(b) != 3 || b["ID"] != field(before, "Organization.ID") || b["PhoneNumber"] == nil || b["VisitingAddress"] == nil {
+					t.Errorf("organisation POST sent %v", keys)
+				}
+			case strings.HasSuffix(r.Path, "/"+orgLead):
+				if len(b) != 2 || b["ID"] != id || b["Name"] == nil {
+					t.Errorf("relationship POST sent %v", keys)
 				}
 			default:
-				if len(b) != 1 || b["Name"] == nil {
-					t.Errorf("relationship PUT sent %v", keys)
-				}
+				t.Errorf("POST %s", r.Path)
 			}
 		}
 	}
-	if len(puts) != 2 {
-		t.Errorf("%d PUTs, want 2", len(puts))
+	if len(posts) != 2 {
+		t.Errorf("%d POSTs, want 2", len(posts))
 	}
 }
 

@@ -39,7 +39,43 @@ type EmulatorOptions struct {
 	ClientID, ClientSecret string
 	// TokenLifetime is the lifetime of issued access tokens (default 1h).
 	TokenLifetime time.Duration
+	// PutSemantics is what PUT Set(id) does with the properties a client
+	// does not send (PATCH always merges, and so does POST Set with an ID
+	// in the body). The default, PutMerge, keeps them, as Tribe's API pages
+	// describe PUT ("Provide only the fields to update"). PutReplace is
+	// OData's PUT: the entity is replaced by the body, so every property
+	// not sent is reset (see PutReplace).
+	PutSemantics PutSemantics
 }
+
+// PutSemantics selects how the emulator applies a PUT.
+type PutSemantics string
+
+const (
+	// PutMerge (also the zero value) merges the body into the entity, like
+	// PATCH: what Tribe's API pages document for PUT. It stays the default
+	// because the harness outside this package (emulate, e2e, the demo)
+	// edits records "behind crmsync" with partial PUTs as Tribe documents.
+	PutMerge PutSemantics = "merge"
+	// PutReplace follows OData v4.01 Part 1 §11.4.3 "Update an Entity":
+	// "Services that support PUT MUST replace all values of structural
+	// properties with those specified in the request body. Missing
+	// non-key, updatable structural properties ... MUST be set to their
+	// default values. Omitting a non-nullable property with no
+	// service-generated or default value from a PUT request results in a
+	// 400 Bad Request error." So a PUT rebuilds the entity from its body as
+	// a create would (same ID, CreationDate and SortIndex, which are
+	// server-set): a property not sent becomes null (IsActive true,
+	// IsClosed false, an address all null), a required one not sent (Name
+	// of an organisation, LastName of a person) is a 400, and a sent
+	// address replaces the whole address. Links are treated like
+	// properties, which is stricter than the standard (it keeps properties
+	// tied by a referential constraint): an optional link not sent
+	// (Status) is unbound, a required one (Relation, Organization/Person)
+	// not sent is a 400. That is the worst a replacing server can do, so a
+	// test against it proves a client re-sends its links.
+	PutReplace PutSemantics = "replace"
+)
 
 // Emulator is an in-memory TribeCRM OData v4 API. It implements
 // http.Handler and is safe for concurrent use.
@@ -79,6 +115,13 @@ func NewEmulator(o EmulatorOptions) *Emulator {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	switch o.PutSemantics {
+	case "":
+		o.PutSemantics = PutMerge
+	case PutMerge, PutReplace:
+	default:
+		panic("tribecrm: EmulatorOptions.PutSemantics must be merge or replace, not " + string(o.PutSemantics))
 	}
 	em := &Emulator{
 		opts:    o,

@@ -139,7 +139,9 @@ func (em *Emulator) serveOData(w http.ResponseWriter, r *http.Request, rest stri
 	case rp.hasKey && rp.nav == "" && method == http.MethodGet:
 		em.serveGet(w, r, si, rp.key)
 	case rp.hasKey && rp.nav == "" && (method == http.MethodPut || method == http.MethodPatch):
-		em.servePut(w, r, si, rp.key)
+		// PATCH always merges (OData §11.4.3); PUT replaces only with
+		// PutReplace.
+		em.servePut(w, r, si, rp.key, method == http.MethodPut && em.opts.PutSemantics == PutReplace)
 	case rp.hasKey && rp.nav == "" && method == http.MethodDelete:
 		em.serveDelete(w, si, rp.key)
 	case rp.hasKey && rp.nav != "" && method == http.MethodGet:
@@ -382,10 +384,11 @@ func (em *Emulator) servePost(w http.ResponseWriter, r *http.Request, si *setInf
 	writeJSON(w, status, out)
 }
 
-// servePut is a partial merge of the fields sent (PUT and PATCH alike, as
-// Tribe documents PUT). It answers 200 with the entity so a client sees the
-// new LastMutationDate without another GET.
-func (em *Emulator) servePut(w http.ResponseWriter, r *http.Request, si *setInfo, key string) {
+// servePut updates one entity: a merge of the fields sent (PATCH, and PUT
+// as Tribe documents it), or with replace a replacement of the entity by
+// the body (PUT with PutReplace, as OData defines PUT). It answers 200 with
+// the entity so a client sees the new LastMutationDate without another GET.
+func (em *Emulator) servePut(w http.ResponseWriter, r *http.Request, si *setInfo, key string, replace bool) {
 	if si.kind == setIdentity || si.kind == setDatastore {
 		writeODataError(w, http.StatusMethodNotAllowed, fmt.Sprintf("Entities of '%s' cannot be changed through the API.", si.name))
 		return
@@ -400,7 +403,7 @@ func (em *Emulator) servePut(w http.ResponseWriter, r *http.Request, si *setInfo
 	var out map[string]any
 	if !ok {
 		err = notFound("No entity found in '%s' with key '%s'.", si.name, key)
-	} else if err = em.update(e, e.typ, body); err == nil {
+	} else if err = em.update(e, e.typ, body, replace); err == nil {
 		out = em.st.render(e, nil, nil)
 	}
 	em.mu.Unlock()
@@ -554,6 +557,41 @@ func checkValue(t *typeDef, name string, k kind, val any) (any, error) {
 	return nil, badRequest("The value of '%s' must be %s.", name, k)
 }
 
+// defaults are the values a create gives the properties that are not null
+// when not sent.
+var defaults = map[string]any{"IsActive": true, "IsClosed": false}
+
+// emptyComplex is a complex value of property p of t with every member null.
+func emptyComplex(t *typeDef, p string) map[string]any {
+	cur := map[string]any{}
+	for ck := range t.complex[p].props {
+		cur[ck] = nil
+	}
+	return cur
+}
+
+// resetForReplace sets every client-writable property of e to the value a
+// create gives it when not sent (PutReplace). SortIndex is kept: the server
+// sets it on create.
+func resetForReplace(e *entity) {
+	for p, k := range e.typ.props {
+		if !e.typ.writable[p] || p == "SortIndex" {
+			continue
+		}
+		switch {
+		case k == kComplex:
+			e.props[p] = emptyComplex(e.typ, p)
+		case defaults[p] != nil:
+			e.props[p] = defaults[p]
+		default:
+			e.props[p] = nil
+		}
+	}
+}
+
+// optionalLinks are the navigation properties an entity may lack.
+var optionalLinks = map[string]bool{"Status": true}
+
 // apply merges validated properties into e (complex properties merge key by key).
 func apply(e *entity, props map[string]any) {
 	for k, v := range props {
@@ -609,11 +647,7 @@ func (em *Emulator) createRelation(si *setInfo, body map[string]any, now time.Ti
 	e := &entity{set: si.name, typ: si.typ, id: newGUID(em.rnd), props: map[string]any{}, nav: map[string]string{}}
 	for p, k := range si.typ.props {
 		if k == kComplex {
-			cur := map[string]any{}
-			for ck := range si.typ.complex[p].props {
-				cur[ck] = nil
-			}
-			e.props[p] = cur
+			e.props[p] = emptyComplex(si.typ, p)
 		} else if !readOnly[p] {
 			e.props[p] = nil
 		}
@@ -662,7 +696,7 @@ func (em *Emulator) createRelationship(si *setInfo, body map[string]any) (*entit
 		return nil, err
 	}
 	e := &entity{set: si.name, typ: si.typ, id: newGUID(em.rnd), nav: map[string]string{}, props: map[string]any{
-		"Name": nil, "ImportId": nil, "IsActive": true, "IsClosed": false,
+		"Name": nil, "ImportId": nil, "IsActive": defaults["IsActive"], "IsClosed": defaults["IsClosed"],
 	}}
 	// Relation: the parent relation, required.
 	rv, ok := v.navs["Relation"]
@@ -733,13 +767,14 @@ func (em *Emulator) createRelationship(si *setInfo, body map[string]any) (*entit
 }
 
 // update merges body into e, validated against t (e's type, or the target
-// type of a conversion), and bumps LastMutationDate.
-func (em *Emulator) update(e *entity, t *typeDef, body map[string]any) error {
+// type of a conversion), and bumps LastMutationDate. With replace (a PUT
+// under PutReplace) the body replaces e instead: see PutReplace.
+func (em *Emulator) update(e *entity, t *typeDef, body map[string]any, replace bool) error {
 	v, err := validate(t, body)
 	if err != nil {
 		return err
 	}
-	if err := checkRequired(t, v.props, false); err != nil {
+	if err := checkRequired(t, v.props, replace); err != nil {
 		return err
 	}
 	navs := map[string]string{}
@@ -773,6 +808,23 @@ func (em *Emulator) update(e *entity, t *typeDef, body map[string]any) error {
 			return err
 		}
 		navs[nav] = id
+	}
+	if replace {
+		names := make([]string, 0, len(t.navs))
+		for nav := range t.navs {
+			names = append(names, nav)
+		}
+		sort.Strings(names) // the same error every time
+		for _, nav := range names {
+			if _, sent := navs[nav]; sent {
+				continue
+			}
+			if !optionalLinks[nav] {
+				return badRequest("The navigation property '%s' is required: a PUT replaces the entity, so bind it with {\"%s\": {\"ID\": ...}}.", nav, nav)
+			}
+			navs[nav] = "" // an optional link not sent is unbound
+		}
+		resetForReplace(e)
 	}
 	apply(e, v.props)
 	for nav, id := range navs {
@@ -832,7 +884,9 @@ func (em *Emulator) postWithID(si *setInfo, rawID any, body map[string]any) (*en
 			target = em.st.sets[want[0]]
 		}
 	}
-	if err := em.update(e, target.typ, body); err != nil {
+	// An update by POST merges: the vendor's own clients send only the
+	// fields they change with it (n8n node "Update", MCP updateEntity).
+	if err := em.update(e, target.typ, body, false); err != nil {
 		return nil, err
 	}
 	if target != si {
