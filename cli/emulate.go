@@ -64,7 +64,7 @@ and records edited while a client pages (--edit-during-paging).`,
 	c.Flags().IntVar(&o.PageCap, "page-cap", 0, "server-side cap on page size (0: each API's default)")
 	c.Flags().BoolVar(&o.Ties, "ties", false, "many records on one timestamp: seeds share one, and every write gets it")
 	c.Flags().IntVar(&o.EditDuringPaging, "edit-during-paging", 0, "edit this many records after every list page served (0: off)")
-	c.Flags().StringVar(&o.BlueRockTelNaming, "bluerocktel-naming", "camel", "field spelling BlueRockTel answers with: camel (the SDK) or snake (the docs)")
+	c.Flags().StringVar(&o.BlueRockTelNaming, "bluerocktel-naming", "camel", "field spelling BlueRockTel answers with and accepts on writes (the other spelling is dropped, as Laravel's validation would): camel (the SDK) or snake (the docs)")
 	c.Flags().DurationVar(&f.Latency, "latency", 0, "latency added to every answer")
 	c.Flags().Float64Var(&f.ErrorRate, "error-rate", 0, "share of requests answered with 503 (0..1)")
 	c.Flags().IntVar(&f.RateLimit, "rate-limit", 0, "answer 429 past this many requests per second (0: off)")

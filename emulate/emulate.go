@@ -37,8 +37,9 @@ type Options struct {
 	// EditDuringPaging makes each emulator edit n records after every list
 	// page it answers, as colleagues would while a client pages.
 	EditDuringPaging int
-	// BlueRockTelNaming is the field spelling BlueRockTel answers with:
-	// camel (default, as the official SDK reads) or snake (as the docs write).
+	// BlueRockTelNaming is the field spelling BlueRockTel answers with and
+	// accepts on writes (keys in the other spelling are dropped): camel
+	// (default, as the official SDK reads and writes) or snake (the docs).
 	BlueRockTelNaming string
 }
 
