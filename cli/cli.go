@@ -86,7 +86,9 @@ keeping links, fingerprints and cursors in an embedded bbolt state file.
 Start with "crmsync demo" (no setup needed), then see README.md and docs/.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 	}
+	root.SetVersionTemplate("crmsync {{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "log level: trace, debug, info, warn, error (default: the config's, else info)")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "", "log format: console or json (default: the config's, else console)")
 	root.AddCommand(

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -385,5 +386,14 @@ func TestValidateExamples(t *testing.T) {
 		if code != 0 || strings.TrimSpace(out.String()) != "ok" {
 			t.Errorf("validate %s: exit %d\n%s%s", path, code, out.String(), errOut.String())
 		}
+	}
+}
+
+// TestVersion: `crmsync --version` says which build runs (issue 11).
+func TestVersion(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := Execute(context.Background(), []string{"--version"}, Env{Stdout: &out, Stderr: &errOut})
+	if code != 0 || !strings.HasPrefix(out.String(), "crmsync ") || !strings.Contains(out.String(), runtime.Version()) {
+		t.Fatalf("--version: exit %d, %q %q", code, out.String(), errOut.String())
 	}
 }

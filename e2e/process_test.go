@@ -163,6 +163,9 @@ func TestProcessRunServesAdminAndStopsOnSIGTERM(t *testing.T) {
 	if st != http.StatusOK || !strings.Contains(metrics, "crmsync_records_total") {
 		t.Errorf("/metrics: %d, crmsync_records_total missing:\n%.2000s", st, metrics)
 	}
+	if !strings.Contains(metrics, `go_build_info{`) {
+		t.Errorf("/metrics has no go_build_info: an operator cannot tell which build runs")
+	}
 	if !strings.Contains(metrics, `crmsync_dead_letters{flow="`+flowName+`"} 0`) {
 		t.Errorf("/metrics lacks the dead-letter gauge at 0:\n%.2000s", metrics)
 	}

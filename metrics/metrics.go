@@ -50,7 +50,9 @@ func New() *Metrics {
 			Help: "Duration of HTTP attempts to CRM APIs.", Buckets: prometheus.DefBuckets}, []string{"system"}),
 	}
 	m.reg.MustRegister(m.records, m.runs, m.runDuration, m.lastSuccess, m.deadLetters, m.pending, m.httpReqs, m.httpDur,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		// go_build_info{path,version,checksum}: which build is running.
+		collectors.NewBuildInfoCollector())
 	return m
 }
 
