@@ -47,10 +47,17 @@ signal cancels them at once and exits 130.`,
 				return err
 			}
 			defer a.Close()
-			flows, _ := app.Flows(cfg, nil)
+			flows, err := app.Flows(cfg, nil)
+			if err != nil {
+				return err
+			}
 			jobs := make([]daemon.Job, len(flows))
 			for i, f := range flows {
-				jobs[i] = daemon.Job{Flow: f, Schedule: cfg.Flows[i].Schedule}
+				fc, ok := cfg.Flow(f.Name) // by name, not by position in the list
+				if !ok {
+					return fmt.Errorf("flow %q has no configuration", f.Name)
+				}
+				jobs[i] = daemon.Job{Flow: f, Schedule: fc.Schedule}
 			}
 			listen := cfg.Admin.Listen
 			if cmd.Flags().Changed("admin") {
