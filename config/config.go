@@ -86,7 +86,7 @@ type System struct {
 	Login         *Login        `yaml:"login"`         // bluerocktel: POST /api/login
 	Naming        string        `yaml:"naming"`        // bluerocktel: snake or camel field names on writes
 	ConvertPath   string        `yaml:"convert_path"`  // bluerocktel: prospect -> customer conversion route
-	UpgradeField  string        `yaml:"upgrade_field"` // tribecrm: _Type (default) or _UpgradeType for stage conversion
+	UpgradeField  string        `yaml:"upgrade_field"` // tribecrm: _UpgradeType (default) or _Type for stage conversion
 	Stages        []string      `yaml:"stages"`        // tribecrm: funnel stages to read (default all: Suspect, Lead, HotProspect, Prospect, Customer)
 	UpdateMethod  string        `yaml:"update_method"` // tribecrm: post (default: POST Set with ID, the vendor's own clients), patch or put (GET, then PUT of the whole entity)
 

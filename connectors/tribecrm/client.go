@@ -47,9 +47,9 @@ type Options struct {
 	// position, so that writes that landed on the cursor's timestamp after
 	// it was read are not lost (default 1s; negative: none).
 	Overlap time.Duration
-	// UpgradeField selects how ConvertStage asks for a new stage: "_Type"
-	// (default: the dotted type, as the vendor's API pages document) or
-	// "_UpgradeType" (the entity-set name, as the vendor's n8n node sends).
+	// UpgradeField selects how ConvertStage asks for a new stage:
+	// "_UpgradeType" (default: the entity-set name, as the vendor's own n8n
+	// node sends) or "_Type" (the dotted type the API pages name).
 	UpgradeField string
 	// UpdateMethod is how Update writes changed fields, and how Create
 	// changes fields of an existing organisation or person it binds:
@@ -153,7 +153,13 @@ func New(o Options) (*Client, error) {
 	}
 	switch c.upgrade {
 	case "":
-		c.upgrade = "_Type"
+		// The vendor's own n8n node upgrades with _UpgradeType and the
+		// entity-set name (efficy-sa/n8n-nodes-tribecrm,
+		// nodes/TribeCrm/resources/lead.ts); the API pages only say
+		// "by changing its _Type". A POST with ID is also how Tribe
+		// updates, so a _Type the server does not take would read as a
+		// plain update; _UpgradeType says what is meant.
+		c.upgrade = "_UpgradeType"
 	case "_Type", "_UpgradeType":
 	default:
 		return nil, fmt.Errorf("tribecrm: UpgradeField must be _Type or _UpgradeType, not %q", o.UpgradeField)
@@ -724,8 +730,9 @@ func (c *Client) putWhole(ctx context.Context, set, id string, fields map[string
 }
 
 // ConvertStage moves a relationship to another funnel stage of the same
-// flavour by POSTing {"ID", "_Type"} (or "_UpgradeType", see
-// Options.UpgradeField) to its current set. The ID stays the same.
+// flavour by POSTing {"ID", "_UpgradeType": <target set>} (or "_Type" with
+// the dotted type name, see Options.UpgradeField) to its current set. The
+// ID stays the same.
 func (c *Client) ConvertStage(ctx context.Context, entity, id, toEntity string) (connectors.Record, error) {
 	op := "POST " + entity
 	fromFl, _, ok1 := ParseFunnelSet(entity)
