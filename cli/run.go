@@ -51,6 +51,9 @@ signal cancels them at once and exits 130.`,
 			if err != nil {
 				return err
 			}
+			if err := primeMetrics(m, a.Store, flows); err != nil {
+				return err
+			}
 			jobs := make([]daemon.Job, len(flows))
 			for i, f := range flows {
 				fc, ok := cfg.Flow(f.Name) // by name, not by position in the list
@@ -204,4 +207,29 @@ func newValidateCmd(g *globals) *cobra.Command {
 	}
 	g.addConfigFlags(c, false)
 	return c
+}
+
+// primeMetrics gives the daemon's metrics what the state file knows before
+// the first run ends (see metrics.Prime): last successes, owed writes.
+func primeMetrics(m *metrics.Metrics, st *state.Store, flows []engine.Flow) error {
+	sts, err := engine.Status(st, flows)
+	if err != nil {
+		return err
+	}
+	out := make([]metrics.Flow, len(sts))
+	for i, s := range sts {
+		out[i] = metrics.Flow{Name: s.Flow, Source: s.Source, Targets: s.Targets, DeadLetters: s.DeadLetters, Pending: s.Pending}
+		runs, err := st.Runs(s.Flow, 0)
+		if err != nil {
+			return err
+		}
+		for _, r := range runs { // newest first
+			if r.Error == "" && r.Mode == string(engine.ModeSync) {
+				out[i].LastSuccess = r.Finished
+				break
+			}
+		}
+	}
+	m.Prime(out)
+	return nil
 }

@@ -193,6 +193,24 @@ func TestProcessRunServesAdminAndStopsOnSIGTERM(t *testing.T) {
 	if n := len(e.blueRecords()); n != seed {
 		t.Errorf("BlueRockTel holds %d records, want %d", n, seed)
 	}
+
+	// A restarted daemon serves, before its first run ends, the series the
+	// usual alerts read: the last success from the state file, the run and
+	// failure counters at 0 (issue 11: they were absent until a run ended).
+	p = startProc(t, "run", "--config", e.cfgPath, "--log-format", "json", "--no-start-run")
+	base = "http://" + p.adminAddr()
+	_, metrics = get(base + "/metrics")
+	for _, want := range []string{`crmsync_last_success_timestamp_seconds{flow="` + flowName + `"} 1.`,
+		`crmsync_runs_total{flow="` + flowName + `",mode="sync",result="error"} 0`,
+		`crmsync_records_total{flow="` + flowName + `",outcome="failed",system="bluerocktel"} 0`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics of a restarted daemon lacks %s", want)
+		}
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(60 * time.Second); code != 0 {
+		t.Fatalf("restarted crmsync run exited %d on SIGTERM\n%s", code, p.stderr.String())
+	}
 }
 
 // TestProcessSIGTERMMidPageCommitsThePage: SIGTERM while a page is being

@@ -56,6 +56,40 @@ func New() *Metrics {
 	return m
 }
 
+// Flow is what a process knows of a flow when it starts, from its state.
+type Flow struct {
+	Name, Source string
+	Targets      []string
+	// LastSuccess is when its last sync without error ended (zero: never).
+	LastSuccess time.Time
+	DeadLetters int
+	Pending     map[string]int // per target
+}
+
+// Prime gives every series an alert reads a value at start-up, before the
+// first run ends: the counters of runs and failed records at 0 (so
+// "increase(...) > 0" sees the first failure after a restart), the last
+// success from the state file (so "no success for too long" holds across a
+// restart that fails from its first run), and the owed writes the state
+// file holds.
+func (m *Metrics) Prime(flows []Flow) {
+	for _, f := range flows {
+		for _, r := range []string{"ok", "error"} {
+			m.runs.WithLabelValues(f.Name, string(engine.ModeSync), r).Add(0)
+		}
+		for _, sys := range append([]string{f.Source}, f.Targets...) {
+			m.records.WithLabelValues(f.Name, sys, "failed").Add(0)
+		}
+		if !f.LastSuccess.IsZero() {
+			m.lastSuccess.WithLabelValues(f.Name).Set(float64(f.LastSuccess.UnixNano()) / 1e9)
+		}
+		m.deadLetters.WithLabelValues(f.Name).Set(float64(f.DeadLetters))
+		for _, t := range f.Targets {
+			m.pending.WithLabelValues(f.Name, t).Set(float64(f.Pending[t]))
+		}
+	}
+}
+
 // Records implements engine.Metrics.
 func (m *Metrics) Records(flow, system, outcome string, n int) {
 	m.records.WithLabelValues(flow, system, outcome).Add(float64(n))
