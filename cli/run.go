@@ -96,6 +96,7 @@ signal cancels them at once and exits 130.`,
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
+	var admin string
 	c := &cobra.Command{
 		Use:   "status",
 		Short: "Show each flow's cursor, last run, counts, error and dead letters",
@@ -125,20 +126,26 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			st, err := state.Open(path, state.Options{Timeout: time.Second, ReadOnly: true})
 			if err != nil {
-				if errors.Is(err, state.ErrLocked) && cfg.Admin.Listen != "" {
-					// The daemon holds the file: ask it instead.
-					if sts, aerr := adminStatus(cmd.Context(), cfg.Admin.Listen); aerr == nil {
-						if g.jsonOut {
-							return writeJSON(g.env.Stdout, map[string]any{"state": path, "flows": sts, "via": "admin endpoint"})
-						}
-						writeStatus(g.env.Stdout, path+" (held by the running daemon; read from its admin endpoint "+cfg.Admin.Listen+")", sts)
-						return nil
-					}
+				if !errors.Is(err, state.ErrLocked) {
+					return err
 				}
-				if errors.Is(err, state.ErrLocked) {
-					return fmt.Errorf("%w (a running `crmsync run` shows the same on its admin endpoint: GET /status)", err)
+				listen := cfg.Admin.Listen
+				if cmd.Flags().Changed("admin") {
+					listen = admin
 				}
-				return err
+				if listen == "" {
+					return fmt.Errorf("%w (a running `crmsync run` shows the same on its admin endpoint: GET /status; pass --admin ADDR if it listens somewhere the config does not say)", err)
+				}
+				// The daemon holds the file: ask it instead.
+				sts, aerr := adminStatus(cmd.Context(), listen)
+				if aerr != nil {
+					return fmt.Errorf("%w; asking the daemon's admin endpoint %s failed too: %v (pass --admin ADDR if it listens elsewhere)", err, listen, aerr)
+				}
+				if g.jsonOut {
+					return writeJSON(g.env.Stdout, map[string]any{"state": path, "flows": sts, "via": "admin endpoint"})
+				}
+				writeStatus(g.env.Stdout, path+" (held by the running daemon; read from its admin endpoint "+listen+")", sts)
+				return nil
 			}
 			defer st.Close()
 			flows, _ := app.Flows(cfg, nil)
@@ -155,6 +162,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 	}
 	g.addConfigFlags(c, true)
 	c.Flags().BoolVar(&g.jsonOut, "json", false, "print JSON")
+	c.Flags().StringVar(&admin, "admin", "", "admin address of a running daemon to ask when it holds the state file (default: the config's admin.listen)")
 	return c
 }
 

@@ -179,6 +179,10 @@ func TestProcessRunServesAdminAndStopsOnSIGTERM(t *testing.T) {
 	if r := e.cli("status"); r.Code != 0 || !strings.Contains(r.Stdout, "held by the running daemon") || !strings.Contains(r.Stdout, fmt.Sprintf("created %d", seed)) {
 		t.Errorf("status while the daemon runs: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
+	// --admin overrides the config's address, and a failed lookup says why.
+	if r := e.cli("status", "--admin", "127.0.0.1:1"); r.Code == 0 || !strings.Contains(r.Stderr, "asking the daemon's admin endpoint 127.0.0.1:1 failed too") {
+		t.Errorf("status --admin at a wrong address: exit %d\n%s", r.Code, r.Stderr)
+	}
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
