@@ -397,3 +397,31 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("--version: exit %d, %q %q", code, out.String(), errOut.String())
 	}
 }
+
+// TestSyncJSONHasEveryCount: a script reading `sync --json` finds every
+// count, 0 included (issue 11: "linked" was left out when 0).
+func TestSyncJSONHasEveryCount(t *testing.T) {
+	w := newCLIWorld(t, 3, "", nil)
+	var out struct {
+		Flows map[string]struct {
+			Systems map[string]map[string]json.RawMessage `json:"systems"`
+		} `json:"flows"`
+	}
+	if err := json.Unmarshal([]byte(w.mustRun("sync", "--config", w.cfg, "--json")), &out); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range out.Flows {
+		for sys, c := range f.Systems {
+			for _, k := range []string{"pulled", "created", "linked", "updated", "converted", "unchanged", "skipped", "failed", "deleted", "closed", "retried"} {
+				if _, ok := c[k]; !ok {
+					t.Errorf("%s: %q missing from the JSON counts", sys, k)
+				}
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("no counts at all")
+	}
+}

@@ -123,10 +123,10 @@ type Counts struct {
 	Unchanged int `json:"unchanged"`
 	Skipped   int `json:"skipped"`
 	Failed    int `json:"failed"`
-	Deleted   int `json:"deleted,omitempty"`
-	Closed    int `json:"closed,omitempty"`
-	Linked    int `json:"linked,omitempty"`  // matched to an existing record instead of created
-	Retried   int `json:"retried,omitempty"` // dead letters retried
+	Deleted   int `json:"deleted"`
+	Closed    int `json:"closed"`
+	Linked    int `json:"linked"`  // matched to an existing record instead of created
+	Retried   int `json:"retried"` // dead letters retried
 }
 
 func (c *Counts) asMap() map[string]int {
