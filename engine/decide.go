@@ -116,6 +116,7 @@ func (r *run) handle(ctx context.Context, recs []connectors.Record, b *state.Bat
 			// golden records here. A sync reads them back from state, which
 			// keeps memory flat however many records a run handles.
 			r.planned[it.golden.ID] = it.golden
+			r.plannedKeys[it.key] = it.fp.Hash
 		}
 	}
 	return fatal
@@ -171,6 +172,9 @@ func (r *run) prepare(rec connectors.Record, b *state.Batch) (*item, []*task, er
 	key := r.src.Key(rec)
 	if h, failed := r.failedRun[key]; failed && h == fp.Hash {
 		return nil, nil, nil // failed earlier in this run (overlap re-read, retry pass): once per run is enough
+	}
+	if h, seen := r.plannedKeys[key]; seen && h == fp.Hash {
+		return nil, nil, nil // planned earlier in this plan: the same content again needs nothing more
 	}
 	canonID, err := r.store().Link(r.src.Name, key)
 	if err != nil {

@@ -162,8 +162,13 @@ type run struct {
 	// resolved (looked up, then created if absent) at the end of the run.
 	unknown int
 	// planned holds golden records changed in memory by a plan (which
-	// commits nothing), so later pages see earlier ones.
-	planned map[string]*funnel.Record
+	// commits nothing), so later pages see earlier ones; plannedKeys the
+	// source records (key → content hash) a plan has handled, so one read
+	// twice in a pass (a TribeCRM record in its funnel set and again in the
+	// relation step) is planned once, as a sync, which commits its link,
+	// handles it once.
+	planned     map[string]*funnel.Record
+	plannedKeys map[string]string
 	mu      sync.Mutex // guards res, plan output and pending during concurrent writes
 }
 
@@ -189,7 +194,7 @@ func (e *Engine) newRun(f Flow, ro RunOptions, res *Result) (*run, error) {
 	}
 	r := &run{e: e, f: f, ro: ro, res: res, src: src, plan: ro.Mode == ModePlan,
 		log:     e.o.Logger.With().Str("flow", f.Name).Str("mode", string(ro.Mode)).Logger(),
-		pending: map[string]map[string]bool{}, planned: map[string]*funnel.Record{}, failedRun: map[string]string{}}
+		pending: map[string]map[string]bool{}, planned: map[string]*funnel.Record{}, plannedKeys: map[string]string{}, failedRun: map[string]string{}}
 	res.counts(src.Name)
 	for _, t := range f.Targets {
 		ts, ok := e.o.Systems[t.System]
