@@ -169,7 +169,7 @@ type run struct {
 	// handles it once.
 	planned     map[string]*funnel.Record
 	plannedKeys map[string]string
-	mu      sync.Mutex // guards res, plan output and pending during concurrent writes
+	mu          sync.Mutex // guards res, plan output and pending during concurrent writes
 }
 
 type targetSys struct {
