@@ -77,13 +77,19 @@ and exits 130.`,
 				rate := float64(p.Records) / time.Since(started).Seconds()
 				ev := log.Info().Str("flow", f.Name).Int("records", p.Records).Int("pages", p.Pages).Float64("records_per_s", float64(int(rate*10))/10)
 				if p.Total > 0 && rate > 0 && p.Total >= p.Records {
-					ev = ev.Int("total", p.Total).Dur("eta", time.Duration(float64(p.Total-p.Records)/rate*float64(time.Second)).Round(time.Second))
+					// A duration with its unit (eta=1m40s): zerolog's Dur
+					// writes a bare number of milliseconds.
+					ev = ev.Int("total", p.Total).Str("eta", time.Duration(float64(p.Total-p.Records)/rate*float64(time.Second)).Round(time.Second).String())
 				}
 				ev.Msg("backfill progress")
 			}
 			res, err := a.Engine.Run(ctx, f, engine.RunOptions{Mode: engine.ModeBackfill, Since: from, Stop: stop, Progress: progress})
 			if bar != nil {
-				_ = bar.Finish()
+				if err == nil && !res.Stopped {
+					_ = bar.Finish()
+				} else {
+					_ = bar.Exit() // stopped or failed: the bar stays where it got to, not at 100 %
+				}
 				fmt.Fprintln(g.env.Stderr)
 			}
 			if g.jsonOut {

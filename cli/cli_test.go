@@ -297,7 +297,8 @@ func TestBackfillPrintsPlainProgressWithoutATerminal(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("backfill: exit %d\n%s\n%s", code, out, errOut)
 	}
-	lines := 0
+	lines, etas := 0, 0
+	etaRe := regexp.MustCompile(`eta=(\d+h)?(\d+m)?\d+(\.\d+)?s\b`)
 	for _, l := range strings.Split(errOut, "\n") {
 		if strings.Contains(l, "backfill progress") {
 			lines++
@@ -307,7 +308,16 @@ func TestBackfillPrintsPlainProgressWithoutATerminal(t *testing.T) {
 			if strings.Contains(l, "\x1b[") || strings.Contains(l, "\r") {
 				t.Errorf("terminal control codes in a plain progress line: %q", l)
 			}
+			if strings.Contains(l, "eta=") {
+				etas++
+				if !etaRe.MatchString(l) {
+					t.Errorf("eta without a unit (want e.g. eta=1m40s): %q", l)
+				}
+			}
 		}
+	}
+	if etas == 0 {
+		t.Errorf("no progress line has an eta:\n%s", errOut)
 	}
 	if lines < 2 {
 		t.Errorf("%d progress lines on stderr, want one per page:\n%s", lines, errOut)
