@@ -17,6 +17,13 @@ COPY --from=build --chown=65532:65532 /out/state /var/lib/crmsync
 VOLUME ["/var/lib/crmsync"]
 ENV CRMSYNC_STATE=/var/lib/crmsync/crmsync.db
 USER 65532:65532
+# The admin endpoint (health, metrics, status) has no authentication. It
+# listens on all interfaces inside the container so that a port mapping can
+# reach it: publish it on the host's loopback only (docker run -p
+# 127.0.0.1:9090:9090) or on a network only monitoring reaches.
 EXPOSE 9090
+# The distroless image has no shell or curl: the binary asks itself.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["/usr/local/bin/crmsync", "health", "--admin", "127.0.0.1:9090"]
 ENTRYPOINT ["/usr/local/bin/crmsync"]
 CMD ["run", "--config", "/etc/crmsync/config.yaml", "--admin", "0.0.0.0:9090"]

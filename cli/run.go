@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -168,31 +169,42 @@ func newStatusCmd(g *globals) *cobra.Command {
 
 // adminStatus reads GET /status from a running daemon's admin endpoint.
 func adminStatus(ctx context.Context, listen string) ([]engine.FlowStatus, error) {
+	status, body, err := adminGet(ctx, listen, "/status")
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("admin endpoint: %d %s", status, http.StatusText(status))
+	}
+	var out struct {
+		Flows []engine.FlowStatus `json:"flows"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, err
+	}
+	return out.Flows, nil
+}
+
+// adminGet reads one path of a daemon's admin endpoint at listen (an
+// address it listens on all interfaces with is asked on loopback).
+func adminGet(ctx context.Context, listen, path string) (int, []byte, error) {
 	host := listen
 	if strings.HasPrefix(host, "0.0.0.0:") || strings.HasPrefix(host, ":") {
 		host = "127.0.0.1:" + host[strings.LastIndex(host, ":")+1:]
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/status", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+path, nil)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("admin endpoint: %s", resp.Status)
-	}
-	var body struct {
-		Flows []engine.FlowStatus `json:"flows"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, err
-	}
-	return body.Flows, nil
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, body, err
 }
 
 func newValidateCmd(g *globals) *cobra.Command {

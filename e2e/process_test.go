@@ -179,6 +179,16 @@ func TestProcessRunServesAdminAndStopsOnSIGTERM(t *testing.T) {
 	if r := e.cli("status"); r.Code != 0 || !strings.Contains(r.Stdout, "held by the running daemon") || !strings.Contains(r.Stdout, fmt.Sprintf("created %d", seed)) {
 		t.Errorf("status while the daemon runs: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
+	// `crmsync health` (the image's HEALTHCHECK) answers from the endpoint.
+	if r := runCLI(context.Background(), "health", "--admin", adminAddr); r.Code != 0 || !strings.Contains(r.Stdout, "ok") {
+		t.Errorf("health: %s", r)
+	}
+	if r := runCLI(context.Background(), "health", "--admin", adminAddr, "--ready"); r.Code != 0 {
+		t.Errorf("health --ready after a good run: %s", r)
+	}
+	if r := runCLI(context.Background(), "health", "--admin", "127.0.0.1:1"); r.Code != 1 || !strings.Contains(r.Stderr, "127.0.0.1:1") {
+		t.Errorf("health at a wrong address: %s", r)
+	}
 	// --admin overrides the config's address, and a failed lookup says why.
 	if r := e.cli("status", "--admin", "127.0.0.1:1"); r.Code == 0 || !strings.Contains(r.Stderr, "asking the daemon's admin endpoint 127.0.0.1:1 failed too") {
 		t.Errorf("status --admin at a wrong address: exit %d\n%s", r.Code, r.Stderr)
