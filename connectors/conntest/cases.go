@@ -169,6 +169,14 @@ func (s *suite) updateOnlyChanged(t *testing.T) {
 					t.Errorf("%s %s: body is not a JSON object: %s", x.Method, x.Path, snippet(x.Body))
 					continue
 				}
+				if k := s.h.UpdateIdentity; k != "" {
+					if id, has := body[k]; has {
+						if !namesRecord(before, rec.ID, k, id) {
+							t.Errorf("%s %s names %v in %s, which is neither the record's id %s nor one of its entities' (%s)", x.Method, x.Path, id, k, rec.ID, k)
+						}
+						delete(body, k)
+					}
+				}
 				leaves := Flatten(body)
 				if len(leaves) != 1 {
 					t.Errorf("%s %s sent %d fields (%s), want only the changed one", x.Method, x.Path, len(leaves), snippet(x.Body))
@@ -414,4 +422,20 @@ func (s *suite) ties5000(t *testing.T) {
 		t.Errorf("an edit on the tied timestamp after the pull was not returned by the next pull (%s %s)", key, field)
 	}
 	t.Logf("ties: %d held, %d distinct pulled in %d pages, %d repeats; next pull %d records", len(want), len(res.seen), res.pages, dups, len(next.seen))
+}
+
+// namesRecord reports whether id, sent in an update body under key k, is
+// the record's own id or the id of one of its nested entities (TribeCRM
+// updates an organisation through Relation_Organization with the
+// organisation's ID).
+func namesRecord(before map[string]any, recID, k string, id any) bool {
+	if fmt.Sprint(id) == recID {
+		return true
+	}
+	for path, v := range before {
+		if (path == k || strings.HasSuffix(path, "."+k)) && same(v, id) {
+			return true
+		}
+	}
+	return false
 }

@@ -107,6 +107,12 @@ type Harness struct {
 	Volatile []string
 	// Updates are the fields UpdateOnlyChanged changes, one at a time.
 	Updates []Change
+	// UpdateIdentity is the top-level body member that names the record in
+	// an update request, when the API updates that way (TribeCRM's POST
+	// Set with "ID" in the body, as the vendor's own clients update).
+	// UpdateOnlyChanged requires it to hold the record's id and does not
+	// count it as a changed field. Empty: the id is in the path only.
+	UpdateIdentity string
 	// Edits are the changes Incremental makes behind the client's back.
 	Edits []Edit
 	// Convert is the stage conversion to test (optional: nil when the

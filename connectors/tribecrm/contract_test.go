@@ -83,13 +83,9 @@ func TestContract(t *testing.T) {
 			}
 		},
 		NewClient: func(t testing.TB, baseURL string, hc *httpx.Client, cfg conntest.ClientConfig) connectors.Connector {
-			// conntest's UpdateOnlyChanged wants a write body of exactly
-			// the changed field, and the default update (POST Set with the
-			// ID in the body, the vendor's form) carries the ID too. So the
-			// suite runs with PATCH, which sends the changed field alone;
-			// post and put are checked by TestUpdateKeepsUnsentFieldsOnReplacingServer
-			// and TestUpdateMethodVerbs.
-			o := tribecrm.Options{BaseURL: baseURL, Token: "dev-token", HTTP: hc, Logger: zerolog.Nop(), UpdateMethod: tribecrm.UpdatePatch}
+			// The default update (POST Set with the ID in the body, the
+			// vendor's form): UpdateIdentity tells the suite about the ID.
+			o := tribecrm.Options{BaseURL: baseURL, Token: "dev-token", HTTP: hc, Logger: zerolog.Nop()}
 			if cfg.Auth {
 				o.Token, o.ClientID, o.ClientSecret = "", "dev-client", "dev-secret"
 			}
@@ -126,7 +122,8 @@ func TestContract(t *testing.T) {
 		},
 		// A write bumps the row's LastMutationDate, and a relationship's
 		// computed _Name follows its Name.
-		Volatile: []string{"LastMutationDate", "Organization.LastMutationDate", "_Name"},
+		Volatile:       []string{"LastMutationDate", "Organization.LastMutationDate", "_Name"},
+		UpdateIdentity: "ID",
 		Updates: []conntest.Change{
 			{Field: "Name", Value: "Renamed by crmsync"},
 			{Field: "Organization.PhoneNumber", Value: "+31 20 999 9999"},
