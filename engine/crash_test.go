@@ -46,6 +46,7 @@ func lossy(l *lossyCreates) map[string]func(connectors.Connector) connectors.Con
 }
 
 func TestCreateWithLostAnswerIsLinkedNotCreatedAgain(t *testing.T) {
+	t.Parallel()
 	l := &lossyCreates{}
 	w := newWorld(t, worldOpts{tribe: 12, pageSize: 5, flows: oneWay, wrap: lossy(l)})
 	l.arm(3, nil)
@@ -72,6 +73,7 @@ func TestCreateWithLostAnswerIsLinkedNotCreatedAgain(t *testing.T) {
 }
 
 func TestCreateNeverSentIsCreatedOnTheNextRun(t *testing.T) {
+	t.Parallel()
 	l := &notSent{}
 	w := newWorld(t, worldOpts{tribe: 6, flows: oneWay, wrap: map[string]func(connectors.Connector) connectors.Connector{
 		"bluerocktel": func(c connectors.Connector) connectors.Connector { l.wrapped = wrapped{c}; return l }}})
@@ -89,6 +91,7 @@ func TestCreateNeverSentIsCreatedOnTheNextRun(t *testing.T) {
 }
 
 func TestCreateThenCancelledRunCreatesNothingTwice(t *testing.T) {
+	t.Parallel()
 	l := &lossyCreates{}
 	w := newWorld(t, worldOpts{tribe: 12, pageSize: 5, flows: oneWay, wrap: lossy(l)})
 	ctx, cancel := context.WithCancel(w.ctx)
@@ -160,6 +163,7 @@ func (d *dying) Update(ctx context.Context, entity, id string, f map[string]any)
 }
 
 func TestProcessDeathBetweenCreateAndCommit(t *testing.T) {
+	t.Parallel()
 	// One write at a time, so "dies after create n" is an exact point.
 	for _, n := range []int{3, 14} { // on the first page (first sync, bulk) and on a later one
 		t.Run("dies after create "+strconv.Itoa(n), func(t *testing.T) {

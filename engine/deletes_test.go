@@ -98,6 +98,7 @@ func (w *world) brtActive(tribeID string) any {
 }
 
 func TestDeleteWithPolicyCloseMarksTheTargetInactive(t *testing.T) {
+	t.Parallel()
 	clk := newClock()
 	fault := &scanFault{}
 	w := newWorld(t, worldOpts{flows: closeFlow, pageSize: 3, now: clk.Now,
@@ -163,6 +164,7 @@ func TestDeleteWithPolicyCloseMarksTheTargetInactive(t *testing.T) {
 }
 
 func TestDeleteWithPolicyDeleteRemovesTheRelationshipNotTheOrganisation(t *testing.T) {
+	t.Parallel()
 	clk := newClock()
 	w := newWorld(t, worldOpts{others: 4, now: clk.Now, flows: `
   - name: b2t
@@ -206,6 +208,7 @@ func TestDeleteWithPolicyDeleteRemovesTheRelationshipNotTheOrganisation(t *testi
 }
 
 func TestDeleteCapStopsAndDeletesNothing(t *testing.T) {
+	t.Parallel()
 	clk := newClock()
 	w := newWorld(t, worldOpts{flows: closeFlow, now: clk.Now})
 	var ids []string
@@ -243,6 +246,7 @@ func TestDeleteCapStopsAndDeletesNothing(t *testing.T) {
 }
 
 func TestDeletedRecordIsNotResurrectedByTheReverseFlow(t *testing.T) {
+	t.Parallel()
 	clk := newClock()
 	w := newWorld(t, worldOpts{now: clk.Now, flows: `
   - name: t2b

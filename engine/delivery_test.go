@@ -121,6 +121,7 @@ func (w *world) brtNamed(name string) []brtRec {
 // Finding 1: a rename that failed in one target was marked unchanged and
 // never sent again.
 func TestFailedUpdateIsRetriedUntilItLands(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		err   func() error
@@ -184,6 +185,7 @@ func hasOp(chs []engine.Change, op string) bool {
 
 // Finding 2: a stage conversion whose POST failed vanished.
 func TestFailedConversionIsRetried(t *testing.T) {
+	t.Parallel()
 	for _, acted := range []bool{false, true} {
 		name := "refused before acting"
 		if acted {
@@ -223,6 +225,7 @@ func TestFailedConversionIsRetried(t *testing.T) {
 // Finding 3: with a share of creates failing, runs must go on past each
 // failure (intent recovery included) and converge once the faults stop.
 func TestFailedCreatesNeverStopTheRunAndConverge(t *testing.T) {
+	t.Parallel()
 	f := &faulty{}
 	w := newWorld(t, worldOpts{tribe: 40, pageSize: 10, flows: oneWay, wrap: faultyIn(bluerocktel.System, f)})
 	var n int
@@ -254,6 +257,7 @@ func TestFailedCreatesNeverStopTheRunAndConverge(t *testing.T) {
 // row (answer lost between the calls) is completed, not re-created and not
 // parked as a dead letter.
 func TestHalfDoneOverplaneCreateIsCompleted(t *testing.T) {
+	t.Parallel()
 	f := &faulty{drop: []string{"leads"}}
 	w := newWorld(t, worldOpts{tribe: 0, flows: `
   - name: t2o

@@ -47,6 +47,7 @@ type faultRun struct {
 }
 
 func TestDeliveryUnderFaults(t *testing.T) {
+	t.Parallel()
 	size := faultRun{records: 16, steps: 4}
 	n := 8
 	if *faultsLong {
@@ -330,6 +331,7 @@ func (w *world) checkProjection(source string, tg engine.Target) {
 // second canonical id, so the plan showed two creates per target and a dead
 // letter for reading the first one's "(new)" record.
 func TestPlanListsARecordSeenTwiceOnce(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{tribe: 6, flows: propertyFlow})
 	w.run("tribecrm-to-others")
 	w.tribeCreateOrg("HotProspect", map[string]any{"Name": "Seen Twice BV", "EmailAddress": "twice@example.com"})

@@ -7,6 +7,7 @@ import (
 )
 
 func TestDiffThenMergeGivesTheNewPayload(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ prev, next string }{
 		{`{}`, `{"a":"1"}`},
 		{`{"a":"1","b":2}`, `{"a":"1","b":3}`},
@@ -27,6 +28,7 @@ func TestDiffThenMergeGivesTheNewPayload(t *testing.T) {
 }
 
 func TestDiffSendsOnlyChangedLeaves(t *testing.T) {
+	t.Parallel()
 	prev := map[string]any{"name": "Acme", "phone": "1", "Organization": map[string]any{"Name": "Acme", "Website": "w"}}
 	next := map[string]any{"name": "Acme", "phone": "2", "Organization": map[string]any{"Name": "Acme BV", "Website": "w"}}
 	want := map[string]any{"phone": "2", "Organization": map[string]any{"Name": "Acme BV"}}
@@ -39,6 +41,7 @@ func TestDiffSendsOnlyChangedLeaves(t *testing.T) {
 }
 
 func TestPresentOnlyDropsWhatTheRecordLacks(t *testing.T) {
+	t.Parallel()
 	payload := map[string]any{"company_name": "Acme", "company": "Us Ltd", "leads": map[string]any{"0": map[string]any{"lead": "crmsync-contact", "email": "a@b"}}}
 	native := map[string]any{"company_name": "Acme", "company": "Us Ltd", "leads": []any{}}
 	want := map[string]any{"company_name": "Acme", "company": "Us Ltd"}
@@ -53,6 +56,7 @@ func TestPresentOnlyDropsWhatTheRecordLacks(t *testing.T) {
 }
 
 func TestNormalizeMatch(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ field, a, b string }{
 		{"name", "Acme B.V.", "ACME BV"},
 		{"name", "  Acme   Trading, Ltd ", "acme trading ltd"},

@@ -56,6 +56,7 @@ func (w *world) brtTotal() int {
 func (w *world) linkedBRT(tribeID string) string { return w.linkOf("tribecrm", tribeID, "bluerocktel") }
 
 func TestMatchLinksAnExistingRecordInsteadOfCreatingIt(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{flows: oneWay})
 	// In BlueRockTel before crmsync ever ran.
 	northwind := w.brtCreate(map[string]any{"name": "Northwind Trading Ltd", "email_address": "sales@northwind.example", "prospection_code_id": 2})
@@ -110,6 +111,7 @@ func TestMatchLinksAnExistingRecordInsteadOfCreatingIt(t *testing.T) {
 }
 
 func TestMatchOnSeveralRecordsIsDeadLetteredNotCreated(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{tribe: 3, flows: oneWay})
 	one := w.brtCreate(map[string]any{"name": "Dup One", "email_address": "info@dup.example", "prospection_code_id": 2})
 	two := w.brtCreate(map[string]any{"name": "Dup Two", "email_address": "info@dup.example", "prospection_code_id": 2})
@@ -156,6 +158,7 @@ func setOwner(t *testing.T, mappingText, nativeLine string) string {
 func tick() { time.Sleep(5 * time.Millisecond) }
 
 func TestMergeNewestChangeWinsPerField(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{flows: twoWay})
 	r := w.tribeCreateOrg("Lead", map[string]any{"Name": "Merge Test BV", "PhoneNumber": "+31 20 100 0000", "Website": "https://merge.example"})
 	w.runAll()
@@ -201,6 +204,7 @@ func TestMergeNewestChangeWinsPerField(t *testing.T) {
 }
 
 func TestMergeOwnerWinsEvenAgainstANewerChange(t *testing.T) {
+	t.Parallel()
 	tribeMap := setOwner(t, exampleMapping(t, "tribecrm.yaml"), "  - native: Organization.PhoneNumber\n    canonical: phone")
 	w := newWorld(t, worldOpts{flows: twoWay, mappings: map[string]string{"tribecrm.yaml": tribeMap}})
 	r := w.tribeCreateOrg("Lead", map[string]any{"Name": "Owner Test BV", "PhoneNumber": "+31 20 100 0000"})
@@ -238,6 +242,7 @@ func TestMergeOwnerWinsEvenAgainstANewerChange(t *testing.T) {
 }
 
 func TestFunnelStageChangesReachBlueRockTel(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{flows: oneWay})
 	r := w.tribeCreateOrg("Lead", map[string]any{"Name": "Stage Test BV", "EmailAddress": "stage@test.example"})
 	w.run("t2b")
@@ -281,6 +286,7 @@ func TestFunnelStageChangesReachBlueRockTel(t *testing.T) {
 }
 
 func TestFunnelStageStepBack(t *testing.T) {
+	t.Parallel()
 	for _, allow := range []bool{false, true} {
 		t.Run(fmt.Sprintf("allow_stage_back=%v", allow), func(t *testing.T) {
 			flows := oneWay
@@ -308,6 +314,7 @@ func TestFunnelStageStepBack(t *testing.T) {
 }
 
 func TestTargetFilterKeepsOtherRecordsOut(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{flows: `
   - name: t2b
     source: tribecrm
@@ -338,6 +345,7 @@ func TestTargetFilterKeepsOtherRecordsOut(t *testing.T) {
 }
 
 func TestDeadLetterRetriedUntilTheSourceIsFixed(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{tribe: 5, flows: oneWay})
 	bad := w.tribeCreateOrg("Lead", map[string]any{"Name": "X", "EmailAddress": "x@short.example"})
 	t0 := time.Now().UTC()
@@ -404,6 +412,7 @@ func planCounts(plan []engine.Change) map[string]int {
 }
 
 func TestPlanWritesNothingAndSyncDoesWhatItSaid(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{tribe: 8, flows: oneWay})
 	w.brtCreate(map[string]any{"name": "Existing Co", "email_address": "hello@existing.example", "prospection_code_id": 2})
 	w.tribeCreateOrg("Lead", map[string]any{"Name": "Existing Company", "EmailAddress": "hello@existing.example"})
@@ -472,6 +481,7 @@ func TestPlanWritesNothingAndSyncDoesWhatItSaid(t *testing.T) {
 }
 
 func TestBackfillSinceResumeAndScheduledCursor(t *testing.T) {
+	t.Parallel()
 	rec := &recordingPulls{}
 	w := newWorld(t, worldOpts{tribe: 60, pageSize: 10, flows: oneWay,
 		wrap: map[string]func(connectors.Connector) connectors.Connector{"tribecrm": func(c connectors.Connector) connectors.Connector {
@@ -610,6 +620,7 @@ func (r *recordingPulls) firstCursorNil() bool {
 }
 
 func TestFiveThousandRecordsOnOneTimestampNoneLost(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("5,000 records: skipped with -short")
 	}
@@ -641,6 +652,7 @@ func TestFiveThousandRecordsOnOneTimestampNoneLost(t *testing.T) {
 }
 
 func TestEditsDuringPagingAreNotLost(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{tribe: 300, pageSize: 20, flows: oneWay})
 	w.run("t2b")
 	w.srv.TribeCRM.EditDuringPaging(3)
@@ -685,6 +697,7 @@ func readFile(t *testing.T, path string) []byte {
 }
 
 func TestConcurrentCreatesOnAFirstSync(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{tribe: 200, pageSize: 50, concurrency: 4, flows: oneWay})
 	if c := counts(w.run("t2b"), "bluerocktel"); c.Created != 200 || w.brtTotal() != 200 {
 		t.Fatalf("counts %+v, BlueRockTel holds %d; want 200 created", c, w.brtTotal())

@@ -271,6 +271,7 @@ func carries(m *mapping.Mapping, field string, rec *funnel.Record) bool {
 }
 
 func TestTwoWayTribeBlueRockTelConvergesUnderRandomEdits(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{tribe: 30, others: 6, flows: twoWay})
 	initial := w.runAll()
 	ed := &editor{w: w, rnd: rand.New(rand.NewPCG(20260401, 4))}
@@ -300,6 +301,7 @@ func TestTwoWayTribeBlueRockTelConvergesUnderRandomEdits(t *testing.T) {
 }
 
 func TestMeshOfThreeConvergesUnderRandomEdits(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{tribe: 20, others: 4, flows: meshFlows})
 	initial := w.runAll()
 	ed := &editor{w: w, rnd: rand.New(rand.NewPCG(20260402, 9))}
@@ -325,6 +327,7 @@ func TestMeshOfThreeConvergesUnderRandomEdits(t *testing.T) {
 }
 
 func TestOverplaneContactReachesAProspectWithoutContactRow(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{flows: `
   - name: o2b
     source: overplane
