@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -92,6 +94,9 @@ type System struct {
 
 	Name string `yaml:"-"`
 	line int
+	// pageSizeSet is whether the file sets page_size (an explicit 0 is an
+	// error, not the default).
+	pageSizeSet bool
 }
 
 // OAuth holds OAuth2 client credentials (TribeCRM).
@@ -240,6 +245,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 		}
 		s.Name = name
 		s.line = pos.line("systems", name)
+		s.pageSizeSet = pos.hasInt("systems", name, "page_size")
 	}
 	for i, f := range cfg.Flows {
 		if f == nil {
@@ -421,6 +427,52 @@ func (p posIndex) keyLine(key string) int {
 	return 0
 }
 
+// value returns the value node at path (map keys or list indexes), or nil
+// when a step of it is missing.
+func (p posIndex) value(path ...string) *yaml.Node {
+	n := p.root
+	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, key := range path {
+		if n == nil {
+			return nil
+		}
+		var next *yaml.Node
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == key {
+					next = n.Content[i+1]
+					break
+				}
+			}
+		case yaml.SequenceNode:
+			if i, err := strconv.Atoi(key); err == nil && i >= 0 && i < len(n.Content) {
+				next = n.Content[i]
+			}
+		}
+		n = next
+	}
+	return n
+}
+
+// has reports whether the file sets the key at path: it is there and its
+// value is not empty or null. Unlike line, it tells a missing key from one
+// that is set.
+func (p posIndex) has(path ...string) bool {
+	v := p.value(path...)
+	return v != nil && v.Tag != "!!null"
+}
+
+// hasInt reports whether the file sets the key at path to an integer. A
+// value of another type is a decode error, already reported: it does not
+// count, so the zero it decoded to gets no second message.
+func (p posIndex) hasInt(path ...string) bool {
+	var n int
+	return p.has(path...) && p.value(path...).Decode(&n) == nil
+}
+
 func (c *Config) applyDefaults() {
 	if c.graceLine == 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
@@ -436,7 +488,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.State = c.resolve(c.State)
 	for _, s := range c.Systems {
-		if s.PageSize == 0 {
+		if s.PageSize == 0 && !s.pageSizeSet {
 			s.PageSize = 100
 		}
 		if s.Timeout == 0 {
@@ -519,6 +571,8 @@ func (v *validator) add(line int, format string, a ...any) {
 func (c *Config) validate(pos posIndex) Errors {
 	v := &validator{c: c, pos: pos, names: c.SystemNames()}
 	v.validateLog()
+	v.validateState()
+	v.validateAdmin()
 	if c.ShutdownGrace <= 0 {
 		v.add(c.graceLine, "shutdown_grace %s must be positive (expected e.g. 10s; it bounds how long a stop waits for the page in hand)", c.ShutdownGrace)
 	}
@@ -545,6 +599,63 @@ func (v *validator) validateLog() {
 	}
 }
 
+// validateState checks that the state path names a file: it may be missing
+// (it is created, with its directories), but not a directory, nor below a
+// file.
+func (v *validator) validateState() {
+	p := v.c.State
+	line := v.pos.keyLine("state")
+	fi, err := os.Stat(p)
+	if err == nil {
+		if fi.IsDir() {
+			v.add(line, "state %s is a directory (expected the path of a file, e.g. %s; a missing file is created)", p, filepath.Join(p, "crmsync.db"))
+		}
+		return
+	}
+	// Missing: the nearest existing ancestor must be a directory.
+	for dir := filepath.Dir(p); ; dir = filepath.Dir(dir) {
+		if fi, err := os.Stat(dir); err == nil {
+			if !fi.IsDir() {
+				v.add(line, "state %s: %s is not a directory (expected the path of a file in a directory; missing directories are created)", p, dir)
+			}
+			return
+		}
+		if filepath.Dir(dir) == dir {
+			return
+		}
+	}
+}
+
+var hostnameRe = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$`)
+
+// validateAdmin checks admin.listen: empty (no endpoint) or host:port, the
+// host empty (every interface), an IP address or a host name, the port a
+// number (0 picks a free one; the address is logged at start).
+func (v *validator) validateAdmin() {
+	l := v.c.Admin.Listen
+	if l == "" {
+		return
+	}
+	const expected = `(expected e.g. 127.0.0.1:9090, or "" to disable the endpoint)`
+	line := v.pos.line("admin", "listen")
+	host, port, err := net.SplitHostPort(l)
+	if err != nil {
+		why := err.Error()
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			why = ae.Err
+		}
+		v.add(line, "admin.listen %q is not host:port: %s %s", l, why, expected)
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.add(line, "admin.listen %q: port %q is not a number 0..65535 %s", l, port, expected)
+	}
+	if _, err := netip.ParseAddr(host); host != "" && err != nil && !hostnameRe.MatchString(host) {
+		v.add(line, "admin.listen %q: host %q is not an IP address or a host name %s", l, host, expected)
+	}
+}
+
 // sysLine is the line of key k of system n (the system's when k is absent).
 func (v *validator) sysLine(n, k string) int { return v.pos.line("systems", n, k) }
 
@@ -554,6 +665,7 @@ func (v *validator) validateSystem(n string) {
 	v.validateConnection(n)
 	v.validateTypeOptions(n)
 	v.validateLimits(n)
+	v.validateHTTP(n)
 }
 
 // validateConnection checks type, base_url and credentials.
@@ -616,6 +728,28 @@ func (v *validator) validateLimits(n string) {
 	}
 	if s.RateLimit < 0 {
 		v.add(v.sysLine(n, "rate_limit"), "systems.%s.rate_limit must not be negative", n)
+	}
+}
+
+// validateHTTP checks the HTTP client's settings. Zero is each one's
+// default; retries may be negative (no retries, as httpx takes it).
+func (v *validator) validateHTTP(n string) {
+	s := v.c.Systems[n]
+	if s.Burst < 0 {
+		v.add(v.sysLine(n, "burst"), "systems.%s.burst %d must not be negative (expected 0 for the default or a positive token-bucket size)", n, s.Burst)
+	}
+	for _, d := range []struct {
+		key    string
+		val    time.Duration
+		expect string
+	}{
+		{"timeout", s.Timeout, "0s for the default 30s, or a positive limit for one HTTP attempt"},
+		{"retry_after_max", s.RetryAfterMax, "0s for the default 30s, or a positive cap on a server's Retry-After"},
+		{"overlap", s.Overlap, "0s for the default 1s, or a positive re-read window behind the cursor"},
+	} {
+		if d.val < 0 {
+			v.add(v.sysLine(n, d.key), "systems.%s.%s %s must not be negative (expected %s)", n, d.key, d.val, d.expect)
+		}
 	}
 }
 
