@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -92,6 +94,9 @@ type System struct {
 
 	Name string `yaml:"-"`
 	line int
+	// pageSizeSet is whether the file sets page_size (an explicit 0 is an
+	// error, not the default).
+	pageSizeSet bool
 }
 
 // OAuth holds OAuth2 client credentials (TribeCRM).
@@ -240,6 +245,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 		}
 		s.Name = name
 		s.line = pos.line("systems", name)
+		s.pageSizeSet = pos.hasInt("systems", name, "page_size")
 	}
 	for i, f := range cfg.Flows {
 		if f == nil {
@@ -421,6 +427,52 @@ func (p posIndex) keyLine(key string) int {
 	return 0
 }
 
+// value returns the value node at path (map keys or list indexes), or nil
+// when a step of it is missing.
+func (p posIndex) value(path ...string) *yaml.Node {
+	n := p.root
+	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, key := range path {
+		if n == nil {
+			return nil
+		}
+		var next *yaml.Node
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == key {
+					next = n.Content[i+1]
+					break
+				}
+			}
+		case yaml.SequenceNode:
+			if i, err := strconv.Atoi(key); err == nil && i >= 0 && i < len(n.Content) {
+				next = n.Content[i]
+			}
+		}
+		n = next
+	}
+	return n
+}
+
+// has reports whether the file sets the key at path: it is there and its
+// value is not empty or null. Unlike line, it tells a missing key from one
+// that is set.
+func (p posIndex) has(path ...string) bool {
+	v := p.value(path...)
+	return v != nil && v.Tag != "!!null"
+}
+
+// hasInt reports whether the file sets the key at path to an integer. A
+// value of another type is a decode error, already reported: it does not
+// count, so the zero it decoded to gets no second message.
+func (p posIndex) hasInt(path ...string) bool {
+	var n int
+	return p.has(path...) && p.value(path...).Decode(&n) == nil
+}
+
 func (c *Config) applyDefaults() {
 	if c.graceLine == 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
@@ -436,7 +488,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.State = c.resolve(c.State)
 	for _, s := range c.Systems {
-		if s.PageSize == 0 {
+		if s.PageSize == 0 && !s.pageSizeSet {
 			s.PageSize = 100
 		}
 		if s.Timeout == 0 {
@@ -501,156 +553,309 @@ func ScheduleParser() cron.Parser {
 	return cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 }
 
+// validator collects the problems of one configuration file.
+type validator struct {
+	c    *Config
+	pos  posIndex
+	errs Errors
+	// names are the configured systems, sorted, for "expected one of".
+	names []string
+}
+
+func (v *validator) add(line int, format string, a ...any) {
+	v.errs = append(v.errs, Error{v.c.File, line, fmt.Sprintf(format, a...)})
+}
+
+// validate checks the decoded, defaulted config and returns every problem,
+// sorted by line (stable: problems on one line keep the order checked).
 func (c *Config) validate(pos posIndex) Errors {
-	var errs Errors
-	add := func(line int, format string, a ...any) {
-		errs = append(errs, Error{c.File, line, fmt.Sprintf(format, a...)})
-	}
-	switch c.Log.Level {
-	case "trace", "debug", "info", "warn", "error":
-	default:
-		add(pos.line("log", "level"), "log.level %q is not one of trace, debug, info, warn, error", c.Log.Level)
-	}
-	if c.Log.Format != "console" && c.Log.Format != "json" {
-		add(pos.line("log", "format"), "log.format %q is not console or json", c.Log.Format)
-	}
+	v := &validator{c: c, pos: pos, names: c.SystemNames()}
+	v.validateLog()
+	v.validateState()
+	v.validateAdmin()
 	if c.ShutdownGrace <= 0 {
-		add(c.graceLine, "shutdown_grace %s must be positive (expected e.g. 10s; it bounds how long a stop waits for the page in hand)", c.ShutdownGrace)
+		v.add(c.graceLine, "shutdown_grace %s must be positive (expected e.g. 10s; it bounds how long a stop waits for the page in hand)", c.ShutdownGrace)
 	}
 	if len(c.Systems) < 2 {
-		add(pos.line("systems"), "%d system(s) configured; a sync needs at least two (expected a systems: section naming a source and a target)", len(c.Systems))
+		v.add(pos.line("systems"), "%d system(s) configured; a sync needs at least two (expected a systems: section naming a source and a target)", len(c.Systems))
 	}
-	names := make([]string, 0, len(c.Systems))
-	for n := range c.Systems {
-		names = append(names, n)
+	for _, n := range v.names {
+		v.validateSystem(n)
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		s := c.Systems[n]
-		at := func(k string) int { return pos.line("systems", n, k) }
-		if !contains(Types(), s.Type) {
-			add(at("type"), "systems.%s.type %q is not one of %s", n, s.Type, strings.Join(Types(), ", "))
+	v.validateFlows()
+	sort.SliceStable(v.errs, func(a, b int) bool { return v.errs[a].Line < v.errs[b].Line })
+	return v.errs
+}
+
+func (v *validator) validateLog() {
+	l := v.c.Log
+	switch l.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		v.add(v.pos.line("log", "level"), "log.level %q is not one of trace, debug, info, warn, error", l.Level)
+	}
+	if l.Format != "console" && l.Format != "json" {
+		v.add(v.pos.line("log", "format"), "log.format %q is not console or json", l.Format)
+	}
+}
+
+// validateState checks that the state path names a file: it may be missing
+// (it is created, with its directories), but not a directory, nor below a
+// file.
+func (v *validator) validateState() {
+	p := v.c.State
+	line := v.pos.keyLine("state")
+	fi, err := os.Stat(p)
+	if err == nil {
+		if fi.IsDir() {
+			v.add(line, "state %s is a directory (expected the path of a file, e.g. %s; a missing file is created)", p, filepath.Join(p, "crmsync.db"))
 		}
-		if s.BaseURL == "" {
-			add(s.line, "systems.%s.base_url is missing (expected e.g. http://127.0.0.1:8081)", n)
-		} else if !strings.HasPrefix(s.BaseURL, "http://") && !strings.HasPrefix(s.BaseURL, "https://") {
-			add(at("base_url"), "systems.%s.base_url %q must start with http:// or https://", n, s.BaseURL)
-		}
-		if s.Token == "" && s.OAuth == nil && s.Login == nil {
-			add(s.line, "systems.%s has no credentials (expected token, or oauth for tribecrm, or login for bluerocktel)", n)
-		}
-		if s.OAuth != nil && s.Type != "tribecrm" {
-			add(at("oauth"), "systems.%s.oauth is only supported for type tribecrm", n)
-		}
-		if s.Login != nil && s.Type != "bluerocktel" {
-			add(at("login"), "systems.%s.login is only supported for type bluerocktel", n)
-		}
-		if s.Naming != "" && s.Naming != "snake" && s.Naming != "camel" && s.Naming != "auto" {
-			add(at("naming"), "systems.%s.naming %q is not snake, camel or auto", n, s.Naming)
-		}
-		if s.Naming != "" && s.Type != "bluerocktel" {
-			add(at("naming"), "systems.%s.naming is only supported for type bluerocktel", n)
-		}
-		if s.ConvertPath != "" && s.Type != "bluerocktel" {
-			add(at("convert_path"), "systems.%s.convert_path is only supported for type bluerocktel", n)
-		}
-		for k, st := range s.Stages {
-			if s.Type != "tribecrm" || !contains([]string{"Suspect", "Lead", "HotProspect", "Prospect", "Customer"}, st) {
-				add(pos.line("systems", n, "stages", strconv.Itoa(k)), "systems.%s.stages: %q is not a TribeCRM funnel stage (expected Suspect, Lead, HotProspect, Prospect or Customer; tribecrm only)", n, st)
+		return
+	}
+	// Missing: the nearest existing ancestor must be a directory.
+	for dir := filepath.Dir(p); ; dir = filepath.Dir(dir) {
+		if fi, err := os.Stat(dir); err == nil {
+			if !fi.IsDir() {
+				v.add(line, "state %s: %s is not a directory (expected the path of a file in a directory; missing directories are created)", p, dir)
 			}
+			return
 		}
-		if s.UpgradeField != "" && (s.Type != "tribecrm" || (s.UpgradeField != "_Type" && s.UpgradeField != "_UpgradeType")) {
-			add(at("upgrade_field"), "systems.%s.upgrade_field must be _Type or _UpgradeType, and only for type tribecrm", n)
-		}
-		if s.UpdateMethod != "" && (s.Type != "tribecrm" || !contains([]string{"post", "patch", "put"}, s.UpdateMethod)) {
-			add(at("update_method"), "systems.%s.update_method %q must be post, patch or put, and only for type tribecrm", n, s.UpdateMethod)
-		}
-		if s.Mapping == "" {
-			add(s.line, "systems.%s.mapping is missing (expected the path of a mapping file)", n)
-		} else if _, err := os.Stat(s.Mapping); err != nil {
-			add(at("mapping"), "systems.%s.mapping: cannot read %s: %v", n, s.Mapping, errors.Unwrap(err))
-		}
-		if s.PageSize < 1 || s.PageSize > 1000 {
-			add(at("page_size"), "systems.%s.page_size %d is out of range (expected 1..1000)", n, s.PageSize)
-		}
-		if s.RateLimit < 0 {
-			add(at("rate_limit"), "systems.%s.rate_limit must not be negative", n)
+		if filepath.Dir(dir) == dir {
+			return
 		}
 	}
-	if len(c.Flows) == 0 {
-		add(0, "no flows configured (expected a flows: list)")
+}
+
+var hostnameRe = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$`)
+
+// validateAdmin checks admin.listen: empty (no endpoint) or host:port, the
+// host empty (every interface), an IP address or a host name, the port a
+// number (0 picks a free one; the address is logged at start).
+func (v *validator) validateAdmin() {
+	l := v.c.Admin.Listen
+	if l == "" {
+		return
 	}
-	seen := map[string]int{}
+	const expected = `(expected e.g. 127.0.0.1:9090, or "" to disable the endpoint)`
+	line := v.pos.line("admin", "listen")
+	host, port, err := net.SplitHostPort(l)
+	if err != nil {
+		why := err.Error()
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			why = ae.Err
+		}
+		v.add(line, "admin.listen %q is not host:port: %s %s", l, why, expected)
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.add(line, "admin.listen %q: port %q is not a number 0..65535 %s", l, port, expected)
+	}
+	if _, err := netip.ParseAddr(host); host != "" && err != nil && !hostnameRe.MatchString(host) {
+		v.add(line, "admin.listen %q: host %q is not an IP address or a host name %s", l, host, expected)
+	}
+}
+
+// sysLine is the line of key k of system n (the system's when k is absent).
+func (v *validator) sysLine(n, k string) int { return v.pos.line("systems", n, k) }
+
+// validateSystem checks systems.<n>: connection, type-specific options,
+// mapping and limits, in that order.
+func (v *validator) validateSystem(n string) {
+	v.validateConnection(n)
+	v.validateTypeOptions(n)
+	v.validateLimits(n)
+	v.validateHTTP(n)
+}
+
+// validateConnection checks type, base_url and credentials.
+func (v *validator) validateConnection(n string) {
+	s := v.c.Systems[n]
+	if !contains(Types(), s.Type) {
+		v.add(v.sysLine(n, "type"), "systems.%s.type %q is not one of %s", n, s.Type, strings.Join(Types(), ", "))
+	}
+	if s.BaseURL == "" {
+		v.add(s.line, "systems.%s.base_url is missing (expected e.g. http://127.0.0.1:8081)", n)
+	} else if !strings.HasPrefix(s.BaseURL, "http://") && !strings.HasPrefix(s.BaseURL, "https://") {
+		v.add(v.sysLine(n, "base_url"), "systems.%s.base_url %q must start with http:// or https://", n, s.BaseURL)
+	}
+	if s.Token == "" && s.OAuth == nil && s.Login == nil {
+		v.add(s.line, "systems.%s has no credentials (expected token, or oauth for tribecrm, or login for bluerocktel)", n)
+	}
+	if s.OAuth != nil && s.Type != "tribecrm" {
+		v.add(v.sysLine(n, "oauth"), "systems.%s.oauth is only supported for type tribecrm", n)
+	}
+	if s.Login != nil && s.Type != "bluerocktel" {
+		v.add(v.sysLine(n, "login"), "systems.%s.login is only supported for type bluerocktel", n)
+	}
+}
+
+// validateTypeOptions checks the keys that only one system type has.
+func (v *validator) validateTypeOptions(n string) {
+	s := v.c.Systems[n]
+	if s.Naming != "" && s.Naming != "snake" && s.Naming != "camel" && s.Naming != "auto" {
+		v.add(v.sysLine(n, "naming"), "systems.%s.naming %q is not snake, camel or auto", n, s.Naming)
+	}
+	if s.Naming != "" && s.Type != "bluerocktel" {
+		v.add(v.sysLine(n, "naming"), "systems.%s.naming is only supported for type bluerocktel", n)
+	}
+	if s.ConvertPath != "" && s.Type != "bluerocktel" {
+		v.add(v.sysLine(n, "convert_path"), "systems.%s.convert_path is only supported for type bluerocktel", n)
+	}
+	for k, st := range s.Stages {
+		if s.Type != "tribecrm" || !contains([]string{"Suspect", "Lead", "HotProspect", "Prospect", "Customer"}, st) {
+			v.add(v.pos.line("systems", n, "stages", strconv.Itoa(k)), "systems.%s.stages: %q is not a TribeCRM funnel stage (expected Suspect, Lead, HotProspect, Prospect or Customer; tribecrm only)", n, st)
+		}
+	}
+	if s.UpgradeField != "" && (s.Type != "tribecrm" || (s.UpgradeField != "_Type" && s.UpgradeField != "_UpgradeType")) {
+		v.add(v.sysLine(n, "upgrade_field"), "systems.%s.upgrade_field must be _Type or _UpgradeType, and only for type tribecrm", n)
+	}
+	if s.UpdateMethod != "" && (s.Type != "tribecrm" || !contains([]string{"post", "patch", "put"}, s.UpdateMethod)) {
+		v.add(v.sysLine(n, "update_method"), "systems.%s.update_method %q must be post, patch or put, and only for type tribecrm", n, s.UpdateMethod)
+	}
+}
+
+// validateLimits checks the mapping file, paging and rate limiting.
+func (v *validator) validateLimits(n string) {
+	s := v.c.Systems[n]
+	if s.Mapping == "" {
+		v.add(s.line, "systems.%s.mapping is missing (expected the path of a mapping file)", n)
+	} else if _, err := os.Stat(s.Mapping); err != nil {
+		v.add(v.sysLine(n, "mapping"), "systems.%s.mapping: cannot read %s: %v", n, s.Mapping, errors.Unwrap(err))
+	}
+	if s.PageSize < 1 || s.PageSize > 1000 {
+		v.add(v.sysLine(n, "page_size"), "systems.%s.page_size %d is out of range (expected 1..1000)", n, s.PageSize)
+	}
+	if s.RateLimit < 0 {
+		v.add(v.sysLine(n, "rate_limit"), "systems.%s.rate_limit must not be negative", n)
+	}
+}
+
+// validateHTTP checks the HTTP client's settings. Zero is each one's
+// default; retries may be negative (no retries, as httpx takes it).
+func (v *validator) validateHTTP(n string) {
+	s := v.c.Systems[n]
+	if s.Burst < 0 {
+		v.add(v.sysLine(n, "burst"), "systems.%s.burst %d must not be negative (expected 0 for the default or a positive token-bucket size)", n, s.Burst)
+	}
+	for _, d := range []struct {
+		key    string
+		val    time.Duration
+		expect string
+	}{
+		{"timeout", s.Timeout, "0s for the default 30s, or a positive limit for one HTTP attempt"},
+		{"retry_after_max", s.RetryAfterMax, "0s for the default 30s, or a positive cap on a server's Retry-After"},
+		{"overlap", s.Overlap, "0s for the default 1s, or a positive re-read window behind the cursor"},
+	} {
+		if d.val < 0 {
+			v.add(v.sysLine(n, d.key), "systems.%s.%s %s must not be negative (expected %s)", n, d.key, d.val, d.expect)
+		}
+	}
+}
+
+// validateFlows checks every flow, and that there is one.
+func (v *validator) validateFlows() {
+	if len(v.c.Flows) == 0 {
+		v.add(0, "no flows configured (expected a flows: list)")
+	}
+	seen := map[string]int{} // flow name -> line of its first use
 	parser := ScheduleParser()
-	for i, f := range c.Flows {
-		idx := strconv.Itoa(i)
-		at := func(k ...string) int { return pos.line(append([]string{"flows", idx}, k...)...) }
-		if f.Name == "" {
-			add(f.line, "flows[%d] has no name", i)
-		} else if prev, dup := seen[f.Name]; dup {
-			add(at("name"), "flow name %q is used twice (first at line %d)", f.Name, prev)
-		} else {
-			seen[f.Name] = at("name")
-		}
-		if _, ok := c.Systems[f.Source]; !ok {
-			add(at("source"), "flows[%d].source %q is not a configured system (expected one of: %s)", i, f.Source, strings.Join(names, ", "))
-		}
-		if len(f.Targets) == 0 {
-			add(f.line, "flow %q has no targets", f.Name)
-		}
-		tseen := map[string]bool{}
-		for j, t := range f.Targets {
-			tj := strconv.Itoa(j)
-			if t == nil {
-				add(at("targets", tj), "flows[%d].targets[%d] is empty", i, j)
-				continue
-			}
-			if _, ok := c.Systems[t.System]; !ok {
-				add(at("targets", tj, "system"), "flows[%d].targets[%d].system %q is not a configured system (expected one of: %s)", i, j, t.System, strings.Join(names, ", "))
-			}
-			if t.System == f.Source {
-				add(at("targets", tj, "system"), "flow %q targets its own source %q", f.Name, t.System)
-			}
-			if tseen[t.System] {
-				add(at("targets", tj, "system"), "flow %q lists target %q twice", f.Name, t.System)
-			}
-			tseen[t.System] = true
-			for k, kind := range t.Filter.Kinds {
-				if kind != "organization" && kind != "person" {
-					add(at("targets", tj, "filter", "kinds", strconv.Itoa(k)), "kind %q is not organization or person", kind)
-				}
-			}
-			for k, st := range t.Filter.Stages {
-				if !contains([]string{"suspect", "lead", "hot_prospect", "prospect", "customer"}, st) {
-					add(at("targets", tj, "filter", "stages", strconv.Itoa(k)), "stage %q is not one of suspect, lead, hot_prospect, prospect, customer", st)
-				}
-			}
-		}
-		if _, err := parser.Parse(f.Schedule); err != nil {
-			add(at("schedule"), "flows[%d].schedule %q is not a cron expression: %v (expected e.g. \"*/5 * * * *\" or \"@every 5m\")", i, f.Schedule, err)
-		}
-		for k, m := range f.Match {
-			if _, ok := funnel.Lookup(m); !ok {
-				add(at("match", strconv.Itoa(k)), "flows[%d].match: %q is not a canonical field (expected e.g. email, registration_number, vat_number, name)", i, m)
-			}
-		}
-		switch f.Deletes.Policy {
-		case "ignore", "close", "delete":
-		default:
-			add(at("deletes", "policy"), "flows[%d].deletes.policy %q is not one of ignore, close, delete", i, f.Deletes.Policy)
-		}
-		if f.Deletes.MaxPerRun < 0 {
-			add(at("deletes", "max_per_run"), "flows[%d].deletes.max_per_run must not be negative", i)
-		}
-		if f.MaxRetries < 0 {
-			add(at("max_retries"), "flows[%d].max_retries must not be negative", i)
-		}
-		if f.WriteConcurrency < 1 || f.WriteConcurrency > 64 {
-			add(at("write_concurrency"), "flows[%d].write_concurrency %d is out of range (expected 1..64)", i, f.WriteConcurrency)
+	for i := range v.c.Flows {
+		v.validateFlow(i, seen, parser)
+	}
+}
+
+// flowLine is the line of path under flows[i] (the deepest found).
+func (v *validator) flowLine(i int, path ...string) int {
+	return v.pos.line(append([]string{"flows", strconv.Itoa(i)}, path...)...)
+}
+
+// validateFlow checks flows[i]; seen holds the names of the flows before it.
+func (v *validator) validateFlow(i int, seen map[string]int, parser cron.Parser) {
+	f := v.c.Flows[i]
+	if f.Name == "" {
+		v.add(f.line, "flows[%d] has no name", i)
+	} else if prev, dup := seen[f.Name]; dup {
+		v.add(v.flowLine(i, "name"), "flow name %q is used twice (first at line %d)", f.Name, prev)
+	} else {
+		seen[f.Name] = v.flowLine(i, "name")
+	}
+	if _, ok := v.c.Systems[f.Source]; !ok {
+		v.add(v.flowLine(i, "source"), "flows[%d].source %q is not a configured system (expected one of: %s)", i, f.Source, strings.Join(v.names, ", "))
+	}
+	v.validateTargets(i)
+	if _, err := parser.Parse(f.Schedule); err != nil {
+		v.add(v.flowLine(i, "schedule"), "flows[%d].schedule %q is not a cron expression: %v (expected e.g. \"*/5 * * * *\" or \"@every 5m\")", i, f.Schedule, err)
+	}
+	for k, m := range f.Match {
+		if _, ok := funnel.Lookup(m); !ok {
+			v.add(v.flowLine(i, "match", strconv.Itoa(k)), "flows[%d].match: %q is not a canonical field (expected e.g. email, registration_number, vat_number, name)", i, m)
 		}
 	}
-	sort.SliceStable(errs, func(a, b int) bool { return errs[a].Line < errs[b].Line })
-	return errs
+	v.validateDeletes(i)
+	if f.MaxRetries < 0 {
+		v.add(v.flowLine(i, "max_retries"), "flows[%d].max_retries must not be negative", i)
+	}
+	if f.WriteConcurrency < 1 || f.WriteConcurrency > 64 {
+		v.add(v.flowLine(i, "write_concurrency"), "flows[%d].write_concurrency %d is out of range (expected 1..64)", i, f.WriteConcurrency)
+	}
+}
+
+// validateTargets checks flows[i].targets: each a configured system other
+// than the source, listed once, with a valid filter.
+func (v *validator) validateTargets(i int) {
+	f := v.c.Flows[i]
+	if len(f.Targets) == 0 {
+		v.add(f.line, "flow %q has no targets", f.Name)
+	}
+	tseen := map[string]bool{}
+	for j, t := range f.Targets {
+		tj := strconv.Itoa(j)
+		if t == nil {
+			v.add(v.flowLine(i, "targets", tj), "flows[%d].targets[%d] is empty", i, j)
+			continue
+		}
+		at := v.flowLine(i, "targets", tj, "system")
+		if _, ok := v.c.Systems[t.System]; !ok {
+			v.add(at, "flows[%d].targets[%d].system %q is not a configured system (expected one of: %s)", i, j, t.System, strings.Join(v.names, ", "))
+		}
+		if t.System == f.Source {
+			v.add(at, "flow %q targets its own source %q", f.Name, t.System)
+		}
+		if tseen[t.System] {
+			v.add(at, "flow %q lists target %q twice", f.Name, t.System)
+		}
+		tseen[t.System] = true
+		v.validateFilter(i, j, t.Filter)
+	}
+}
+
+// validateFilter checks flows[i].targets[j].filter.
+func (v *validator) validateFilter(i, j int, flt Filter) {
+	tj := strconv.Itoa(j)
+	for k, kind := range flt.Kinds {
+		if kind != "organization" && kind != "person" {
+			v.add(v.flowLine(i, "targets", tj, "filter", "kinds", strconv.Itoa(k)), "kind %q is not organization or person", kind)
+		}
+	}
+	for k, st := range flt.Stages {
+		if !contains([]string{"suspect", "lead", "hot_prospect", "prospect", "customer"}, st) {
+			v.add(v.flowLine(i, "targets", tj, "filter", "stages", strconv.Itoa(k)), "stage %q is not one of suspect, lead, hot_prospect, prospect, customer", st)
+		}
+	}
+}
+
+// validateDeletes checks flows[i].deletes.
+func (v *validator) validateDeletes(i int) {
+	d := v.c.Flows[i].Deletes
+	switch d.Policy {
+	case "ignore", "close", "delete":
+	default:
+		v.add(v.flowLine(i, "deletes", "policy"), "flows[%d].deletes.policy %q is not one of ignore, close, delete", i, d.Policy)
+	}
+	if d.MaxPerRun < 0 {
+		v.add(v.flowLine(i, "deletes", "max_per_run"), "flows[%d].deletes.max_per_run must not be negative", i)
+	}
 }
 
 func contains(list []string, s string) bool {

@@ -152,3 +152,112 @@ func TestShutdownGrace(t *testing.T) {
 		})
 	}
 }
+
+// inSystemA puts lines into systems.a of good, after its token: the first
+// of them is on line 7.
+func inSystemA(lines string) string {
+	return strings.Replace(good, "    token: ${A_TOKEN:-dev-token}\n", "    token: ${A_TOKEN:-dev-token}\n"+lines, 1)
+}
+
+// withAdmin gives good an admin section: its listen key is on line 3.
+func withAdmin(listen string) string {
+	return strings.Replace(good, "state: s.db\n", "state: s.db\nadmin:\n  listen: "+listen+"\n", 1)
+}
+
+// TestValuesOnceAcceptedSilently: each of these used to pass validation
+// and be taken as a default or passed on as it was (issue 11); each is now
+// an error with its file:line, what is wrong and what is expected.
+func TestValuesOnceAcceptedSilently(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"m.yaml": "x", "statedir/.keep": ""})
+	file := filepath.Join(dir, "c.yaml")
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"negative burst", inSystemA("    burst: -1\n"),
+			"c.yaml:7: systems.a.burst -1 must not be negative (expected 0 for the default or a positive token-bucket size)"},
+		{"negative timeout", inSystemA("    timeout: -5s\n"),
+			"c.yaml:7: systems.a.timeout -5s must not be negative (expected 0s for the default 30s, or a positive limit for one HTTP attempt)"},
+		{"negative retry_after_max", inSystemA("    retry_after_max: -1s\n"),
+			"c.yaml:7: systems.a.retry_after_max -1s must not be negative (expected 0s for the default 30s, or a positive cap on a server's Retry-After)"},
+		{"negative overlap", inSystemA("    overlap: -500ms\n"),
+			"c.yaml:7: systems.a.overlap -500ms must not be negative (expected 0s for the default 1s, or a positive re-read window behind the cursor)"},
+		{"explicit page_size 0", inSystemA("    page_size: 0\n"),
+			"c.yaml:7: systems.a.page_size 0 is out of range (expected 1..1000)"},
+		{"negative page_size", inSystemA("    page_size: -3\n"),
+			"c.yaml:7: systems.a.page_size -3 is out of range (expected 1..1000)"},
+		{"listen without port", withAdmin("localhost"),
+			`c.yaml:3: admin.listen "localhost" is not host:port: missing port in address (expected e.g. 127.0.0.1:9090, or "" to disable the endpoint)`},
+		{"listen as a URL", withAdmin("http://127.0.0.1:9090"),
+			`c.yaml:3: admin.listen "http://127.0.0.1:9090" is not host:port: too many colons in address (expected e.g. 127.0.0.1:9090, or "" to disable the endpoint)`},
+		{"listen port out of range", withAdmin("127.0.0.1:99999"),
+			`c.yaml:3: admin.listen "127.0.0.1:99999": port "99999" is not a number 0..65535 (expected e.g. 127.0.0.1:9090, or "" to disable the endpoint)`},
+		{"listen port by name", withAdmin("127.0.0.1:http"),
+			`c.yaml:3: admin.listen "127.0.0.1:http": port "http" is not a number 0..65535`},
+		{"listen empty port", withAdmin(`"127.0.0.1:"`),
+			`c.yaml:3: admin.listen "127.0.0.1:": port "" is not a number 0..65535`},
+		{"listen bad host", withAdmin(`"local host:9090"`),
+			`c.yaml:3: admin.listen "local host:9090": host "local host" is not an IP address or a host name (expected e.g. 127.0.0.1:9090, or "" to disable the endpoint)`},
+		{"state is a directory", strings.Replace(good, "state: s.db", "state: statedir", 1),
+			"c.yaml:1: state " + filepath.Join(dir, "statedir") + " is a directory (expected the path of a file, e.g. " + filepath.Join(dir, "statedir", "crmsync.db") + "; a missing file is created)"},
+		{"state under a file", strings.Replace(good, "state: s.db", "state: m.yaml/s.db", 1),
+			"c.yaml:1: state " + filepath.Join(dir, "m.yaml", "s.db") + ": " + filepath.Join(dir, "m.yaml") + " is not a directory (expected the path of a file in a directory; missing directories are created)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(file, []byte(tc.yaml), noEnv)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error\n%v\nwant it to contain\n%s", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestDefaultsAndLimitsStillAccepted: what the checks above must not catch.
+func TestDefaultsAndLimitsStillAccepted(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"m.yaml": "x"})
+	file := filepath.Join(dir, "c.yaml")
+	for _, tc := range []struct {
+		name, yaml string
+		check      func(*Config) bool
+	}{
+		{"page_size absent", good, func(c *Config) bool { return c.Systems["a"].PageSize == 100 }},
+		{"page_size empty", inSystemA("    page_size:\n"), func(c *Config) bool { return c.Systems["a"].PageSize == 100 }},
+		{"page_size null", inSystemA("    page_size: ~\n"), func(c *Config) bool { return c.Systems["a"].PageSize == 100 }},
+		{"page_size bounds", inSystemA("    page_size: 1\n") + "", func(c *Config) bool { return c.Systems["a"].PageSize == 1 }},
+		{"page_size 1000", inSystemA("    page_size: 1000\n"), func(c *Config) bool { return c.Systems["a"].PageSize == 1000 }},
+		{"zeros mean the defaults", inSystemA("    burst: 0\n    timeout: 0s\n    retries: 0\n    retry_after_max: 0s\n    overlap: 0s\n"), func(c *Config) bool {
+			s := c.Systems["a"]
+			return s.Burst == 0 && s.Timeout == 30*time.Second && s.Retries == 4 && s.RetryAfterMax == 30*time.Second && s.Overlap == time.Second
+		}},
+		{"negative retries turn retries off", inSystemA("    retries: -1\n"), func(c *Config) bool { return c.Systems["a"].Retries == -1 }},
+		{"listen disabled", withAdmin(`""`), func(c *Config) bool { return c.Admin.Listen == "" }},
+		{"listen loopback", withAdmin("127.0.0.1:9090"), func(c *Config) bool { return c.Admin.Listen == "127.0.0.1:9090" }},
+		{"listen all interfaces", withAdmin(`":9090"`), func(c *Config) bool { return c.Admin.Listen == ":9090" }},
+		{"listen IPv6", withAdmin(`"[::1]:9090"`), func(c *Config) bool { return c.Admin.Listen == "[::1]:9090" }},
+		{"listen host name, any free port", withAdmin("localhost:0"), func(c *Config) bool { return c.Admin.Listen == "localhost:0" }},
+		{"state in missing directories", strings.Replace(good, "state: s.db", "state: new/sub/s.db", 1), func(c *Config) bool {
+			return c.State == filepath.Join(dir, "new", "sub", "s.db")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse(file, []byte(tc.yaml), noEnv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(cfg) {
+				t.Errorf("unexpected config: %+v %+v", cfg, cfg.Systems["a"])
+			}
+		})
+	}
+}
+
+// TestPageSizeTypeErrorReportedOnce: a page_size that does not decode (here
+// the documented ${VAR} mistake) gives the decoder's error only, not also
+// "page_size 0 is out of range" for the zero it decoded to.
+func TestPageSizeTypeErrorReportedOnce(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"m.yaml": "x"})
+	_, err := Parse(filepath.Join(dir, "c.yaml"), []byte(inSystemA("    page_size: ${PAGE:-100}\n")), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:7: cannot unmarshal !!str") || strings.Contains(err.Error(), "out of range") {
+		t.Fatalf("want only the decode error at line 7, got\n%v", err)
+	}
+	if n := len(err.(Errors)); n != 1 {
+		t.Fatalf("want one error, got %d:\n%v", n, err)
+	}
+}

@@ -208,6 +208,10 @@ func TestValidateReportsEveryConfigProblem(t *testing.T) {
 	text = replaceOnce(t, text, `schedule: "*/5 * * * *"`, `schedule: "every five minutes"`)
 	text = replaceOnce(t, text, "policy: ignore ", "policy: purge  ")
 	text = replaceOnce(t, text, "  - system: bluerocktel\n", "  - system: bluerock\n")
+	// Accepted in silence before issue 11:
+	text = replaceOnce(t, text, "listen: 127.0.0.1:9090 ", "listen: 127.0.0.1     ")
+	text = replaceOnce(t, text, "burst: 10             # requests allowed", "burst: -1             # requests allowed")
+	text = replaceOnce(t, text, "page_size: 100        # limit per page", "page_size: 0          # limit per page")
 	e.writeConfig(text)
 	res := e.cli("validate")
 	if res.Code == 0 {
@@ -219,6 +223,9 @@ func TestValidateReportsEveryConfigProblem(t *testing.T) {
 		{"every five minutes", "cron"},
 		{"policy: purge", `"purge"`},
 		{"system: bluerock\n", `"bluerock"`},
+		{"listen: 127.0.0.1 ", "missing port"},
+		{"burst: -1 ", "must not be negative"},
+		{"page_size: 0 ", "expected 1..1000"},
 	} {
 		want := filepath.Base(e.cfgPath) + ":" + strconv.Itoa(lineOf(t, text, strings.TrimSuffix(p.at, "\n"))) + ":"
 		found := false
