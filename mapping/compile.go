@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -203,291 +204,402 @@ func compile(file string, t *fileTree, c *errs) *Mapping {
 	return m
 }
 
+// ruleBuild is one rule being compiled: the tree it is read from, the rule
+// built so far, and whether it is still sound. Each step below checks one
+// part of the rule and reports what is wrong to c; compileRule runs them in
+// a fixed order, which is the order problems on one line are reported in.
+type ruleBuild struct {
+	rt *ruleTree
+	y  *ruleYAML
+	r  *rule
+	c  *errs
+	ok bool
+	// The keys that decide what the rule maps.
+	hasNative, hasCanon, hasValues bool
+	// typeGiven: the rule names a type (otherwise it is inferred).
+	typeGiven bool
+}
+
+// bad reports a problem with the rule and marks it as not compiled.
+func (b *ruleBuild) bad(line int, format string, args ...any) {
+	b.c.add(line, format, args...)
+	b.ok = false
+}
+
+// constIn: the rule sets a canonical constant inbound (canonical, no native).
+func (b *ruleBuild) constIn() bool { return b.hasCanon && !b.hasNative }
+
+// constOut: the rule sends a native constant outbound (native alone).
+func (b *ruleBuild) constOut() bool { return b.hasNative && !b.hasCanon && !b.hasValues }
+
+// compileRule checks one rule and compiles it. It reports every problem it
+// finds to c; the rule is usable only when ok is true.
 func compileRule(rt *ruleTree, c *errs) (*rule, bool) {
-	y := rt.r
-	r := &rule{line: rt.line, required: y.Required, owner: y.Owner}
-	ok := true
-	bad := func(line int, format string, args ...any) {
-		c.add(line, format, args...)
-		ok = false
+	b := &ruleBuild{
+		rt: rt, y: &rt.r, c: c, ok: true,
+		r:         &rule{line: rt.line, required: rt.r.Required, owner: rt.r.Owner},
+		hasNative: rt.has("native"), hasCanon: rt.has("canonical"), hasValues: rt.has("values"),
 	}
-	hasNative, hasCanon, hasValues := rt.has("native"), rt.has("canonical"), rt.has("values")
-	constIn := hasCanon && !hasNative
-	constOut := hasNative && !hasCanon && !hasValues
-
-	// direction
-	switch y.Direction {
-	case "both":
-	case "inbound":
-		r.dir = dirInbound
-	case "outbound":
-		r.dir = dirOutbound
-	case "":
-		if rt.has("direction") {
-			bad(rt.lineOf("direction"), "direction is empty; expected both, inbound or outbound")
-		}
-	default:
-		bad(rt.lineOf("direction"), "direction %q is not known; %s", y.Direction, suggest(y.Direction, []string{"both", "inbound", "outbound"}))
-	}
-
-	// native
-	if hasNative {
-		r.native = y.Native
-		switch {
-		case strings.TrimSpace(y.Native) == "":
-			bad(rt.lineOf("native"), "native is empty; expected a native field path such as Organization.Name, or @entity")
-		case strings.HasPrefix(y.Native, "@"):
-			if y.Native != EntityField {
-				bad(rt.lineOf("native"), "unknown pseudo-field %q; the only pseudo-field is @entity (the record's entity or collection)", y.Native)
-			}
-			r.path = []string{y.Native}
-		case strings.ContainsAny(y.Native, " \t\r\n"):
-			bad(rt.lineOf("native"), "native field path %q contains spaces; expected names separated by dots, e.g. Organization.Name", y.Native)
-		default:
-			r.path = strings.Split(y.Native, ".")
-			for _, p := range r.path {
-				if p == "" {
-					bad(rt.lineOf("native"), "native field path %q has an empty part; expected names separated by single dots, e.g. Organization.Name", y.Native)
-					break
-				}
-			}
-		}
-	}
-
-	// canonical
-	if hasCanon {
-		r.canonical = y.Canonical
-		if y.Canonical == "" {
-			bad(rt.lineOf("canonical"), "canonical is empty; expected a canonical field name (%s)", strings.Join(funnel.FieldNames(), ", "))
-		} else if spec, found := funnel.Lookup(y.Canonical); !found {
-			bad(rt.lineOf("canonical"), "unknown canonical field %q; %s", y.Canonical, suggest(y.Canonical, funnel.FieldNames()))
-		} else {
-			r.spec = spec
-		}
-	}
-
-	// shape
-	switch {
-	case hasValues && hasCanon:
-		bad(rt.lineOf("values"), "a rule has canonical or values, not both: values sets canonical fields itself (remove canonical, or remove values)")
-	case hasValues && !hasNative:
-		bad(rt.lineOf("values"), "values needs native: the native field whose value is looked up in the map")
-	case !hasNative && !hasCanon && !hasValues:
-		bad(rt.line, "the rule maps nothing; expected native with canonical (or values), canonical with default (a constant set inbound), or native with default (a constant sent outbound)")
-	case hasNative && !hasCanon && !hasValues && !rt.has("default"):
-		bad(rt.line, "native field %s is mapped to nothing; add canonical (or values), or a default to send as a constant", y.Native)
-	case hasCanon && !hasNative && !rt.has("default"):
-		bad(rt.line, "canonical field %s has no native field; add native, or a default to set it as a constant", y.Canonical)
-	}
-	if hasValues && len(rt.values) == 0 && len(y.Values) == 0 {
-		bad(rt.lineOf("values"), "values is empty; expected native values with the canonical fields they set, e.g. {\"1\": {stage: suspect}}")
-	}
-
-	// default, required
-	r.hasDefault = rt.has("default")
-	if r.hasDefault {
-		switch y.Default.(type) {
-		case nil:
-			bad(rt.lineOf("default"), "default is empty; expected a value (quote it if it is text)")
-			r.hasDefault = false
-		case string, bool, int, int64, uint64, float64:
-		default:
-			bad(rt.lineOf("default"), "default must be a single value, not %s", show(y.Default))
-			r.hasDefault = false
-		}
-	}
-	if y.Owner && (!r.dir.in() || !hasNative) {
-		bad(rt.lineOf("owner"), "owner needs an inbound rule with native: it says this system's value for the canonical field always wins")
-	}
-	if y.Required {
-		if r.hasDefault {
-			bad(rt.lineOf("required"), "required and default exclude each other: with a default the value is never missing (remove one)")
-		}
-		if !hasNative {
-			bad(rt.lineOf("required"), "required needs native: it says the native field must hold a value")
-		}
-	}
-	if hasCanon && !hasNative && r.dir == dirOutbound {
-		bad(rt.lineOf("direction"), "a rule without native has nothing to send outbound; it sets a canonical constant inbound (use direction: inbound or remove direction)")
-	}
-	if hasNative && !hasCanon && !hasValues && r.dir == dirInbound {
-		bad(rt.lineOf("direction"), "a rule without canonical or values has nothing to read inbound; it sends a native constant outbound (use direction: outbound or remove direction)")
-	}
-
-	// type
-	typeGiven := y.Type != ""
-	switch y.Type {
-	case "", "string":
-		r.typ = typeString
-	case "integer":
-		r.typ = typeInteger
-	case "number":
-		r.typ = typeNumber
-	case "boolean":
-		r.typ = typeBoolean
-	default:
-		bad(rt.lineOf("type"), "type %q is not known; %s", y.Type, suggest(y.Type, typeNames))
-	}
-	if rt.has("type") && y.Type == "" {
-		bad(rt.lineOf("type"), "type is empty; expected string, integer, number or boolean")
-	}
-	if !typeGiven {
-		switch {
-		case r.spec.Name != "" && r.spec.Type == funnel.Bool:
-			r.typ = typeBoolean
-		case constOut:
-			r.typ = inferType(y.Default)
-		}
-	}
-	if typeGiven && r.typ != typeString && r.native == EntityField {
-		bad(rt.lineOf("type"), "@entity is the entity name, always text; remove type")
-	}
-	if typeGiven && r.spec.Name != "" {
-		allowed := allowedTypes(r.spec.Type)
-		okType := false
-		for _, a := range allowed {
-			okType = okType || a == r.typ
-		}
-		if !okType {
-			names := make([]string, len(allowed))
-			for i, a := range allowed {
-				names[i] = a.String()
-			}
-			bad(rt.lineOf("type"), "type %s does not fit canonical field %s, which is a %s; expected %s", r.typ, r.spec.Name, r.spec.Type, strings.Join(names, " or "))
-		}
-	}
-
-	// transforms
-	for i, tf := range y.Transform {
-		line := rt.lineOf("transform")
-		if i < len(rt.tforms) {
-			line = rt.tforms[i].line
-		}
-		found := false
-		for k, n := range transformNames {
-			if n == tf {
-				r.transforms = append(r.transforms, transform(k))
-				found = true
-			}
-		}
-		if !found {
-			bad(line, "unknown transform %q; %s", tf, suggest(tf, transformNames))
-		}
-	}
-	if len(y.Transform) > 0 {
-		switch {
-		case constOut || constIn:
-			bad(rt.lineOf("transform"), "transform has no effect on a constant; write the default as it should be")
-		case r.spec.Name != "" && r.spec.Type != funnel.String:
-			bad(rt.lineOf("transform"), "transforms change text, but canonical field %s is a %s; remove transform", r.spec.Name, r.spec.Type)
-		case hasValues && r.typ != typeString:
-			bad(rt.lineOf("transform"), "transforms change text, but this value map matches %s values; remove transform", r.typ)
-		}
-	}
-
-	// when
-	r.when = compileConds(y.When, rt.when, rt.lineOf("when"), "when", c, &ok)
-
-	if !ok {
+	b.compileDirection()
+	b.compileNative()
+	b.compileCanonical()
+	b.checkShape()
+	b.checkDefaultIsScalar()
+	b.checkOwnerAndRequired()
+	b.checkConstantDirection()
+	b.compileType()
+	b.checkTypeFits()
+	b.compileTransforms()
+	b.checkTransformsApply()
+	b.r.when = compileConds(b.y.When, rt.when, rt.lineOf("when"), "when", c, &b.ok)
+	if !b.ok {
 		return nil, false
 	}
-
-	// values
-	if hasValues {
-		r.values = []valueEntry{}
-		seen := map[string]int{}
-		for _, vt := range orderedValues(rt, y.Values) {
-			e := valueEntry{raw: vt.key, line: vt.line}
-			key, err := r.matchKey(vt.key)
-			if err != nil {
-				bad(vt.line, "values key %q: %v", vt.key, err)
-				continue
-			}
-			e.key = key
-			e.out = r.keyOut(key, vt.key)
-			if first, dup := seen[key]; dup {
-				bad(vt.line, "values key %q matches the same native value as the key at line %d; keep one", vt.key, first)
-				continue
-			}
-			seen[key] = vt.line
-			if len(y.Values[vt.key]) == 0 {
-				bad(vt.line, "values key %q sets no canonical field; expected e.g. {stage: lead}", vt.key)
-				continue
-			}
-			e.set = compileConds(y.Values[vt.key], vt.assign, vt.line, fmt.Sprintf("values key %q", vt.key), c, &ok)
-			r.values = append(r.values, e)
-		}
-		if !ok {
+	// The value map and the default are read through the rule's type and
+	// transforms, so they are compiled only once those are sound.
+	if b.hasValues {
+		b.compileValueMap()
+		if !b.ok {
 			return nil, false
 		}
 	}
+	if b.r.hasDefault {
+		b.compileDefault()
+	}
+	return b.r, b.ok
+}
 
-	// defaults
-	if r.hasDefault {
-		dl := rt.lineOf("default")
-		switch {
-		case r.isValues():
-			key, err := r.matchKey(scalarString(y.Default))
-			if err != nil {
-				bad(dl, "default %s: %v", show(y.Default), err)
-				break
-			}
-			var hit *valueEntry
-			for i := range r.values {
-				if r.values[i].key == key {
-					hit = &r.values[i]
-				}
-			}
-			if hit == nil && !r.dir.in() {
-				// An outbound-only value map may fall back to any native
-				// value: it is what is written when no entry matches.
-				r.outDefault = scalarString(y.Default)
-				break
-			}
-			if hit == nil {
-				keys := make([]string, len(r.values))
-				for i, e := range r.values {
-					keys[i] = e.raw
-				}
-				bad(dl, "default %s is not one of the values keys; expected one of: %s", show(y.Default), strings.Join(keys, ", "))
-				break
-			}
-			r.inDefault, r.outDefault = hit.key, hit.out
-		case r.canonical != "":
-			v, err := r.toCanonical(y.Default)
-			if err != nil {
-				bad(dl, "default: %v", err)
-				break
-			}
-			if s, isStr := v.(string); isStr && s == "" {
-				bad(dl, "default is empty; expected a value")
-				break
-			}
-			r.inDefault = v
-			if r.native != "" {
-				if r.outDefault, err = r.toNative(v); err != nil {
-					bad(dl, "default: %v", err)
-				}
-			}
-		default:
-			v, err := nativeConst(y.Default, r.typ)
-			if err != nil {
-				bad(dl, "default: %v", err)
-				break
-			}
-			if s, isStr := v.(string); isStr && strings.TrimSpace(s) == "" {
-				bad(dl, "default is empty; expected a value")
-				break
-			}
-			if r.native == EntityField {
-				if _, isStr := v.(string); !isStr {
-					bad(dl, "default for @entity must be an entity name (text), not %s", show(y.Default))
-				}
-			}
-			r.outDefault = v
+// compileDirection reads direction: both (the default), inbound or outbound.
+func (b *ruleBuild) compileDirection() {
+	switch b.y.Direction {
+	case "both":
+	case "inbound":
+		b.r.dir = dirInbound
+	case "outbound":
+		b.r.dir = dirOutbound
+	case "":
+		if b.rt.has("direction") {
+			b.bad(b.rt.lineOf("direction"), "direction is empty; expected both, inbound or outbound")
+		}
+	default:
+		b.bad(b.rt.lineOf("direction"), "direction %q is not known; %s", b.y.Direction, suggest(b.y.Direction, []string{"both", "inbound", "outbound"}))
+	}
+}
+
+// compileNative checks the native field path (names joined by dots, or
+// @entity) and splits it.
+func (b *ruleBuild) compileNative() {
+	if !b.hasNative {
+		return
+	}
+	native, line := b.y.Native, b.rt.lineOf("native")
+	b.r.native = native
+	switch {
+	case strings.TrimSpace(native) == "":
+		b.bad(line, "native is empty; expected a native field path such as Organization.Name, or @entity")
+	case strings.HasPrefix(native, "@"):
+		if native != EntityField {
+			b.bad(line, "unknown pseudo-field %q; the only pseudo-field is @entity (the record's entity or collection)", native)
+		}
+		b.r.path = []string{native}
+	case strings.ContainsAny(native, " \t\r\n"):
+		b.bad(line, "native field path %q contains spaces; expected names separated by dots, e.g. Organization.Name", native)
+	default:
+		b.r.path = strings.Split(native, ".")
+		if slices.Contains(b.r.path, "") {
+			b.bad(line, "native field path %q has an empty part; expected names separated by single dots, e.g. Organization.Name", native)
 		}
 	}
-	return r, ok
+}
+
+// compileCanonical checks that canonical names a known canonical field.
+func (b *ruleBuild) compileCanonical() {
+	if !b.hasCanon {
+		return
+	}
+	canon, line := b.y.Canonical, b.rt.lineOf("canonical")
+	b.r.canonical = canon
+	if canon == "" {
+		b.bad(line, "canonical is empty; expected a canonical field name (%s)", strings.Join(funnel.FieldNames(), ", "))
+	} else if spec, found := funnel.Lookup(canon); !found {
+		b.bad(line, "unknown canonical field %q; %s", canon, suggest(canon, funnel.FieldNames()))
+	} else {
+		b.r.spec = spec
+	}
+}
+
+// checkShape checks that native, canonical, values and default combine into
+// something a rule can map: native with canonical or values, or a constant.
+func (b *ruleBuild) checkShape() {
+	rt, hasDefault := b.rt, b.rt.has("default")
+	switch {
+	case b.hasValues && b.hasCanon:
+		b.bad(rt.lineOf("values"), "a rule has canonical or values, not both: values sets canonical fields itself (remove canonical, or remove values)")
+	case b.hasValues && !b.hasNative:
+		b.bad(rt.lineOf("values"), "values needs native: the native field whose value is looked up in the map")
+	case !b.hasNative && !b.hasCanon && !b.hasValues:
+		b.bad(rt.line, "the rule maps nothing; expected native with canonical (or values), canonical with default (a constant set inbound), or native with default (a constant sent outbound)")
+	case b.constOut() && !hasDefault:
+		b.bad(rt.line, "native field %s is mapped to nothing; add canonical (or values), or a default to send as a constant", b.y.Native)
+	case b.constIn() && !hasDefault:
+		b.bad(rt.line, "canonical field %s has no native field; add native, or a default to set it as a constant", b.y.Canonical)
+	}
+	if b.hasValues && len(rt.values) == 0 && len(b.y.Values) == 0 {
+		b.bad(rt.lineOf("values"), "values is empty; expected native values with the canonical fields they set, e.g. {\"1\": {stage: suspect}}")
+	}
+}
+
+// checkDefaultIsScalar checks that a default is one value; only then does
+// the rule have a default.
+func (b *ruleBuild) checkDefaultIsScalar() {
+	b.r.hasDefault = b.rt.has("default")
+	if !b.r.hasDefault {
+		return
+	}
+	switch b.y.Default.(type) {
+	case nil:
+		b.bad(b.rt.lineOf("default"), "default is empty; expected a value (quote it if it is text)")
+		b.r.hasDefault = false
+	case string, bool, int, int64, uint64, float64:
+	default:
+		b.bad(b.rt.lineOf("default"), "default must be a single value, not %s", show(b.y.Default))
+		b.r.hasDefault = false
+	}
+}
+
+// checkOwnerAndRequired checks that owner and required are given only where
+// they mean something.
+func (b *ruleBuild) checkOwnerAndRequired() {
+	if b.y.Owner && (!b.r.dir.in() || !b.hasNative) {
+		b.bad(b.rt.lineOf("owner"), "owner needs an inbound rule with native: it says this system's value for the canonical field always wins")
+	}
+	if !b.y.Required {
+		return
+	}
+	if b.r.hasDefault {
+		b.bad(b.rt.lineOf("required"), "required and default exclude each other: with a default the value is never missing (remove one)")
+	}
+	if !b.hasNative {
+		b.bad(b.rt.lineOf("required"), "required needs native: it says the native field must hold a value")
+	}
+}
+
+// checkConstantDirection checks that a constant rule is not limited to the
+// one direction it does nothing in.
+func (b *ruleBuild) checkConstantDirection() {
+	if b.constIn() && b.r.dir == dirOutbound {
+		b.bad(b.rt.lineOf("direction"), "a rule without native has nothing to send outbound; it sets a canonical constant inbound (use direction: inbound or remove direction)")
+	}
+	if b.constOut() && b.r.dir == dirInbound {
+		b.bad(b.rt.lineOf("direction"), "a rule without canonical or values has nothing to read inbound; it sends a native constant outbound (use direction: outbound or remove direction)")
+	}
+}
+
+// compileType reads the native type the rule writes, or infers it: boolean
+// for a boolean canonical field, the default's own type for a native
+// constant, else string.
+func (b *ruleBuild) compileType() {
+	b.typeGiven = b.y.Type != ""
+	switch b.y.Type {
+	case "", "string":
+		b.r.typ = typeString
+	case "integer":
+		b.r.typ = typeInteger
+	case "number":
+		b.r.typ = typeNumber
+	case "boolean":
+		b.r.typ = typeBoolean
+	default:
+		b.bad(b.rt.lineOf("type"), "type %q is not known; %s", b.y.Type, suggest(b.y.Type, typeNames))
+	}
+	if b.rt.has("type") && b.y.Type == "" {
+		b.bad(b.rt.lineOf("type"), "type is empty; expected string, integer, number or boolean")
+	}
+	if b.typeGiven {
+		return
+	}
+	switch {
+	case b.r.spec.Name != "" && b.r.spec.Type == funnel.Bool:
+		b.r.typ = typeBoolean
+	case b.constOut():
+		b.r.typ = inferType(b.y.Default)
+	}
+}
+
+// checkTypeFits checks that a type the rule names fits its native field
+// (@entity is text) and its canonical field.
+func (b *ruleBuild) checkTypeFits() {
+	if !b.typeGiven {
+		return
+	}
+	r := b.r
+	if r.typ != typeString && r.native == EntityField {
+		b.bad(b.rt.lineOf("type"), "@entity is the entity name, always text; remove type")
+	}
+	if r.spec.Name == "" {
+		return
+	}
+	allowed := allowedTypes(r.spec.Type)
+	if slices.Contains(allowed, r.typ) {
+		return
+	}
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = a.String()
+	}
+	b.bad(b.rt.lineOf("type"), "type %s does not fit canonical field %s, which is a %s; expected %s", r.typ, r.spec.Name, r.spec.Type, strings.Join(names, " or "))
+}
+
+// compileTransforms looks up each transform by name, in file order.
+func (b *ruleBuild) compileTransforms() {
+	for i, tf := range b.y.Transform {
+		line := b.rt.lineOf("transform")
+		if i < len(b.rt.tforms) {
+			line = b.rt.tforms[i].line
+		}
+		if k := slices.Index(transformNames, tf); k >= 0 {
+			b.r.transforms = append(b.r.transforms, transform(k))
+		} else {
+			b.bad(line, "unknown transform %q; %s", tf, suggest(tf, transformNames))
+		}
+	}
+}
+
+// checkTransformsApply checks that transforms have text to change: not a
+// constant, nor a canonical field or value map that is not text.
+func (b *ruleBuild) checkTransformsApply() {
+	if len(b.y.Transform) == 0 {
+		return
+	}
+	r, line := b.r, b.rt.lineOf("transform")
+	switch {
+	case b.constOut() || b.constIn():
+		b.bad(line, "transform has no effect on a constant; write the default as it should be")
+	case r.spec.Name != "" && r.spec.Type != funnel.String:
+		b.bad(line, "transforms change text, but canonical field %s is a %s; remove transform", r.spec.Name, r.spec.Type)
+	case b.hasValues && r.typ != typeString:
+		b.bad(line, "transforms change text, but this value map matches %s values; remove transform", r.typ)
+	}
+}
+
+// compileValueMap compiles the value map's entries in file order.
+func (b *ruleBuild) compileValueMap() {
+	b.r.values = []valueEntry{}
+	seen := map[string]int{} // match key -> line of the first entry with it
+	for _, vt := range orderedValues(b.rt, b.y.Values) {
+		if e, ok := b.compileValueEntry(vt, seen); ok {
+			b.r.values = append(b.r.values, e)
+		}
+	}
+}
+
+// compileValueEntry compiles one value-map entry: its key must be a value
+// of the rule's type that no earlier key matches, and it must set some
+// canonical fields.
+func (b *ruleBuild) compileValueEntry(vt valueTree, seen map[string]int) (valueEntry, bool) {
+	key, err := b.r.matchKey(vt.key)
+	if err != nil {
+		b.bad(vt.line, "values key %q: %v", vt.key, err)
+		return valueEntry{}, false
+	}
+	if first, dup := seen[key]; dup {
+		b.bad(vt.line, "values key %q matches the same native value as the key at line %d; keep one", vt.key, first)
+		return valueEntry{}, false
+	}
+	seen[key] = vt.line
+	assign := b.y.Values[vt.key]
+	if len(assign) == 0 {
+		b.bad(vt.line, "values key %q sets no canonical field; expected e.g. {stage: lead}", vt.key)
+		return valueEntry{}, false
+	}
+	e := valueEntry{raw: vt.key, key: key, out: b.r.keyOut(key, vt.key), line: vt.line}
+	e.set = compileConds(assign, vt.assign, vt.line, fmt.Sprintf("values key %q", vt.key), b.c, &b.ok)
+	return e, true
+}
+
+// compileDefault converts the default to what the rule uses it as: a value
+// map's fallback entry, a canonical constant, or a native constant.
+func (b *ruleBuild) compileDefault() {
+	line := b.rt.lineOf("default")
+	switch {
+	case b.r.isValues():
+		b.compileValuesDefault(line)
+	case b.r.canonical != "":
+		b.compileCanonicalDefault(line)
+	default:
+		b.compileNativeDefault(line)
+	}
+}
+
+// compileValuesDefault resolves a value map's default to one of its keys.
+func (b *ruleBuild) compileValuesDefault(line int) {
+	r, def := b.r, b.y.Default
+	key, err := r.matchKey(scalarString(def))
+	if err != nil {
+		b.bad(line, "default %s: %v", show(def), err)
+		return
+	}
+	var hit *valueEntry
+	for i := range r.values {
+		if r.values[i].key == key {
+			hit = &r.values[i]
+		}
+	}
+	switch {
+	case hit != nil:
+		r.inDefault, r.outDefault = hit.key, hit.out
+	case !r.dir.in():
+		// An outbound-only value map may fall back to any native
+		// value: it is what is written when no entry matches.
+		r.outDefault = scalarString(def)
+	default:
+		keys := make([]string, len(r.values))
+		for i, e := range r.values {
+			keys[i] = e.raw
+		}
+		b.bad(line, "default %s is not one of the values keys; expected one of: %s", show(def), strings.Join(keys, ", "))
+	}
+}
+
+// compileCanonicalDefault normalises the default of a canonical rule, and
+// converts it to the native type too when the rule has a native field.
+func (b *ruleBuild) compileCanonicalDefault(line int) {
+	r := b.r
+	v, err := r.toCanonical(b.y.Default)
+	if err != nil {
+		b.bad(line, "default: %v", err)
+		return
+	}
+	if s, isStr := v.(string); isStr && s == "" {
+		b.bad(line, "default is empty; expected a value")
+		return
+	}
+	r.inDefault = v
+	if r.native == "" {
+		return
+	}
+	if r.outDefault, err = r.toNative(v); err != nil {
+		b.bad(line, "default: %v", err)
+	}
+}
+
+// compileNativeDefault converts the default of a native constant to the
+// rule's type; @entity's must be an entity name.
+func (b *ruleBuild) compileNativeDefault(line int) {
+	r, def := b.r, b.y.Default
+	v, err := nativeConst(def, r.typ)
+	if err != nil {
+		b.bad(line, "default: %v", err)
+		return
+	}
+	if s, isStr := v.(string); isStr && strings.TrimSpace(s) == "" {
+		b.bad(line, "default is empty; expected a value")
+		return
+	}
+	if _, isStr := v.(string); !isStr && r.native == EntityField {
+		b.bad(line, "default for @entity must be an entity name (text), not %s", show(def))
+	}
+	r.outDefault = v
 }
 
 // orderedValues returns the value-map entries in file order, plus any the
