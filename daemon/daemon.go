@@ -188,6 +188,7 @@ func (d *Daemon) runFlow(ctx context.Context, f engine.Flow, stop <-chan struct{
 
 func (d *Daemon) adminHandler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", d.console)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))

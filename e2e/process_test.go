@@ -159,6 +159,9 @@ func TestProcessRunServesAdminAndStopsOnSIGTERM(t *testing.T) {
 	if f := status.Flows[0]; f.Flow != flowName || f.LastRun.Error != "" || f.LastRun.Counts[bluerocktel.System]["created"] != seed || string(f.Cursor) == "null" {
 		t.Errorf("/status: flow %s, cursor %s, last run %+v; want %d created and no error", f.Flow, f.Cursor, *f.LastRun, seed)
 	}
+	if st, page := get(base + "/"); st != http.StatusOK || !strings.Contains(page, "<b>"+flowName+"</b>") || !strings.Contains(page, "pending writes") {
+		t.Errorf("operator console GET /: %d\n%.1500s", st, page)
+	}
 	st, metrics := get(base + "/metrics")
 	if st != http.StatusOK || !strings.Contains(metrics, "crmsync_records_total") {
 		t.Errorf("/metrics: %d, crmsync_records_total missing:\n%.2000s", st, metrics)

@@ -1,0 +1,166 @@
+package daemon
+
+import (
+	"html/template"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/crmsync/crmsync/engine"
+)
+
+// The operator console: GET / on the admin endpoint, one page a person
+// reads at a glance (what runs, when it last ran and how it ended, what is
+// owed to which target), refreshed every 15 s. html/template escapes every
+// value, so an API's error text cannot inject markup. /status stays the
+// JSON for machines.
+
+type consoleFlow struct {
+	Name, Source, Targets, Schedule string
+	Next                            string
+	State                           string // ok, failing, never run
+	Error                           string
+	LastRun                         string
+	Took                            string
+	Writes                          string
+	Pending                         []consoleOwed
+	PendingTotal                    int
+	DeadLetters                     int
+}
+
+type consoleOwed struct {
+	Target string
+	N      int
+}
+
+type consolePage struct {
+	Now   string
+	Flows []consoleFlow
+	Error string
+}
+
+var consoleTmpl = template.Must(template.New("console").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="15">
+<title>crmsync</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:.4em .6em;border-bottom:1px solid #ddd;vertical-align:top}
+th{background:#f5f5f5}
+.ok{color:#176f2c}.failing{color:#b00020;font-weight:bold}.never{color:#777}
+.owed{color:#b35c00;font-weight:bold}.err{font-family:monospace;font-size:12px;color:#b00020;max-width:40em;overflow-wrap:anywhere}
+small{color:#777}
+</style></head><body>
+<h1>crmsync</h1>
+<p><small>{{.Now}} UTC · refreshes every 15 s · <a href="/status">/status</a> (JSON) · <a href="/metrics">/metrics</a> · <a href="/readyz">/readyz</a></small></p>
+{{if .Error}}<p class="err">state: {{.Error}}</p>{{end}}
+<table>
+<tr><th>flow</th><th>systems</th><th>schedule</th><th>state</th><th>last run</th><th>writes</th><th>pending writes</th><th>dead letters</th></tr>
+{{range .Flows}}<tr>
+<td><b>{{.Name}}</b></td>
+<td>{{.Source}} → {{.Targets}}</td>
+<td>{{.Schedule}}<br><small>next {{.Next}}</small></td>
+<td class="{{if eq .State "ok"}}ok{{else if eq .State "failing"}}failing{{else}}never{{end}}">{{.State}}{{if .Error}}<div class="err">{{.Error}}</div>{{end}}</td>
+<td>{{.LastRun}}{{if .Took}}<br><small>took {{.Took}}</small>{{end}}</td>
+<td>{{.Writes}}</td>
+<td>{{if .PendingTotal}}{{range .Pending}}<span class="owed">{{.Target}}: {{.N}}</span><br>{{end}}{{else}}none{{end}}</td>
+<td>{{if .DeadLetters}}<span class="owed">{{.DeadLetters}}</span>{{else}}0{{end}}</td>
+</tr>{{end}}
+</table>
+</body></html>
+`))
+
+func (d *Daemon) console(w http.ResponseWriter, r *http.Request) {
+	now := time.Now().UTC()
+	page := consolePage{Now: now.Format("2006-01-02 15:04:05")}
+	flows := make([]engine.Flow, len(d.o.Jobs))
+	for i, j := range d.o.Jobs {
+		flows[i] = j.Flow
+	}
+	sts, err := engine.Status(d.o.Store, flows)
+	if err != nil {
+		page.Error = err.Error()
+	}
+	d.mu.Lock()
+	failing := make(map[string]string, len(d.lastErr))
+	for k, v := range d.lastErr {
+		failing[k] = v
+	}
+	d.mu.Unlock()
+	for i, j := range d.o.Jobs {
+		cf := consoleFlow{Name: j.Flow.Name, Source: j.Flow.Source, Schedule: j.Schedule, State: "never run"}
+		var targets []string
+		for _, t := range j.Flow.Targets {
+			targets = append(targets, t.System)
+		}
+		cf.Targets = strings.Join(targets, ", ")
+		if s, err := d.o.Parser.Parse(j.Schedule); err == nil {
+			cf.Next = s.Next(now).Format("15:04:05")
+		}
+		if i < len(sts) {
+			d.fillConsoleFlow(&cf, sts[i], now)
+		}
+		if e, bad := failing[j.Flow.Name]; bad {
+			cf.State, cf.Error = "failing", e
+		}
+		page.Flows = append(page.Flows, cf)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = consoleTmpl.Execute(w, page)
+}
+
+func (d *Daemon) fillConsoleFlow(cf *consoleFlow, st engine.FlowStatus, now time.Time) {
+	if lr := st.LastRun; lr != nil {
+		cf.State = "ok"
+		if lr.Error != "" {
+			cf.State, cf.Error = "failing", lr.Error
+		}
+		cf.LastRun = lr.Finished.UTC().Format("2006-01-02 15:04:05") + " (" + lr.Mode + ", " + ago(now.Sub(lr.Finished)) + ")"
+		cf.Took = lr.Finished.Sub(lr.Started).Round(time.Millisecond).String()
+		var parts []string
+		for _, sys := range sortedKeys(lr.Counts) {
+			c := lr.Counts[sys]
+			if n := c["created"] + c["updated"] + c["converted"] + c["deleted"] + c["closed"]; n > 0 || c["failed"] > 0 {
+				p := sys + ": " + strconv.Itoa(n)
+				if c["failed"] > 0 {
+					p += ", " + strconv.Itoa(c["failed"]) + " failed"
+				}
+				parts = append(parts, p)
+			}
+		}
+		cf.Writes = strings.Join(parts, "; ")
+		if cf.Writes == "" {
+			cf.Writes = "none"
+		}
+	}
+	for _, t := range sortedKeys(st.Pending) {
+		if n := st.Pending[t]; n > 0 {
+			cf.Pending = append(cf.Pending, consoleOwed{Target: t, N: n})
+			cf.PendingTotal += n
+		}
+	}
+	cf.DeadLetters = st.DeadLetters
+}
+
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return strconv.Itoa(int(d/time.Minute)) + " min ago"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d/time.Hour)) + " h ago"
+	}
+	return strconv.Itoa(int(d/(24*time.Hour))) + " days ago"
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,54 @@
+package daemon
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crmsync/crmsync/state"
+)
+
+// Issue 11: the admin endpoint has a page a person reads (GET /): each
+// flow's state, last run, writes, and what it owes which target; an API's
+// error text is shown escaped, never as markup.
+func TestConsoleShowsFlowsAndEscapesErrors(t *testing.T) {
+	d, _ := newHangingDaemon(t, Options{})
+	var b state.Batch
+	fin := time.Now().UTC().Add(-3 * time.Minute)
+	b.PutRun(state.Run{Flow: "f", Mode: "sync", Started: fin.Add(-2 * time.Second), Finished: fin,
+		Counts: map[string]map[string]int{"dst": {"created": 4, "failed": 1}}, Error: `dst unavailable: <script>alert(1)</script>`})
+	for _, id := range []string{"a", "b"} {
+		b.PutDeadLetter(state.DeadLetter{Flow: "f", System: "dst", CanonicalID: id, Pending: true, Op: "create", Error: "503", Attempts: 1})
+	}
+	b.PutDeadLetter(state.DeadLetter{Flow: "f", System: "dst", CanonicalID: "c", Op: "create", Error: "422", Attempts: 1})
+	if err := d.o.Store.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(d.adminHandler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(body)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{"<b>f</b>", "src → dst", "@every 1h", "failing", "3 min ago", "dst: 4, 1 failed", "dst: 2", `<span class="owed">1</span>`,
+		"&lt;script&gt;alert(1)&lt;/script&gt;"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("console lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "<script>") {
+		t.Error("an error text reached the page as markup")
+	}
+	if resp, err := http.Get(srv.URL + "/nope"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /nope: %v %v; want 404 (the console is at / only)", resp.StatusCode, err)
+	}
+}
