@@ -208,24 +208,50 @@ func adminGet(ctx context.Context, listen, path string) (int, []byte, error) {
 }
 
 func newValidateCmd(g *globals) *cobra.Command {
+	var online bool
+	var timeout time.Duration
 	c := &cobra.Command{
 		Use:   "validate",
 		Short: "Check the configuration and every mapping; print ok or every problem with file:line",
+		Long: `Check the configuration and every mapping, and print ok or every problem with
+file:line. With --online, also make one small authenticated read of every
+system (the first record of a pull), so a wrong URL, a refused token or an API
+that is down shows now, not at the first sync that has something to write.
+Exit status 1 when anything is wrong.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.Load(g.config)
 			if err != nil {
 				fmt.Fprintln(g.env.Stdout, err)
 				return &ExitError{Code: 1}
 			}
-			if _, err := app.BuildSystems(cfg, g.logger(cfg), nil); err != nil {
+			systems, err := app.BuildSystems(cfg, g.logger(cfg), nil)
+			if err != nil {
 				fmt.Fprintln(g.env.Stdout, err)
 				return &ExitError{Code: 1}
+			}
+			if !online {
+				fmt.Fprintln(g.env.Stdout, "ok")
+				return nil
+			}
+			failed := 0
+			for _, r := range app.CheckOnline(cmd.Context(), systems, timeout) {
+				if r.Err != nil {
+					failed++
+					fmt.Fprintf(g.env.Stdout, "%-12s FAILED after %s: %v\n", r.System, r.Took.Round(time.Millisecond), r.Err)
+					continue
+				}
+				fmt.Fprintf(g.env.Stdout, "%-12s ok (answered in %s)\n", r.System, r.Took.Round(time.Millisecond))
+			}
+			if failed > 0 {
+				return &ExitError{Code: 1, Err: fmt.Errorf("%d of %d systems cannot be read", failed, len(systems))}
 			}
 			fmt.Fprintln(g.env.Stdout, "ok")
 			return nil
 		},
 	}
 	g.addConfigFlags(c, false)
+	c.Flags().BoolVar(&online, "online", false, "also make one authenticated read of every system")
+	c.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "with --online: how long each system may take")
 	return c
 }
 

@@ -340,3 +340,23 @@ func TestEmptyStateFileIsTakenAsNew(t *testing.T) {
 		t.Fatalf("status after the sync: %s", r)
 	}
 }
+
+// TestValidateOnlineReadsEverySystem: `validate --online` makes one
+// authenticated read of each system, so a refused token shows before a sync
+// has something to write (issue 11: it went unnoticed while nothing needed
+// writing), and the token never appears in what it prints.
+func TestValidateOnlineReadsEverySystem(t *testing.T) {
+	e := newEnv(t, envOptions{Seed: 3})
+	r := e.cli("validate", "--online")
+	if r.Code != 0 || strings.Count(r.Stdout, "ok (answered in") != 3 {
+		t.Fatalf("validate --online against healthy emulators: %s", r)
+	}
+	bad := newEnv(t, envOptions{Seed: 3, EmulatorToken: "server-token", ConfigToken: "wrong-token-1234"})
+	r = bad.cli("validate", "--online")
+	if r.Code != 1 || strings.Count(r.Stdout, "FAILED") != 3 || !strings.Contains(r.Stdout, "401") {
+		t.Fatalf("validate --online with a refused token: %s", r)
+	}
+	if strings.Contains(r.Stdout+r.Stderr, "wrong-token-1234") {
+		t.Fatalf("the token appears in the output:\n%s", r)
+	}
+}
