@@ -219,37 +219,64 @@ system (the first record of a pull), so a wrong URL, a refused token or an API
 that is down shows now, not at the first sync that has something to write.
 Exit status 1 when anything is wrong.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config.Load(g.config)
-			if err != nil {
-				fmt.Fprintln(g.env.Stdout, err)
-				return &ExitError{Code: 1}
+			type reach struct {
+				System string `json:"system"`
+				OK     bool   `json:"ok"`
+				TookMS int64  `json:"took_ms"`
+				Error  string `json:"error,omitempty"`
 			}
-			systems, err := app.BuildSystems(cfg, g.logger(cfg), nil)
-			if err != nil {
-				fmt.Fprintln(g.env.Stdout, err)
-				return &ExitError{Code: 1}
-			}
-			if !online {
-				fmt.Fprintln(g.env.Stdout, "ok")
+			report := func(probs []problem, sys []reach) error {
+				ok := len(probs) == 0
+				for _, r := range sys {
+					ok = ok && r.OK
+				}
+				if g.jsonOut {
+					if err := writeJSON(g.env.Stdout, map[string]any{"ok": ok, "problems": probs, "systems": sys}); err != nil {
+						return err
+					}
+				} else if ok {
+					fmt.Fprintln(g.env.Stdout, "ok")
+				}
+				if !ok {
+					return &ExitError{Code: 1}
+				}
 				return nil
 			}
-			failed := 0
+			cfg, err := config.Load(g.config)
+			var systems map[string]*engine.System
+			if err == nil {
+				systems, err = app.BuildSystems(cfg, g.logger(cfg), nil)
+			}
+			if err != nil {
+				if !g.jsonOut {
+					fmt.Fprintln(g.env.Stdout, err)
+				}
+				return report(problems(err), nil)
+			}
+			if !online {
+				return report(nil, nil)
+			}
+			sys := []reach{}
 			for _, r := range app.CheckOnline(cmd.Context(), systems, timeout) {
+				took := r.Took.Round(time.Millisecond)
+				sys = append(sys, reach{System: r.System, OK: r.Err == nil, TookMS: took.Milliseconds()})
 				if r.Err != nil {
-					failed++
-					fmt.Fprintf(g.env.Stdout, "%-12s FAILED after %s: %v\n", r.System, r.Took.Round(time.Millisecond), r.Err)
+					sys[len(sys)-1].Error = r.Err.Error()
+				}
+				if g.jsonOut {
 					continue
 				}
-				fmt.Fprintf(g.env.Stdout, "%-12s ok (answered in %s)\n", r.System, r.Took.Round(time.Millisecond))
+				if r.Err != nil {
+					fmt.Fprintf(g.env.Stdout, "%-12s FAILED after %s: %v\n", r.System, took, r.Err)
+				} else {
+					fmt.Fprintf(g.env.Stdout, "%-12s ok (answered in %s)\n", r.System, took)
+				}
 			}
-			if failed > 0 {
-				return &ExitError{Code: 1, Err: fmt.Errorf("%d of %d systems cannot be read", failed, len(systems))}
-			}
-			fmt.Fprintln(g.env.Stdout, "ok")
-			return nil
+			return report(nil, sys)
 		},
 	}
 	g.addConfigFlags(c, false)
+	c.Flags().BoolVar(&g.jsonOut, "json", false, `print {"ok", "problems": [{file, line, message}], "systems": [...]}`)
 	c.Flags().BoolVar(&online, "online", false, "also make one authenticated read of every system")
 	c.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "with --online: how long each system may take")
 	return c

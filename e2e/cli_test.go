@@ -360,3 +360,37 @@ func TestValidateOnlineReadsEverySystem(t *testing.T) {
 		t.Fatalf("the token appears in the output:\n%s", r)
 	}
 }
+
+// TestValidateJSON: `validate --json` gives a pipeline every problem with
+// its file and line, and the online check per system (issue 11).
+func TestValidateJSON(t *testing.T) {
+	e := newEnv(t, envOptions{Seed: 3})
+	var out struct {
+		OK       bool `json:"ok"`
+		Problems []struct {
+			File    string `json:"file"`
+			Line    int    `json:"line"`
+			Message string `json:"message"`
+		} `json:"problems"`
+		Systems []struct {
+			System string `json:"system"`
+			OK     bool   `json:"ok"`
+		} `json:"systems"`
+	}
+	r := e.cli("validate", "--json", "--online")
+	if err := json.Unmarshal([]byte(r.Stdout), &out); r.Code != 0 || err != nil || !out.OK || len(out.Systems) != 3 || len(out.Problems) != 0 {
+		t.Fatalf("validate --json --online on a good config: %v %+v\n%s", err, out, r)
+	}
+	text, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const good = "page_size: 100        # records asked for per page ($top)"
+	e.writeConfig(replaceOnce(t, string(text), good, "page_size: 0"))
+	r = e.cli("validate", "--json")
+	out.OK, out.Problems = true, nil
+	if err := json.Unmarshal([]byte(r.Stdout), &out); r.Code != 1 || err != nil || out.OK || len(out.Problems) != 1 ||
+		out.Problems[0].Line != lineOf(t, string(text), good) || !strings.Contains(out.Problems[0].Message, "page_size 0") || out.Problems[0].File == "" {
+		t.Fatalf("validate --json on a bad config: %v %+v\n%s", err, out, r)
+	}
+}
