@@ -19,6 +19,9 @@ type problem struct {
 // of file:line errors, joined errors) into one list, in order.
 func problems(err error) []problem {
 	var out []problem
+	// A file:line list is taken apart only when err is that list itself
+	// (same text); one wrapped with more context stays one message, so the
+	// context is not lost.
 	var walk func(error)
 	walk = func(err error) {
 		var ce config.Errors
