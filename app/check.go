@@ -2,7 +2,8 @@ package app
 
 import (
 	"context"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/crmsync/crmsync/connectors"
@@ -21,13 +22,8 @@ type Reach struct {
 // shows before a sync needs it, and not only once there is something to
 // write. It reads nothing into state and writes nowhere.
 func CheckOnline(ctx context.Context, systems map[string]*engine.System, timeout time.Duration) []Reach {
-	names := make([]string, 0, len(systems))
-	for n := range systems {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	out := make([]Reach, 0, len(names))
-	for _, n := range names {
+	out := make([]Reach, 0, len(systems))
+	for _, n := range slices.Sorted(maps.Keys(systems)) {
 		c, cancel := context.WithTimeout(ctx, timeout)
 		start := time.Now()
 		_, err := systems[n].Conn.Pull(c, nil, connectors.PullOptions{PageSize: 1})

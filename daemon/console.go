@@ -2,8 +2,9 @@ package daemon
 
 import (
 	"html/template"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -120,7 +121,7 @@ func (d *Daemon) fillConsoleFlow(cf *consoleFlow, st engine.FlowStatus, now time
 		cf.LastRun = lr.Finished.UTC().Format("2006-01-02 15:04:05") + " (" + lr.Mode + ", " + ago(now.Sub(lr.Finished)) + ")"
 		cf.Took = lr.Finished.Sub(lr.Started).Round(time.Millisecond).String()
 		var parts []string
-		for _, sys := range sortedKeys(lr.Counts) {
+		for _, sys := range slices.Sorted(maps.Keys(lr.Counts)) {
 			c := lr.Counts[sys]
 			if n := c["created"] + c["updated"] + c["converted"] + c["deleted"] + c["closed"]; n > 0 || c["failed"] > 0 {
 				p := sys + ": " + strconv.Itoa(n)
@@ -135,7 +136,7 @@ func (d *Daemon) fillConsoleFlow(cf *consoleFlow, st engine.FlowStatus, now time
 			cf.Writes = "none"
 		}
 	}
-	for _, t := range sortedKeys(st.Pending) {
+	for _, t := range slices.Sorted(maps.Keys(st.Pending)) {
 		if n := st.Pending[t]; n > 0 {
 			cf.Pending = append(cf.Pending, consoleOwed{Target: t, N: n})
 			cf.PendingTotal += n
@@ -154,13 +155,4 @@ func ago(d time.Duration) string {
 		return strconv.Itoa(int(d/time.Hour)) + " h ago"
 	}
 	return strconv.Itoa(int(d/(24*time.Hour))) + " days ago"
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
