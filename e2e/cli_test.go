@@ -147,14 +147,7 @@ func TestTwoSyncsOnOneStateFile(t *testing.T) {
 	if c := counts(t, decodeSync(t, second.Stdout), bluerocktel.System); c.Created != seed {
 		t.Errorf("bluerocktel created %d, want %d", c.Created, seed)
 	}
-	var names []string
-	for _, b := range e.blueRecords() {
-		names = append(names, b.Name)
-	}
-	if len(names) != seed {
-		t.Errorf("BlueRockTel holds %d records, want %d", len(names), seed)
-	}
-	assertUniqueNames(t, "BlueRockTel", names)
+	e.assertBlueRockTelHolds(t, seed, "")
 	var opNames []string
 	for _, p := range e.overplaneRecords() {
 		opNames = append(opNames, p.Name)

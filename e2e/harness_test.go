@@ -356,6 +356,21 @@ func (e *testEnv) writes() writes {
 	return writes{overplane: len(e.srv.Overplane.Writes()), bluerocktel: len(e.srv.BlueRockTel.Writes())}
 }
 
+// assertBlueRockTelHolds fails unless BlueRockTel holds want records, each
+// name once (nothing lost, nothing created twice); when says at which point
+// of the test ("" or e.g. " after the retry").
+func (e *testEnv) assertBlueRockTelHolds(t testing.TB, want int, when string) {
+	t.Helper()
+	var names []string
+	for _, b := range e.blueRecords() {
+		names = append(names, b.Name)
+	}
+	if len(names) != want {
+		t.Errorf("BlueRockTel holds %d records%s, want %d", len(names), when, want)
+	}
+	assertUniqueNames(t, "BlueRockTel", names)
+}
+
 // assertUniqueNames fails when two records share a name.
 func assertUniqueNames(t testing.TB, system string, names []string) {
 	t.Helper()

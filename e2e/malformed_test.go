@@ -45,15 +45,7 @@ func TestMalformedPageFailsClearlyAndLosesNothing(t *testing.T) {
 	if c := counts(t, res, bluerocktel.System); c.Failed != 0 {
 		t.Errorf("second run: %+v", c)
 	}
-	recs := e.blueRecords()
-	if len(recs) != seed {
-		t.Errorf("BlueRockTel holds %d records after the retry, want %d", len(recs), seed)
-	}
-	names := make([]string, len(recs))
-	for i, b := range recs {
-		names[i] = b.Name
-	}
-	assertUniqueNames(t, bluerocktel.System, names)
+	e.assertBlueRockTelHolds(t, seed, " after the retry")
 }
 
 // TestMalformedPageOnceIsSentAgain: one HTML page in a 200 among good ones

@@ -277,14 +277,7 @@ func TestProcessSIGTERMMidPageCommitsThePage(t *testing.T) {
 	if c := counts(t, r, bluerocktel.System); c.Created != seed-first || c.Failed != 0 {
 		t.Errorf("the next sync: bluerocktel %+v, want %d created", c, seed-first)
 	}
-	var names []string
-	for _, b := range e.blueRecords() {
-		names = append(names, b.Name)
-	}
-	if len(names) != seed {
-		t.Errorf("BlueRockTel holds %d records, want %d", len(names), seed)
-	}
-	assertUniqueNames(t, "BlueRockTel", names)
+	e.assertBlueRockTelHolds(t, seed, "")
 }
 
 // TestProcessDemo: `crmsync demo` runs its three steps from the binary

@@ -129,14 +129,7 @@ func TestProcessSecondSIGTERMExits130(t *testing.T) {
 	if c := counts(t, r, bluerocktel.System); c.Failed != 0 {
 		t.Errorf("the next sync: bluerocktel %+v, want no failures", c)
 	}
-	var names []string
-	for _, b := range e.blueRecords() {
-		names = append(names, b.Name)
-	}
-	if len(names) != seed {
-		t.Errorf("BlueRockTel holds %d records after the next sync, want %d", len(names), seed)
-	}
-	assertUniqueNames(t, "BlueRockTel", names)
+	e.assertBlueRockTelHolds(t, seed, " after the next sync")
 }
 
 // TestProcessRunShutdownGraceAndSecondSignal: `crmsync run` bounds its stop

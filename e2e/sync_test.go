@@ -326,14 +326,7 @@ func TestConcurrentFirstSyncIsRaceFree(t *testing.T) {
 	if c := counts(t, r, bluerocktel.System); c.Created != seed || c.Failed != 0 {
 		t.Errorf("bluerocktel counts %+v, want %d created", c, seed)
 	}
-	var names []string
-	for _, b := range e.blueRecords() {
-		names = append(names, b.Name)
-	}
-	if len(names) != seed {
-		t.Errorf("BlueRockTel holds %d records, want %d", len(names), seed)
-	}
-	assertUniqueNames(t, "BlueRockTel", names)
+	e.assertBlueRockTelHolds(t, seed, "")
 	if c := counts(t, r, "overplane"); c.Created != e.tribeOrgCount() {
 		t.Errorf("overplane created %d, want %d", c.Created, e.tribeOrgCount())
 	}
