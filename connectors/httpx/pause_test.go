@@ -36,21 +36,29 @@ func (a *arrivals) snapshot() ([]time.Time, []string) {
 	return append([]time.Time(nil), a.times...), append([]string(nil), a.paths...)
 }
 
+// limitedOnce is a server that answers its first request 429 with
+// Retry-After: 1 and every later one 200 {}, recording when each arrived.
+func limitedOnce(t *testing.T) (*arrivals, *httptest.Server) {
+	t.Helper()
+	arr := &arrivals{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if arr.add(r) == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(srv.Close)
+	return arr, srv
+}
+
 // A 429 with Retry-After seen by one request holds every goroutine using the
 // same Client, whichever method got it and whichever method the others send.
 func TestRetryAfterPausesWholeClient(t *testing.T) {
 	for _, first := range []string{http.MethodGet, http.MethodPost} {
 		t.Run("429 on "+first, func(t *testing.T) {
-			var arr arrivals
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if arr.add(r) == 1 {
-					w.Header().Set("Retry-After", "1")
-					w.WriteHeader(http.StatusTooManyRequests)
-					return
-				}
-				_, _ = w.Write([]byte(`{}`))
-			}))
-			defer srv.Close()
+			arr, srv := limitedOnce(t)
 
 			// The workers start once the client has the 429 in hand, so
 			// none of their requests was already on its way when it came.
@@ -224,16 +232,7 @@ func TestCancelDuringPauseReturnsPromptly(t *testing.T) {
 // After a pause the rate limiter, not a burst of callers that queued during
 // the pause, paces what is sent.
 func TestRateLimitPacesRequestsAfterPause(t *testing.T) {
-	var arr arrivals
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if arr.add(r) == 1 {
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusTooManyRequests)
-			return
-		}
-		_, _ = w.Write([]byte(`{}`))
-	}))
-	defer srv.Close()
+	arr, srv := limitedOnce(t)
 	c := newClient(Options{RetryMax: -1, RateLimit: 20, Burst: 1})
 	if _, err := c.Do(t.Context(), Request{Method: "GET", URL: srv.URL + "/first"}); !connectors.IsRetryable(err) {
 		t.Fatalf("first call: err = %v, want a retryable 429", err)
