@@ -19,22 +19,26 @@ const module = "github.com/crmsync/crmsync"
 // vendor (issue 8).
 var layers = map[string][]string{
 	"funnel":              {},
+	"yamlx":               {},
 	"state":               {"funnel"},
 	"mapping":             {"funnel"},
-	"config":              {"funnel"},
-	"connectors":          {},
+	"connectors":          {"connectors/emukit"},
 	"connectors/emukit":   {},
 	"connectors/httpx":    {"connectors"},
 	"connectors/conntest": {"connectors", "connectors/emukit", "connectors/httpx"},
 	"connectors/*":        {"connectors", "connectors/emukit", "connectors/httpx"},
+	"connectors/builtin":  {"connectors", "connectors/*"},
 	"engine":              {"connectors", "funnel", "mapping", "state"},
+	"config":              {"connectors", "connectors/httpx", "engine", "funnel", "yamlx"},
 	"metrics":             {"engine"},
 	"daemon":              {"engine", "state"},
-	"emulate":             {"connectors/emukit", "connectors/bluerocktel", "connectors/overplane", "connectors/tribecrm"},
-	"app":                 {"config", "connectors", "connectors/*", "engine", "funnel", "mapping", "state"},
-	"cli":                 {"*"},
-	"":                    {"cli"},
-	"e2e":                 {}, // tests only; its tests may import anything
+	// The wiring layers name no system type: they loop over the registry.
+	"emulate":         {"connectors", "connectors/emukit"},
+	"emulate/emutest": {"connectors/*", "emulate"}, // tests' typed access to the built-in emulators
+	"app":             {"config", "connectors", "engine", "mapping", "state"},
+	"cli":             {"app", "config", "connectors", "connectors/builtin", "connectors/emukit", "daemon", "emulate", "engine", "funnel", "mapping", "metrics", "state"},
+	"":                {"cli", "connectors/builtin"},
+	"e2e":             {}, // tests only; its tests may import anything
 }
 
 func allowed(pkg, imp string) bool {

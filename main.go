@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/crmsync/crmsync/cli"
+	"github.com/crmsync/crmsync/connectors/builtin"
 )
 
 // assets are what `crmsync demo` needs to run from the binary alone.
@@ -16,5 +17,5 @@ import (
 var assets embed.FS
 
 func main() {
-	os.Exit(cli.Execute(context.Background(), os.Args[1:], cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Assets: assets}))
+	os.Exit(cli.Execute(context.Background(), os.Args[1:], cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Assets: assets, Types: builtin.Registry()}))
 }

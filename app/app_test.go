@@ -14,6 +14,7 @@ import (
 
 	"github.com/crmsync/crmsync/config"
 	"github.com/crmsync/crmsync/connectors/bluerocktel"
+	"github.com/crmsync/crmsync/connectors/builtin"
 	"github.com/crmsync/crmsync/connectors/tribecrm"
 	"github.com/crmsync/crmsync/engine"
 )
@@ -55,7 +56,7 @@ flows:
 		t.Fatal(err)
 	}
 	env := map[string]string{"TRIBE_SECRET": "tribe-client-secret-123", "BRT_PASSWORD": "brt-password-456"}
-	cfg, err := config.Parse(path, []byte(cfgText), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := config.Parse(path, []byte(cfgText), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, builtin.Registry())
 	if err != nil {
 		t.Fatal(err)
 	}

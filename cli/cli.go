@@ -19,6 +19,8 @@ import (
 
 	"github.com/crmsync/crmsync/app"
 	"github.com/crmsync/crmsync/config"
+	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/connectors/builtin"
 	"github.com/crmsync/crmsync/engine"
 )
 
@@ -29,6 +31,8 @@ type Env struct {
 	// Assets holds config.example.yaml and examples/mappings/*.yaml
 	// (embedded by main), used by demo.
 	Assets fs.FS
+	// Types are the system types this build knows (nil: the built-in ones).
+	Types *connectors.Registry
 }
 
 const warnLevel = zerolog.WarnLevel
@@ -75,6 +79,9 @@ type globals struct {
 
 // NewRoot builds the command tree.
 func NewRoot(env Env) *cobra.Command {
+	if env.Types == nil {
+		env.Types = builtin.Registry()
+	}
 	g := &globals{env: env}
 	root := &cobra.Command{
 		Use:   "crmsync",
@@ -126,7 +133,7 @@ func (g *globals) shutdownGrace(c *cobra.Command, cfg *config.Config) (time.Dura
 }
 
 func (g *globals) loadConfig() (*config.Config, error) {
-	cfg, err := config.Load(g.config)
+	cfg, err := config.Load(g.config, g.env.Types)
 	if err != nil {
 		return nil, &ExitError{Code: 2, Err: err}
 	}

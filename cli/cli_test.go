@@ -15,7 +15,7 @@ import (
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/httpx"
 	"github.com/crmsync/crmsync/connectors/tribecrm"
-	"github.com/crmsync/crmsync/emulate"
+	"github.com/crmsync/crmsync/emulate/emutest"
 	"github.com/crmsync/crmsync/engine"
 	"github.com/crmsync/crmsync/state"
 )
@@ -27,7 +27,7 @@ import (
 type cliWorld struct {
 	t     *testing.T
 	ctx   context.Context
-	srv   *emulate.Servers
+	srv   *emutest.Servers
 	dir   string
 	cfg   string // config path
 	state string
@@ -39,7 +39,7 @@ func newCLIWorld(t *testing.T, tribe int, logLevel string, mappings map[string]s
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	none := 0
-	srv, err := emulate.Start(ctx, emulate.Options{TribeCRMAddr: "127.0.0.1:0", OverplaneAddr: "127.0.0.1:0", BlueRockTelAddr: "127.0.0.1:0", Seed: tribe, SeedOthers: &none})
+	srv, err := emutest.Start(ctx, emutest.Options{Seed: tribe, SeedOthers: &none})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,22 +1,22 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/crmsync/crmsync/app"
 	"github.com/crmsync/crmsync/config"
+	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/emulate"
 	"github.com/crmsync/crmsync/engine"
+	"github.com/crmsync/crmsync/funnel"
+	"github.com/crmsync/crmsync/mapping"
 )
 
 func newDemoCmd(g *globals) *cobra.Command {
@@ -25,13 +25,13 @@ func newDemoCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "demo",
 		Short: "Start the emulators in-process and run the example flows with a fresh state file",
-		Long: `A self-contained tour, no network beyond loopback: starts the three emulators
+		Long: `A self-contained tour, no network beyond loopback: starts the emulators
 on free loopback ports, writes config.example.yaml and its mappings to a
 temporary directory, then
   1. syncs the example flows (records are created in the targets),
   2. syncs again with nothing changed (zero writes),
-  3. renames one organisation in TribeCRM through its API and syncs
-     (exactly one update in each target that holds it),
+  3. renames one organisation in the first flow's source (TribeCRM) through
+     its API and syncs (exactly one update in each target that holds it),
 and prints what was synced.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDemo(cmd.Context(), g, seed, keep)
@@ -70,29 +70,37 @@ func runDemo(ctx context.Context, g *globals, seed int, keep bool) error {
 	}); err != nil {
 		return err
 	}
-	none := 0
-	srv, err := emulate.Start(ctx, emulate.Options{TribeCRMAddr: "127.0.0.1:0", OverplaneAddr: "127.0.0.1:0", BlueRockTelAddr: "127.0.0.1:0", Seed: seed, SeedOthers: &none})
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
 	cfgPath := filepath.Join(dir, "config.example.yaml")
 	data, err := os.ReadFile(cfgPath)
 	if err != nil {
 		return err
 	}
-	env := map[string]string{
-		"TRIBECRM_URL":    srv.URLs["tribecrm"],
-		"OVERPLANE_URL":   srv.URLs["overplane"],
-		"BLUEROCKTEL_URL": srv.URLs["bluerocktel"],
-		"CRMSYNC_STATE":   filepath.Join(dir, "crmsync.db"),
+	types := g.env.Types
+	// The example config reads each system's URL from <TYPE>_URL. A first
+	// read (default URLs) says which types are sources: those emulators are
+	// seeded, the targets start empty.
+	env := map[string]string{"CRMSYNC_STATE": filepath.Join(dir, "crmsync.db")}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	first, err := config.Parse(cfgPath, data, lookup, types)
+	if err != nil {
+		return err
 	}
-	cfg, err := config.Parse(cfgPath, data, func(k string) (string, bool) {
-		if v, ok := env[k]; ok {
-			return v, true
-		}
-		return "", false
-	})
+	seeds := map[string]int{}
+	for _, t := range types.Names() {
+		seeds[t] = 0
+	}
+	for _, f := range first.Flows {
+		seeds[first.Systems[f.Source].Type] = seed
+	}
+	srv, err := emulate.Start(ctx, emulate.Options{Types: types, Addr: "127.0.0.1:0", Seeds: seeds})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	for t, u := range srv.URLs {
+		env[strings.ToUpper(t)+"_URL"] = u
+	}
+	cfg, err := config.Parse(cfgPath, data, lookup, types)
 	if err != nil {
 		return err
 	}
@@ -106,8 +114,17 @@ func runDemo(ctx context.Context, g *globals, seed int, keep bool) error {
 	}
 	defer a.Close()
 	flows, _ := app.Flows(cfg, nil)
-	fmt.Fprintf(out, "crmsync demo: emulators on %s (tribecrm), %s (overplane), %s (bluerocktel)\n", srv.URLs["tribecrm"], srv.URLs["overplane"], srv.URLs["bluerocktel"])
-	fmt.Fprintf(out, "TribeCRM seeded with %d funnel records; state file %s\n\n", seed, cfg.State)
+	if len(flows) == 0 {
+		return fmt.Errorf("%s has no flows", cfgPath)
+	}
+	var where []string
+	for _, t := range types.Types() {
+		where = append(where, fmt.Sprintf("%s (%s)", srv.URLs[t.Name], t.Name))
+	}
+	src := a.Systems[flows[0].Source]
+	srcTitle := systemTitle(types, cfg.Systems[src.Name].Type)
+	fmt.Fprintf(out, "crmsync demo: emulators on %s\n", strings.Join(where, ", "))
+	fmt.Fprintf(out, "%s seeded with %d funnel records; state file %s\n\n", srcTitle, seed, cfg.State)
 	step := func(title string) error {
 		fmt.Fprintf(out, "== %s\n", title)
 		var results []*engine.Result
@@ -123,17 +140,17 @@ func runDemo(ctx context.Context, g *globals, seed int, keep bool) error {
 		fmt.Fprintln(out)
 		return nil
 	}
-	if err := step("1. first sync: TribeCRM records are created in Overplane and BlueRockTel"); err != nil {
+	if err := step(fmt.Sprintf("1. first sync: %s records are created in the other systems", srcTitle)); err != nil {
 		return err
 	}
 	if err := step("2. second sync, nothing changed: zero writes"); err != nil {
 		return err
 	}
-	name, err := demoEdit(ctx, srv)
+	name, err := demoEdit(ctx, src)
 	if err != nil {
-		return fmt.Errorf("edit a record in the TribeCRM emulator: %w", err)
+		return fmt.Errorf("edit a record in the %s emulator: %w", srcTitle, err)
 	}
-	if err := step(fmt.Sprintf("3. renamed an organisation in TribeCRM to %q: one update per target", name)); err != nil {
+	if err := step(fmt.Sprintf("3. renamed an organisation in %s to %q: one update per target", srcTitle, name)); err != nil {
 		return err
 	}
 	if keep {
@@ -142,61 +159,42 @@ func runDemo(ctx context.Context, g *globals, seed int, keep bool) error {
 	return nil
 }
 
-// demoEdit renames one TribeCRM organisation through the emulator's own
-// OData API, as a user (or curl) would, and returns the new name.
-func demoEdit(ctx context.Context, srv *emulate.Servers) (string, error) {
-	base := srv.URLs["tribecrm"] + "/v1/odata/"
-	do := func(method, url string, body any, out any) error {
-		var rd io.Reader
-		if body != nil {
-			b, err := json.Marshal(body)
-			if err != nil {
-				return err
-			}
-			rd = bytes.NewReader(b)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, url, rd)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer dev-token")
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode >= 300 {
-			b, _ := io.ReadAll(resp.Body)
-			return fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, b)
-		}
-		if out != nil {
-			return json.NewDecoder(resp.Body).Decode(out)
-		}
-		return nil
+// systemTitle is the vendor's name of a system type.
+func systemTitle(types *connectors.Registry, name string) string {
+	if t, ok := types.Lookup(name); ok && t.Title != "" {
+		return t.Title
 	}
-	for _, stage := range []string{"Lead", "Suspect", "HotProspect", "Prospect", "Customer"} {
-		var list struct {
-			Value []struct {
-				Organization struct {
-					ID   string
-					Name string
-				}
-			} `json:"value"`
-		}
-		set := "Relationship_Organization_CommercialRelationship_" + stage
-		if err := do("GET", base+set+"?$top=1&$orderby=CreationDate%20asc&$expand=Organization", nil, &list); err != nil {
-			return "", err
-		}
-		if len(list.Value) == 0 {
+	return name
+}
+
+// demoEdit renames one organisation in sys through its own connector, as a
+// user would in that CRM, and returns the new name: the first organisation
+// of the first page, its name changed in canonical form and written back as
+// the native fields the mapping gives for it.
+func demoEdit(ctx context.Context, sys *engine.System) (string, error) {
+	page, err := sys.Conn.Pull(ctx, nil, connectors.PullOptions{})
+	if err != nil {
+		return "", err
+	}
+	for _, r := range page.Records {
+		rec, err := sys.Map.Inbound(mapping.Native{Entity: r.Entity, Fields: r.Fields})
+		if err != nil || rec.Kind() != funnel.Organization || rec.Str(funnel.FieldName) == "" {
 			continue
 		}
-		org := list.Value[0].Organization
-		name := org.Name + " Group"
-		if err := do("PUT", base+"Relation_Organization("+org.ID+")", map[string]string{"Name": name}, nil); err != nil {
+		before, err := sys.Map.Outbound(rec)
+		if err != nil {
+			return "", err
+		}
+		name := rec.Str(funnel.FieldName) + " Group"
+		rec.Fields[funnel.FieldName] = name
+		after, err := sys.Map.Outbound(rec)
+		if err != nil {
+			return "", err
+		}
+		if _, err := sys.Conn.Update(ctx, r.Entity, r.ID, engine.DiffPayload(before.Fields, after.Fields)); err != nil {
 			return "", err
 		}
 		return name, nil
 	}
-	return "", fmt.Errorf("no organisation found to rename")
+	return "", fmt.Errorf("no organisation found to rename on the first page")
 }

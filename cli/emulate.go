@@ -2,7 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"maps"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -13,13 +15,16 @@ import (
 )
 
 func newEmulateCmd(g *globals) *cobra.Command {
-	var o emulate.Options
+	o := emulate.Options{Types: g.env.Types, Addrs: map[string]string{}, Seeds: map[string]int{}, Params: map[string]map[string]string{}}
 	var f emukit.Faults
-	var others int
+	types := g.env.Types.Types()
+	seeds := make([]int, len(types))
+	addrs := make([]string, len(types))
+	params := map[string]map[string]*string{}
 	c := &cobra.Command{
 		Use:   "emulate",
 		Short: "Serve emulators of the TribeCRM, Overplane and BlueRockTel APIs on loopback until SIGTERM",
-		Long: `Serve faithful emulators of the three CRM APIs, seeded with --seed realistic
+		Long: `Serve faithful emulators of the CRM APIs, seeded with --seed realistic
 records each (the same --seed always gives the same records). Every emulator
 checks "Authorization: Bearer <token>" and can be read and changed with any
 HTTP client, e.g.:
@@ -29,15 +34,28 @@ HTTP client, e.g.:
   curl -H 'Authorization: Bearer dev-token' 'http://127.0.0.1:8082/api/crm/prospect?limit=2'
   curl -H 'Authorization: Bearer dev-token' -H 'Accept: application/json' 'http://127.0.0.1:8083/api/v1/prospects?per_page=2'
 
-Fault flags inject latency, 5xx answers, 429 rate limiting with Retry-After,
-connection resets, 401s, 200s with an error body, hangs, answers lost or
-replaced by a 504 after the request was carried out, a page-size cap, many records on one timestamp (--ties)
-and records edited while a client pages (--edit-during-paging).`,
+Each system type has --TYPE-addr, --TYPE-seed (default --seed) and its own
+knobs (--bluerocktel-naming). Fault flags inject latency, 5xx answers, 429
+rate limiting with Retry-After, connection resets, 401s, 200s with an error
+body, hangs, answers lost or replaced by a 504 after the request was carried
+out, a page-size cap, many records on one timestamp (--ties) and records
+edited while a client pages (--edit-during-paging).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := g.logger(nil)
 			o.Faults = f
-			if cmd.Flags().Changed("seed-others") {
-				o.SeedOthers = &others
+			for i, t := range types {
+				o.Addrs[t.Name] = addrs[i]
+				if cmd.Flags().Changed(t.Name + "-seed") {
+					o.Seeds[t.Name] = seeds[i]
+				}
+				for k, v := range params[t.Name] {
+					if cmd.Flags().Changed(t.Name + "-" + k) {
+						if o.Params[t.Name] == nil {
+							o.Params[t.Name] = map[string]string{}
+						}
+						o.Params[t.Name][k] = *v
+					}
+				}
 			}
 			ctx, cancel := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer cancel()
@@ -45,26 +63,35 @@ and records edited while a client pages (--edit-during-paging).`,
 			if err != nil {
 				return err
 			}
-			for _, n := range []string{"tribecrm", "overplane", "bluerocktel"} {
-				log.Info().Str("system", n).Str("url", s.URLs[n]).Int("records", o.Seed).Msg("emulator listening")
+			for _, t := range types {
+				records := o.Seed
+				if n, ok := o.Seeds[t.Name]; ok {
+					records = n
+				}
+				log.Info().Str("system", t.Name).Str("url", s.URLs[t.Name]).Int("records", records).Msg("emulator listening")
+				fmt.Fprintf(g.env.Stdout, "%-11s %s\n", t.Name, s.URLs[t.Name])
 			}
-			fmt.Fprintf(g.env.Stdout, "tribecrm    %s\noverplane   %s\nbluerocktel %s\n", s.URLs["tribecrm"], s.URLs["overplane"], s.URLs["bluerocktel"])
 			<-ctx.Done()
 			s.Close()
 			log.Info().Msg("emulators stopped")
 			return nil
 		},
 	}
-	c.Flags().StringVar(&o.TribeCRMAddr, "tribecrm-addr", "127.0.0.1:8081", "TribeCRM emulator address")
-	c.Flags().StringVar(&o.OverplaneAddr, "overplane-addr", "127.0.0.1:8082", "Overplane emulator address")
-	c.Flags().StringVar(&o.BlueRockTelAddr, "bluerocktel-addr", "127.0.0.1:8083", "BlueRockTel emulator address")
+	for i, t := range types {
+		c.Flags().StringVar(&addrs[i], t.Name+"-addr", t.Emulator.Addr, t.Title+" emulator address")
+		c.Flags().IntVar(&seeds[i], t.Name+"-seed", 0, "records seeded in "+t.Title+" (default: --seed)")
+		params[t.Name] = map[string]*string{}
+		for _, k := range slices.Sorted(maps.Keys(t.Emulator.Params)) {
+			v := new(string)
+			params[t.Name][k] = v
+			c.Flags().StringVar(v, t.Name+"-"+k, "", t.Title+": "+t.Emulator.Params[k])
+		}
+	}
 	c.Flags().StringVar(&o.Token, "token", "dev-token", "bearer token every emulator accepts")
 	c.Flags().IntVar(&o.Seed, "seed", 100, "records seeded per system (deterministic)")
-	c.Flags().IntVar(&others, "seed-others", 0, "records seeded in Overplane and BlueRockTel (default: --seed)")
 	c.Flags().IntVar(&o.PageCap, "page-cap", 0, "server-side cap on page size (0: each API's default)")
 	c.Flags().BoolVar(&o.Ties, "ties", false, "many records on one timestamp: seeds share one, and every write gets it")
 	c.Flags().IntVar(&o.EditDuringPaging, "edit-during-paging", 0, "edit this many records after every list page served (0: off)")
-	c.Flags().StringVar(&o.BlueRockTelNaming, "bluerocktel-naming", "camel", "field spelling BlueRockTel answers with and accepts on writes (the other spelling is dropped, as Laravel's validation would): camel (the SDK) or snake (the docs)")
 	c.Flags().DurationVar(&f.Latency, "latency", 0, "latency added to every answer")
 	c.Flags().Float64Var(&f.ErrorRate, "error-rate", 0, "share of requests answered with 503 (0..1)")
 	c.Flags().IntVar(&f.RateLimit, "rate-limit", 0, "answer 429 past this many requests per second (0: off)")

@@ -242,7 +242,7 @@ Exit status 1 when anything is wrong.`,
 				}
 				return nil
 			}
-			cfg, err := config.Load(g.config)
+			cfg, err := config.Load(g.config, g.env.Types)
 			var systems map[string]*engine.System
 			if err == nil {
 				systems, err = app.BuildSystems(cfg, g.logger(cfg), nil)

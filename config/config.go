@@ -1,14 +1,15 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,25 +18,15 @@ import (
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
+	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/connectors/httpx"
+	"github.com/crmsync/crmsync/engine"
 	"github.com/crmsync/crmsync/funnel"
+	"github.com/crmsync/crmsync/yamlx"
 )
 
 // Secret is a credential. It prints as [REDACTED]; use Value for the real one.
-type Secret string
-
-// Value returns the secret itself.
-func (s Secret) Value() string { return string(s) }
-
-// String hides the value.
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return "[REDACTED]"
-}
-
-// MarshalJSON hides the value.
-func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
+type Secret = connectors.Secret
 
 // Config is the whole configuration file.
 type Config struct {
@@ -55,7 +46,12 @@ type Config struct {
 	File string `yaml:"-"`
 	// graceLine is the line of shutdown_grace, 0 when the key is absent.
 	graceLine int
+	// types are the system types the file was read with.
+	types *connectors.Registry
 }
+
+// Types returns the system types the file was read with.
+func (c *Config) Types() *connectors.Registry { return c.types }
 
 // DefaultShutdownGrace is shutdown_grace when the file does not set it.
 const DefaultShutdownGrace = 10 * time.Second
@@ -71,46 +67,74 @@ type Admin struct {
 	Listen string `yaml:"listen"` // host:port, "" disables
 }
 
-// System is one CRM connection.
+// System is one CRM connection: the keys every system has, and the keys of
+// its type in Options.
 type System struct {
-	Type          string        `yaml:"type"` // tribecrm, overplane, bluerocktel
+	Type          string        `yaml:"type"` // a registered type: tribecrm, overplane, bluerocktel
 	BaseURL       string        `yaml:"base_url"`
 	Token         Secret        `yaml:"token"`
 	Mapping       string        `yaml:"mapping"`
-	PageSize      int           `yaml:"page_size"`
+	PageSize      int           `yaml:"page_size"`  // 0: connectors.DefaultPageSize
 	RateLimit     float64       `yaml:"rate_limit"` // requests per second
 	Burst         int           `yaml:"burst"`
-	Timeout       time.Duration `yaml:"timeout"`
-	Retries       int           `yaml:"retries"`
-	RetryAfterMax time.Duration `yaml:"retry_after_max"`
-	Overlap       time.Duration `yaml:"overlap"`       // cursor overlap window re-read on each pull
-	OAuth         *OAuth        `yaml:"oauth"`         // tribecrm: client credentials
-	Login         *Login        `yaml:"login"`         // bluerocktel: POST /api/login
-	Naming        string        `yaml:"naming"`        // bluerocktel: snake or camel field names on writes
-	ConvertPath   string        `yaml:"convert_path"`  // bluerocktel: prospect -> customer conversion route
-	UpgradeField  string        `yaml:"upgrade_field"` // tribecrm: _UpgradeType (default) or _Type for stage conversion
-	Stages        []string      `yaml:"stages"`        // tribecrm: funnel stages to read (default all: Suspect, Lead, HotProspect, Prospect, Customer)
-	UpdateMethod  string        `yaml:"update_method"` // tribecrm: post (default: POST Set with ID, the vendor's own clients), patch or put (GET, then PUT of the whole entity)
+	Timeout       time.Duration `yaml:"timeout"`         // 0: httpx.DefaultTimeout
+	Retries       int           `yaml:"retries"`         // 0: httpx.DefaultRetries
+	RetryAfterMax time.Duration `yaml:"retry_after_max"` // 0: httpx.DefaultRetryAfterMax
+	Overlap       time.Duration `yaml:"overlap"`         // cursor overlap window re-read on each pull; 0: connectors.DefaultOverlap
+
+	// Options are the keys of the system's type (tribecrm.Config, ...):
+	// decoded, defaulted and checked by the type's own code.
+	Options connectors.Options `yaml:"-"`
 
 	Name string `yaml:"-"`
 	line int
 	// pageSizeSet is whether the file sets page_size (an explicit 0 is an
 	// error, not the default).
 	pageSizeSet bool
+	// rest holds the keys that are not common, for the type to decode.
+	rest *yaml.Node
+	// decodeErrs are the common keys' type errors (kept here: a system
+	// whose decoding failed would otherwise be dropped from the map).
+	decodeErrs []yamlx.Error
 }
 
-// OAuth holds OAuth2 client credentials (TribeCRM).
-type OAuth struct {
-	TokenURL     string `yaml:"token_url"`
-	ClientID     string `yaml:"client_id"`
-	ClientSecret Secret `yaml:"client_secret"`
-	Scope        string `yaml:"scope"`
+// commonSystem decodes the common keys (no UnmarshalYAML of its own).
+type commonSystem System
+
+// commonKeys are the keys every system has.
+var commonKeys = yamlx.Keys(reflect.TypeOf(commonSystem{}))
+
+// UnmarshalYAML decodes the common keys and keeps the others for the
+// system's type (Parse decodes them once the type is known).
+func (s *System) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return n.Decode((*commonSystem)(s)) // yaml.v3 says what is wrong
+	}
+	common := &yaml.Node{Kind: yaml.MappingNode, Tag: n.Tag, Line: n.Line, Column: n.Column}
+	rest := &yaml.Node{Kind: yaml.MappingNode, Tag: n.Tag, Line: n.Line, Column: n.Column}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		dst := rest
+		if slices.Contains(commonKeys, n.Content[i].Value) {
+			dst = common
+		}
+		dst.Content = append(dst.Content, n.Content[i], n.Content[i+1])
+	}
+	s.rest = rest
+	if err := common.Decode((*commonSystem)(s)); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return err
+		}
+		s.decodeErrs = yamlx.FromYAML(err)
+	}
+	return nil
 }
 
-// Login holds BlueRockTel login credentials.
-type Login struct {
-	Email    string `yaml:"email"`
-	Password Secret `yaml:"password"`
+// Settings are the common keys as connectors take them.
+func (s *System) Settings() connectors.Settings {
+	return connectors.Settings{Name: s.Name, BaseURL: strings.TrimRight(s.BaseURL, "/"), Token: s.Token,
+		PageSize: s.PageSize, Overlap: s.Overlap,
+		HTTP: connectors.HTTPSettings{Timeout: s.Timeout, Retries: s.Retries, RetryAfterMax: s.RetryAfterMax, RateLimit: s.RateLimit, Burst: s.Burst}}
 }
 
 // Flow is one sync flow from a source system to target systems.
@@ -136,9 +160,9 @@ type Flow struct {
 
 // Deletes is a flow's delete policy.
 type Deletes struct {
-	Policy         string        `yaml:"policy"`          // ignore (default), close, delete
-	MaxPerRun      int           `yaml:"max_per_run"`     // default 50
-	ReconcileEvery time.Duration `yaml:"reconcile_every"` // default 24h
+	Policy         engine.DeleteMode `yaml:"policy"`          // ignore (default), close, delete
+	MaxPerRun      int               `yaml:"max_per_run"`     // default 50
+	ReconcileEvery time.Duration     `yaml:"reconcile_every"` // default 24h
 }
 
 // Target is one destination of a flow.
@@ -150,8 +174,8 @@ type Target struct {
 
 // Filter selects records by kind and stage.
 type Filter struct {
-	Kinds  []string `yaml:"kinds"`
-	Stages []string `yaml:"stages"`
+	Kinds  []funnel.Kind  `yaml:"kinds"`
+	Stages []funnel.Stage `yaml:"stages"`
 }
 
 // Error is one configuration problem.
@@ -179,62 +203,47 @@ func (es Errors) Error() string {
 	return strings.Join(s, "\n")
 }
 
-// Types lists the supported system types.
-func Types() []string { return []string{"tribecrm", "overplane", "bluerocktel"} }
-
-// Load reads, expands, decodes, defaults and validates the file at path.
-func Load(path string) (*Config, error) {
+// Load reads, expands, decodes, defaults and validates the file at path;
+// types are the system types this build knows (connectors/builtin).
+func Load(path string, types *connectors.Registry) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(path, data, os.LookupEnv)
+	return Parse(path, data, os.LookupEnv, types)
 }
 
-var lineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-
-// Parse decodes data (named file for messages) with env lookups from lookup.
-func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlErrors(file, err)
+// Parse decodes data (named file for messages) with env lookups from lookup
+// and the system types of types.
+func Parse(file string, data []byte, lookup func(string) (string, bool), types *connectors.Registry) (*Config, error) {
+	var raw yaml.Node
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return nil, fileErrors(file, yamlx.FromYAML(err))
 	}
-	if len(root.Content) == 0 {
+	if len(raw.Content) == 0 {
 		return nil, Errors{{File: file, Msg: "the file is empty (expected keys state, systems, flows)"}}
 	}
-	// Pass 1: strict decode of the raw text, for unknown keys and types with
-	// line numbers. Those are collected, not returned at once, so validate
-	// also reports every other problem of the file.
+	// Pass 1: the text as written, for unknown keys and types with line
+	// numbers (a ${VAR}'s value, which may be a secret, is in none of these
+	// messages). They are collected, not returned at once, so validate also
+	// reports every other problem of the file.
 	var probe Config
-	var decodeErrs Errors
-	if err := strictDecode(data, &probe); err != nil {
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			return nil, yamlErrors(file, err) // not even YAML: nothing more to check
-		}
-		decodeErrs = yamlErrors(file, err).(Errors)
-	}
-	// Pass 2: expand ${VAR} in scalar values, then decode the expanded tree strictly.
+	decodeErrs := fileErrors(file, yamlx.Decode(&raw, &probe, sectionName))
+	// Pass 2: expand ${VAR} in scalar values, then decode the expanded tree.
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root) // parsed once already
 	var errs Errors
 	expandNode(&root, lookup, func(line int, msg string) { errs = append(errs, Error{file, line, msg}) })
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	expanded, err := yaml.Marshal(&root)
-	if err != nil {
-		return nil, fmt.Errorf("%s: re-encode after expansion: %w", file, err)
-	}
-	cfg := &Config{File: file}
-	if len(decodeErrs) == 0 {
-		if err := strictDecode(expanded, cfg); err != nil {
-			return nil, yamlErrors(file, err)
-		}
-	} else {
-		// Already reported: decode what fits, to check the rest.
+	cfg := &Config{File: file, types: types}
+	if err := root.Decode(cfg); err != nil {
 		var te *yaml.TypeError
-		if err := yaml.Unmarshal(expanded, cfg); err != nil && !errors.As(err, &te) {
-			return nil, append(decodeErrs, lineError(file, err.Error()))
+		if !errors.As(err, &te) || len(decodeErrs) == 0 {
+			return nil, fileErrors(file, yamlx.FromYAML(err))
 		}
+		// Already reported by pass 1: what fits was decoded, to check the rest.
 	}
 	pos := positions(&root)
 	cfg.graceLine = pos.keyLine("shutdown_grace")
@@ -246,6 +255,12 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 		s.Name = name
 		s.line = pos.line("systems", name)
 		s.pageSizeSet = pos.hasInt("systems", name, "page_size")
+		var written *yaml.Node
+		if ps := probe.Systems[name]; ps != nil {
+			written = ps.rest
+			decodeErrs = append(decodeErrs, fileErrors(file, ps.decodeErrs)...)
+		}
+		decodeErrs = append(decodeErrs, s.decodeOptions(file, types, written)...)
 	}
 	for i, f := range cfg.Flows {
 		if f == nil {
@@ -255,7 +270,18 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 		f.line = pos.line("flows", strconv.Itoa(i))
 	}
 	cfg.applyDefaults()
-	errs = append(decodeErrs, cfg.validate(pos)...)
+	// A key whose value did not decode has its zero value: its checks
+	// would report that zero as a second, false problem on the same line.
+	bad := map[int]bool{}
+	for _, e := range decodeErrs {
+		bad[e.Line] = true
+	}
+	errs = decodeErrs
+	for _, e := range cfg.validate(pos, types) {
+		if !bad[e.Line] || e.Line == 0 {
+			errs = append(errs, e)
+		}
+	}
 	if len(errs) > 0 {
 		sort.SliceStable(errs, func(a, b int) bool { return errs[a].Line < errs[b].Line })
 		return nil, errs
@@ -263,81 +289,57 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	return cfg, nil
 }
 
-func strictDecode(data []byte, v any) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil {
-		return err
+// decodeOptions decodes the keys of the system's type into s.Options and
+// defaults them; written is the same keys before ${VAR} expansion, whose
+// unknown keys and type errors are returned. An unknown type gets no
+// options (validate reports the type).
+func (s *System) decodeOptions(file string, types *connectors.Registry, written *yaml.Node) Errors {
+	t, ok := types.Lookup(s.Type)
+	if !ok {
+		return nil
 	}
-	return nil
-}
-
-func yamlErrors(file string, err error) error {
-	var te *yaml.TypeError
-	var out Errors
-	if errors.As(err, &te) {
-		for _, m := range te.Errors {
-			out = append(out, lineError(file, m))
+	opts := t.NewOptions()
+	var errs []yamlx.Error
+	if written != nil {
+		own := reflect.TypeOf(opts).Elem()
+		name := func(rt reflect.Type) string {
+			if rt == own {
+				return "a system of type " + t.Name
+			}
+			return strings.ToLower(strings.TrimSuffix(rt.Name(), "Config"))
 		}
-		return out
+		errs = yamlx.Unknown(written, reflect.TypeOf(opts), name, commonKeys...)
+		if err := written.Decode(t.NewOptions()); err != nil {
+			errs = append(errs, yamlx.FromYAML(err)...)
+		}
 	}
-	return Errors{lineError(file, err.Error())}
+	if s.rest != nil {
+		_ = s.rest.Decode(opts) // its type errors are those of written
+	}
+	opts.Default()
+	s.Options = opts
+	return fileErrors(file, errs)
 }
 
-func lineError(file, msg string) Error {
-	if m := lineRe.FindStringSubmatch(msg); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return Error{file, n, friendly(m[2])}
+func fileErrors(file string, in []yamlx.Error) Errors {
+	var out Errors
+	for _, e := range in {
+		out = append(out, Error{file, e.Line, e.Msg})
 	}
-	return Error{file, 0, strings.TrimPrefix(msg, "yaml: ")}
+	return out
 }
 
-var notFoundRe = regexp.MustCompile(`field (\S+) not found in type config\.(\w+)`)
-
-// friendly rewrites yaml.v3's Go-flavoured messages for admins.
-func friendly(msg string) string {
-	if m := notFoundRe.FindStringSubmatch(msg); m != nil {
-		return fmt.Sprintf("unknown key %q in %s (expected one of: %s)", m[1], sectionName(m[2]), strings.Join(keysOf(m[2]), ", "))
-	}
-	return msg
-}
-
-func sectionName(t string) string {
+// sectionName names a part of the file in messages.
+func sectionName(t reflect.Type) string {
 	switch t {
-	case "Config":
+	case reflect.TypeOf(Config{}):
 		return "the top level"
-	case "System":
+	case reflect.TypeOf(System{}):
 		return "a system"
-	case "Flow":
+	case reflect.TypeOf(Flow{}):
 		return "a flow"
 	}
-	return strings.ToLower(t)
-}
-
-func keysOf(t string) []string {
-	switch t {
-	case "Config":
-		return []string{"state", "log", "admin", "shutdown_grace", "systems", "flows"}
-	case "System":
-		return []string{"type", "base_url", "token", "mapping", "page_size", "rate_limit", "burst", "timeout", "retries", "retry_after_max", "overlap", "oauth", "login", "naming", "convert_path", "upgrade_field", "stages", "update_method"}
-	case "Flow":
-		return []string{"name", "source", "targets", "schedule", "write_concurrency", "allow_stage_back", "match", "deletes", "max_retries"}
-	case "Deletes":
-		return []string{"policy", "max_per_run", "reconcile_every"}
-	case "Target":
-		return []string{"system", "filter"}
-	case "Filter":
-		return []string{"kinds", "stages"}
-	case "Log":
-		return []string{"level", "format"}
-	case "Admin":
-		return []string{"listen"}
-	case "OAuth":
-		return []string{"token_url", "client_id", "client_secret", "scope"}
-	case "Login":
-		return []string{"email", "password"}
-	}
-	return nil
+	return strings.ToLower(t.Name())
 }
 
 var envRe = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
@@ -487,55 +489,22 @@ func (c *Config) applyDefaults() {
 		c.State = "crmsync.db"
 	}
 	c.State = c.resolve(c.State)
+	// A system's paging and HTTP keys keep 0 for "the default": those are
+	// the connectors' and httpx's (connectors.DefaultPageSize,
+	// httpx.DefaultTimeout, ...), and its type's own keys are defaulted by
+	// the type (decodeOptions). A flow's write_concurrency, max_retries and
+	// deletes limits are the engine's (engine.DefaultWriteConcurrency, ...).
 	for _, s := range c.Systems {
-		if s.PageSize == 0 && !s.pageSizeSet {
-			s.PageSize = 100
-		}
-		if s.Timeout == 0 {
-			s.Timeout = 30 * time.Second
-		}
-		if s.Retries == 0 {
-			s.Retries = 4
-		}
-		if s.RetryAfterMax == 0 {
-			s.RetryAfterMax = 30 * time.Second
-		}
-		if s.Overlap == 0 {
-			s.Overlap = time.Second
-		}
-		if s.Type == "bluerocktel" && s.Naming == "" {
-			// camelCase, as the vendor's PHP SDK writes (bluerocktel/php-sdk
-			// Create/UpdateProspectRequest send the Prospect entity's
-			// camelCase properties). A Laravel server drops keys in a
-			// spelling it does not validate and still answers 201, so the
-			// default follows the vendor's own client (docs/apis.md §3).
-			s.Naming = "camel"
-		}
-		if s.Type == "tribecrm" && s.UpdateMethod == "" {
-			s.UpdateMethod = "post"
-		}
 		if s.Mapping != "" {
 			s.Mapping = c.resolve(s.Mapping)
 		}
 	}
 	for _, f := range c.Flows {
-		if f.WriteConcurrency == 0 {
-			f.WriteConcurrency = 4
-		}
 		if f.Schedule == "" {
-			f.Schedule = "@every 5m"
+			f.Schedule = DefaultSchedule
 		}
 		if f.Deletes.Policy == "" {
-			f.Deletes.Policy = "ignore"
-		}
-		if f.Deletes.MaxPerRun == 0 {
-			f.Deletes.MaxPerRun = 50
-		}
-		if f.Deletes.ReconcileEvery == 0 {
-			f.Deletes.ReconcileEvery = 24 * time.Hour
-		}
-		if f.MaxRetries == 0 {
-			f.MaxRetries = 10
+			f.Deletes.Policy = engine.DeleteIgnore
 		}
 	}
 }
@@ -547,6 +516,9 @@ func (c *Config) resolve(p string) string {
 	return filepath.Join(filepath.Dir(c.File), p)
 }
 
+// DefaultSchedule is a flow's schedule when the file does not set one.
+const DefaultSchedule = "@every 5m"
+
 // ScheduleParser is the cron parser crmsync uses: standard 5 fields plus
 // descriptors (@every 5m, @hourly, ...).
 func ScheduleParser() cron.Parser {
@@ -555,9 +527,10 @@ func ScheduleParser() cron.Parser {
 
 // validator collects the problems of one configuration file.
 type validator struct {
-	c    *Config
-	pos  posIndex
-	errs Errors
+	c     *Config
+	pos   posIndex
+	types *connectors.Registry
+	errs  Errors
 	// names are the configured systems, sorted, for "expected one of".
 	names []string
 }
@@ -568,8 +541,8 @@ func (v *validator) add(line int, format string, a ...any) {
 
 // validate checks the decoded, defaulted config and returns every problem,
 // sorted by line (stable: problems on one line keep the order checked).
-func (c *Config) validate(pos posIndex) Errors {
-	v := &validator{c: c, pos: pos, names: c.SystemNames()}
+func (c *Config) validate(pos posIndex, types *connectors.Registry) Errors {
+	v := &validator{c: c, pos: pos, types: types, names: c.SystemNames()}
 	v.validateLog()
 	v.validateState()
 	v.validateAdmin()
@@ -668,50 +641,32 @@ func (v *validator) validateSystem(n string) {
 	v.validateHTTP(n)
 }
 
-// validateConnection checks type, base_url and credentials.
+// validateConnection checks type and base_url.
 func (v *validator) validateConnection(n string) {
 	s := v.c.Systems[n]
-	if !contains(Types(), s.Type) {
-		v.add(v.sysLine(n, "type"), "systems.%s.type %q is not one of %s", n, s.Type, strings.Join(Types(), ", "))
+	if _, ok := v.types.Lookup(s.Type); !ok {
+		v.add(v.sysLine(n, "type"), "systems.%s.type %q is not one of %s", n, s.Type, strings.Join(v.types.Names(), ", "))
 	}
 	if s.BaseURL == "" {
 		v.add(s.line, "systems.%s.base_url is missing (expected e.g. http://127.0.0.1:8081)", n)
 	} else if !strings.HasPrefix(s.BaseURL, "http://") && !strings.HasPrefix(s.BaseURL, "https://") {
 		v.add(v.sysLine(n, "base_url"), "systems.%s.base_url %q must start with http:// or https://", n, s.BaseURL)
 	}
-	if s.Token == "" && s.OAuth == nil && s.Login == nil {
-		v.add(s.line, "systems.%s has no credentials (expected token, or oauth for tribecrm, or login for bluerocktel)", n)
-	}
-	if s.OAuth != nil && s.Type != "tribecrm" {
-		v.add(v.sysLine(n, "oauth"), "systems.%s.oauth is only supported for type tribecrm", n)
-	}
-	if s.Login != nil && s.Type != "bluerocktel" {
-		v.add(v.sysLine(n, "login"), "systems.%s.login is only supported for type bluerocktel", n)
-	}
 }
 
-// validateTypeOptions checks the keys that only one system type has.
+// validateTypeOptions reports the problems the system's type finds in its
+// own keys (credentials among them), at the line of the key concerned.
 func (v *validator) validateTypeOptions(n string) {
 	s := v.c.Systems[n]
-	if s.Naming != "" && s.Naming != "snake" && s.Naming != "camel" && s.Naming != "auto" {
-		v.add(v.sysLine(n, "naming"), "systems.%s.naming %q is not snake, camel or auto", n, s.Naming)
+	if s.Options == nil {
+		return
 	}
-	if s.Naming != "" && s.Type != "bluerocktel" {
-		v.add(v.sysLine(n, "naming"), "systems.%s.naming is only supported for type bluerocktel", n)
-	}
-	if s.ConvertPath != "" && s.Type != "bluerocktel" {
-		v.add(v.sysLine(n, "convert_path"), "systems.%s.convert_path is only supported for type bluerocktel", n)
-	}
-	for k, st := range s.Stages {
-		if s.Type != "tribecrm" || !contains([]string{"Suspect", "Lead", "HotProspect", "Prospect", "Customer"}, st) {
-			v.add(v.pos.line("systems", n, "stages", strconv.Itoa(k)), "systems.%s.stages: %q is not a TribeCRM funnel stage (expected Suspect, Lead, HotProspect, Prospect or Customer; tribecrm only)", n, st)
+	for _, p := range s.Options.Check(s.Settings()) {
+		if p.Key == "" {
+			v.add(s.line, "systems.%s %s", n, p.Msg)
+			continue
 		}
-	}
-	if s.UpgradeField != "" && (s.Type != "tribecrm" || (s.UpgradeField != "_Type" && s.UpgradeField != "_UpgradeType")) {
-		v.add(v.sysLine(n, "upgrade_field"), "systems.%s.upgrade_field must be _Type or _UpgradeType, and only for type tribecrm", n)
-	}
-	if s.UpdateMethod != "" && (s.Type != "tribecrm" || !contains([]string{"post", "patch", "put"}, s.UpdateMethod)) {
-		v.add(v.sysLine(n, "update_method"), "systems.%s.update_method %q must be post, patch or put, and only for type tribecrm", n, s.UpdateMethod)
+		v.add(v.pos.line(append([]string{"systems", n}, strings.Split(p.Key, ".")...)...), "systems.%s.%s %s", n, p.Key, p.Msg)
 	}
 }
 
@@ -723,8 +678,8 @@ func (v *validator) validateLimits(n string) {
 	} else if _, err := os.Stat(s.Mapping); err != nil {
 		v.add(v.sysLine(n, "mapping"), "systems.%s.mapping: cannot read %s: %v", n, s.Mapping, errors.Unwrap(err))
 	}
-	if s.PageSize < 1 || s.PageSize > 1000 {
-		v.add(v.sysLine(n, "page_size"), "systems.%s.page_size %d is out of range (expected 1..1000)", n, s.PageSize)
+	if (s.pageSizeSet && s.PageSize < 1) || s.PageSize < 0 || s.PageSize > connectors.MaxPageSize {
+		v.add(v.sysLine(n, "page_size"), "systems.%s.page_size %d is out of range (expected 1..%d; leave it out for %d)", n, s.PageSize, connectors.MaxPageSize, connectors.DefaultPageSize)
 	}
 	if s.RateLimit < 0 {
 		v.add(v.sysLine(n, "rate_limit"), "systems.%s.rate_limit must not be negative", n)
@@ -743,9 +698,9 @@ func (v *validator) validateHTTP(n string) {
 		val    time.Duration
 		expect string
 	}{
-		{"timeout", s.Timeout, "0s for the default 30s, or a positive limit for one HTTP attempt"},
-		{"retry_after_max", s.RetryAfterMax, "0s for the default 30s, or a positive cap on a server's Retry-After"},
-		{"overlap", s.Overlap, "0s for the default 1s, or a positive re-read window behind the cursor"},
+		{"timeout", s.Timeout, fmt.Sprintf("0s for the default %s, or a positive limit for one HTTP attempt", httpx.DefaultTimeout)},
+		{"retry_after_max", s.RetryAfterMax, fmt.Sprintf("0s for the default %s, or a positive cap on a server's Retry-After", httpx.DefaultRetryAfterMax)},
+		{"overlap", s.Overlap, fmt.Sprintf("0s for the default %s, or a positive re-read window behind the cursor", connectors.DefaultOverlap)},
 	} {
 		if d.val < 0 {
 			v.add(v.sysLine(n, d.key), "systems.%s.%s %s must not be negative (expected %s)", n, d.key, d.val, d.expect)
@@ -796,8 +751,8 @@ func (v *validator) validateFlow(i int, seen map[string]int, parser cron.Parser)
 	if f.MaxRetries < 0 {
 		v.add(v.flowLine(i, "max_retries"), "flows[%d].max_retries must not be negative", i)
 	}
-	if f.WriteConcurrency < 1 || f.WriteConcurrency > 64 {
-		v.add(v.flowLine(i, "write_concurrency"), "flows[%d].write_concurrency %d is out of range (expected 1..64)", i, f.WriteConcurrency)
+	if f.WriteConcurrency < 0 || f.WriteConcurrency > engine.MaxWriteConcurrency || (f.WriteConcurrency == 0 && v.pos.has("flows", strconv.Itoa(i), "write_concurrency")) {
+		v.add(v.flowLine(i, "write_concurrency"), "flows[%d].write_concurrency %d is out of range (expected 1..%d; leave it out for %d)", i, f.WriteConcurrency, engine.MaxWriteConcurrency, engine.DefaultWriteConcurrency)
 	}
 }
 
@@ -834,13 +789,13 @@ func (v *validator) validateTargets(i int) {
 func (v *validator) validateFilter(i, j int, flt Filter) {
 	tj := strconv.Itoa(j)
 	for k, kind := range flt.Kinds {
-		if kind != "organization" && kind != "person" {
-			v.add(v.flowLine(i, "targets", tj, "filter", "kinds", strconv.Itoa(k)), "kind %q is not organization or person", kind)
+		if !kind.Valid() {
+			v.add(v.flowLine(i, "targets", tj, "filter", "kinds", strconv.Itoa(k)), "kind %q is not %s or %s", kind, funnel.Organization, funnel.Person)
 		}
 	}
 	for k, st := range flt.Stages {
-		if !contains([]string{"suspect", "lead", "hot_prospect", "prospect", "customer"}, st) {
-			v.add(v.flowLine(i, "targets", tj, "filter", "stages", strconv.Itoa(k)), "stage %q is not one of suspect, lead, hot_prospect, prospect, customer", st)
+		if st.Rank() < 0 {
+			v.add(v.flowLine(i, "targets", tj, "filter", "stages", strconv.Itoa(k)), "stage %q is not one of %s", st, joinStrings(funnel.Stages()))
 		}
 	}
 }
@@ -848,23 +803,21 @@ func (v *validator) validateFilter(i, j int, flt Filter) {
 // validateDeletes checks flows[i].deletes.
 func (v *validator) validateDeletes(i int) {
 	d := v.c.Flows[i].Deletes
-	switch d.Policy {
-	case "ignore", "close", "delete":
-	default:
-		v.add(v.flowLine(i, "deletes", "policy"), "flows[%d].deletes.policy %q is not one of ignore, close, delete", i, d.Policy)
+	if !slices.Contains(engine.DeleteModes(), d.Policy) {
+		v.add(v.flowLine(i, "deletes", "policy"), "flows[%d].deletes.policy %q is not one of %s", i, d.Policy, joinStrings(engine.DeleteModes()))
 	}
 	if d.MaxPerRun < 0 {
 		v.add(v.flowLine(i, "deletes", "max_per_run"), "flows[%d].deletes.max_per_run must not be negative", i)
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+// joinStrings lists values of a string type, comma separated.
+func joinStrings[S ~string](vs []S) string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
 	}
-	return false
+	return strings.Join(out, ", ")
 }
 
 // Flow returns the flow called name.

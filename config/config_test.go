@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/crmsync/crmsync/connectors/builtin"
+	"github.com/crmsync/crmsync/connectors/tribecrm"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,7 +47,7 @@ func noEnv(string) (string, bool) { return "", false }
 
 func TestExampleConfigLoads(t *testing.T) {
 	// The shipped example must stay valid: this test keeps it from going stale.
-	cfg, err := Load("../config.example.yaml")
+	cfg, err := Load("../config.example.yaml", builtin.Registry())
 	if err != nil {
 		t.Fatalf("config.example.yaml: %v", err)
 	}
@@ -61,7 +63,7 @@ func TestExampleConfigLoads(t *testing.T) {
 
 func TestDefaultsExpansionAndRelativePaths(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"c.yaml": good, "m.yaml": "x"})
-	cfg, err := Parse(filepath.Join(dir, "c.yaml"), []byte(good), noEnv)
+	cfg, err := Parse(filepath.Join(dir, "c.yaml"), []byte(good), noEnv, builtin.Registry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +76,7 @@ func TestDefaultsExpansionAndRelativePaths(t *testing.T) {
 	if cfg.State != filepath.Join(dir, "s.db") || cfg.Systems["a"].Mapping != filepath.Join(dir, "m.yaml") {
 		t.Errorf("relative paths not resolved against the config dir: %s %s", cfg.State, cfg.Systems["a"].Mapping)
 	}
-	cfg, err = Parse(filepath.Join(dir, "c.yaml"), []byte(good), func(k string) (string, bool) { return "from-env", k == "A_TOKEN" })
+	cfg, err = Parse(filepath.Join(dir, "c.yaml"), []byte(good), func(k string) (string, bool) { return "from-env", k == "A_TOKEN" }, builtin.Registry())
 	if err != nil || cfg.Systems["a"].Token.Value() != "from-env" {
 		t.Fatalf("env value not used: %v %v", err, cfg)
 	}
@@ -85,18 +87,18 @@ func TestErrorsNameFileLineAndExpectation(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string
 	}{
-		{"unknown key", strings.Replace(good, "    token: t\n", "    token: t\n    tokn: x\n", 1), `c.yaml:12: unknown key "tokn" in a system (expected one of: type, base_url, token`},
-		{"wrong type", strings.Replace(good, "state: s.db", "state: s.db\nlog: [1]", 1), "c.yaml:2: cannot unmarshal !!seq into config.Log"},
+		{"unknown key", strings.Replace(good, "    token: t\n", "    token: t\n    tokn: x\n", 1), `c.yaml:12: unknown key "tokn" in a system of type overplane (expected one of: type, base_url, token`},
+		{"wrong type", strings.Replace(good, "state: s.db", "state: s.db\nlog: [1]", 1), "c.yaml:2: found a list where a section of keys was expected"},
 		{"unknown source", strings.Replace(good, "source: a", "source: zz", 1), `c.yaml:15: flows[0].source "zz" is not a configured system (expected one of: a, b)`},
 		{"bad cron", strings.Replace(good, "    source: a\n", "    source: a\n    schedule: every day\n", 1), `c.yaml:16: flows[0].schedule "every day" is not a cron expression`},
 		{"unset env", strings.Replace(good, "${A_TOKEN:-dev-token}", "${NOPE_TOKEN}", 1), "c.yaml:6: environment variable NOPE_TOKEN is not set"},
-		{"bad type", strings.Replace(good, "type: overplane", "type: hubspot", 1), `c.yaml:9: systems.b.type "hubspot" is not one of tribecrm, overplane, bluerocktel`},
+		{"bad type", strings.Replace(good, "type: overplane", "type: hubspot", 1), `c.yaml:9: systems.b.type "hubspot" is not one of bluerocktel, overplane, tribecrm`},
 		{"missing mapping file", strings.Replace(good, "mapping: m.yaml\n  b", "mapping: nope.yaml\n  b", 1), "c.yaml:7: systems.a.mapping: cannot read"},
 		{"empty", "", "c.yaml: the file is empty"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse(filepath.Join(dir, "c.yaml"), []byte(tc.yaml), noEnv)
+			_, err := Parse(filepath.Join(dir, "c.yaml"), []byte(tc.yaml), noEnv, builtin.Registry())
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error\n%v\nwant it to contain\n%s", err, tc.want)
 			}
@@ -107,7 +109,7 @@ func TestErrorsNameFileLineAndExpectation(t *testing.T) {
 func TestAllProblemsReportedAtOnce(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"m.yaml": "x"})
 	bad := strings.Replace(strings.Replace(good, "source: a", "source: zz", 1), "type: overplane", "type: hubspot", 1)
-	_, err := Parse(filepath.Join(dir, "c.yaml"), []byte(bad), noEnv)
+	_, err := Parse(filepath.Join(dir, "c.yaml"), []byte(bad), noEnv, builtin.Registry())
 	if err == nil || strings.Count(err.Error(), "\n") < 1 {
 		t.Fatalf("want two problems reported together, got %v", err)
 	}
@@ -126,7 +128,7 @@ func TestShutdownGrace(t *testing.T) {
 		{"short", "shutdown_grace: 250ms\n", 250 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Parse(file, []byte(tc.top+good), noEnv)
+			cfg, err := Parse(file, []byte(tc.top+good), noEnv, builtin.Registry())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,14 +140,14 @@ func TestShutdownGrace(t *testing.T) {
 	for _, tc := range []struct{ name, top, want string }{
 		{"zero", "shutdown_grace: 0s\n", "c.yaml:2: shutdown_grace 0s must be positive (expected e.g. 10s"},
 		{"negative", "shutdown_grace: -5s\n", "c.yaml:2: shutdown_grace -5s must be positive"},
-		{"no unit", "shutdown_grace: 10\n", "c.yaml:2: cannot unmarshal !!int `10` into time.Duration"},
-		{"day unit", "shutdown_grace: 1d\n", "c.yaml:2: cannot unmarshal !!str `1d` into time.Duration"},
+		{"no unit", "shutdown_grace: 10\n", "c.yaml:2: 10 is not a duration (expected a number with a unit, e.g. 30s, 5m, 1h)"},
+		{"day unit", "shutdown_grace: 1d\n", `c.yaml:2: "1d" is not a duration (expected a number with a unit, e.g. 30s, 5m, 1h)`},
 		{"misspelt", "shutdown_grase: 10s\n", `c.yaml:2: unknown key "shutdown_grase" in the top level (expected one of: state, log, admin, shutdown_grace, systems, flows)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// good starts with "state: s.db"; the key goes on line 2.
 			text := strings.Replace(good, "state: s.db\n", "state: s.db\n"+tc.top, 1)
-			_, err := Parse(file, []byte(text), noEnv)
+			_, err := Parse(file, []byte(text), noEnv, builtin.Registry())
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error\n%v\nwant it to contain\n%s", err, tc.want)
 			}
@@ -180,9 +182,9 @@ func TestValuesOnceAcceptedSilently(t *testing.T) {
 		{"negative overlap", inSystemA("    overlap: -500ms\n"),
 			"c.yaml:7: systems.a.overlap -500ms must not be negative (expected 0s for the default 1s, or a positive re-read window behind the cursor)"},
 		{"explicit page_size 0", inSystemA("    page_size: 0\n"),
-			"c.yaml:7: systems.a.page_size 0 is out of range (expected 1..1000)"},
+			"c.yaml:7: systems.a.page_size 0 is out of range (expected 1..1000; leave it out for 100)"},
 		{"negative page_size", inSystemA("    page_size: -3\n"),
-			"c.yaml:7: systems.a.page_size -3 is out of range (expected 1..1000)"},
+			"c.yaml:7: systems.a.page_size -3 is out of range (expected 1..1000; leave it out for 100)"},
 		{"listen without port", withAdmin("localhost"),
 			`c.yaml:3: admin.listen "localhost" is not host:port: missing port in address (expected e.g. 127.0.0.1:9090, or "" to disable the endpoint)`},
 		{"listen as a URL", withAdmin("http://127.0.0.1:9090"),
@@ -201,7 +203,7 @@ func TestValuesOnceAcceptedSilently(t *testing.T) {
 			"c.yaml:1: state " + filepath.Join(dir, "m.yaml", "s.db") + ": " + filepath.Join(dir, "m.yaml") + " is not a directory (expected the path of a file in a directory; missing directories are created)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse(file, []byte(tc.yaml), noEnv)
+			_, err := Parse(file, []byte(tc.yaml), noEnv, builtin.Registry())
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error\n%v\nwant it to contain\n%s", err, tc.want)
 			}
@@ -217,14 +219,16 @@ func TestDefaultsAndLimitsStillAccepted(t *testing.T) {
 		name, yaml string
 		check      func(*Config) bool
 	}{
-		{"page_size absent", good, func(c *Config) bool { return c.Systems["a"].PageSize == 100 }},
-		{"page_size empty", inSystemA("    page_size:\n"), func(c *Config) bool { return c.Systems["a"].PageSize == 100 }},
-		{"page_size null", inSystemA("    page_size: ~\n"), func(c *Config) bool { return c.Systems["a"].PageSize == 100 }},
+		// 0 is "the default": connectors.DefaultPageSize, applied by the
+		// connector (and httpx's defaults by httpx), not copied here.
+		{"page_size absent", good, func(c *Config) bool { return c.Systems["a"].PageSize == 0 }},
+		{"page_size empty", inSystemA("    page_size:\n"), func(c *Config) bool { return c.Systems["a"].PageSize == 0 }},
+		{"page_size null", inSystemA("    page_size: ~\n"), func(c *Config) bool { return c.Systems["a"].PageSize == 0 }},
 		{"page_size bounds", inSystemA("    page_size: 1\n") + "", func(c *Config) bool { return c.Systems["a"].PageSize == 1 }},
 		{"page_size 1000", inSystemA("    page_size: 1000\n"), func(c *Config) bool { return c.Systems["a"].PageSize == 1000 }},
 		{"zeros mean the defaults", inSystemA("    burst: 0\n    timeout: 0s\n    retries: 0\n    retry_after_max: 0s\n    overlap: 0s\n"), func(c *Config) bool {
 			s := c.Systems["a"]
-			return s.Burst == 0 && s.Timeout == 30*time.Second && s.Retries == 4 && s.RetryAfterMax == 30*time.Second && s.Overlap == time.Second
+			return s.Burst == 0 && s.Timeout == 0 && s.Retries == 0 && s.RetryAfterMax == 0 && s.Overlap == 0
 		}},
 		{"negative retries turn retries off", inSystemA("    retries: -1\n"), func(c *Config) bool { return c.Systems["a"].Retries == -1 }},
 		{"listen disabled", withAdmin(`""`), func(c *Config) bool { return c.Admin.Listen == "" }},
@@ -237,7 +241,7 @@ func TestDefaultsAndLimitsStillAccepted(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Parse(file, []byte(tc.yaml), noEnv)
+			cfg, err := Parse(file, []byte(tc.yaml), noEnv, builtin.Registry())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -253,11 +257,49 @@ func TestDefaultsAndLimitsStillAccepted(t *testing.T) {
 // "page_size 0 is out of range" for the zero it decoded to.
 func TestPageSizeTypeErrorReportedOnce(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"m.yaml": "x"})
-	_, err := Parse(filepath.Join(dir, "c.yaml"), []byte(inSystemA("    page_size: ${PAGE:-100}\n")), noEnv)
-	if err == nil || !strings.Contains(err.Error(), "c.yaml:7: cannot unmarshal !!str") || strings.Contains(err.Error(), "out of range") {
+	_, err := Parse(filepath.Join(dir, "c.yaml"), []byte(inSystemA("    page_size: ${PAGE:-100}\n")), noEnv, builtin.Registry())
+	if err == nil || !strings.Contains(err.Error(), `c.yaml:7: found "${PAGE:`) || strings.Contains(err.Error(), "out of range") {
 		t.Fatalf("want only the decode error at line 7, got\n%v", err)
 	}
 	if n := len(err.(Errors)); n != 1 {
 		t.Fatalf("want one error, got %d:\n%v", n, err)
+	}
+}
+
+// TestTypeKeysDecodedAndCheckedByTheirType: a system's type-specific keys
+// are decoded by its registered type, with its defaults, and their
+// problems name file:line, what is wrong and what was expected; a key of
+// another type is an unknown key listing what this type takes.
+func TestTypeKeysDecodedAndCheckedByTheirType(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"m.yaml": "x"})
+	file := filepath.Join(dir, "c.yaml")
+	cfg, err := Parse(file, []byte(inSystemA("    stages: [Lead]\n    oauth:\n      client_id: id\n      client_secret: ${SECRET:-s3cr3t-value}\n")), noEnv, builtin.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, ok := cfg.Systems["a"].Options.(*tribecrm.Config)
+	if !ok {
+		t.Fatalf("systems.a options are %T, want *tribecrm.Config", cfg.Systems["a"].Options)
+	}
+	if tc.UpdateMethod != tribecrm.UpdatePost || len(tc.Stages) != 1 || tc.OAuth == nil || tc.OAuth.ClientSecret.Value() != "s3cr3t-value" {
+		t.Errorf("decoded options: %+v", tc)
+	}
+	for _, c := range []struct{ name, yaml, want string }{
+		{"bad stage", inSystemA("    stages:\n      - Lead\n      - Won\n"), `c.yaml:9: systems.a.stages.1 "Won" is not a TribeCRM funnel stage (expected Suspect, Lead, HotProspect, Prospect, Customer)`},
+		{"bad update method", inSystemA("    update_method: merge\n"), `c.yaml:7: systems.a.update_method "merge" must be post, patch or put`},
+		{"other type's key", inSystemA("    naming: snake\n"), `c.yaml:7: unknown key "naming" in a system of type tribecrm (expected one of: type, base_url, token, mapping, page_size, rate_limit, burst, timeout, retries, retry_after_max, overlap, oauth, upgrade_field, stages, update_method)`},
+		{"nested unknown key", inSystemA("    oauth:\n      client: x\n"), `c.yaml:8: unknown key "client" in oauth (expected one of: token_url, client_id, client_secret, scope)`},
+		{"no credentials", strings.Replace(good, "    token: t\n", "", 1), `c.yaml:8: systems.b has no credentials (expected token: the API key)`},
+		{"type error in a type key", inSystemA("    stages: Lead\n"), `c.yaml:7: found "Lead" where a list (one - item per line, or [a, b]) was expected`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse(file, []byte(c.yaml), noEnv, builtin.Registry())
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error\n%v\nwant it to contain\n%s", err, c.want)
+			}
+			if strings.Contains(err.Error(), "s3cr3t") {
+				t.Errorf("a secret in the error: %v", err)
+			}
+		})
 	}
 }

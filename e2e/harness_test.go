@@ -20,9 +20,10 @@ import (
 	"github.com/crmsync/crmsync/cli"
 	"github.com/crmsync/crmsync/config"
 	"github.com/crmsync/crmsync/connectors/bluerocktel"
+	"github.com/crmsync/crmsync/connectors/builtin"
 	"github.com/crmsync/crmsync/connectors/emukit"
 	"github.com/crmsync/crmsync/connectors/tribecrm"
-	"github.com/crmsync/crmsync/emulate"
+	"github.com/crmsync/crmsync/emulate/emutest"
 	"github.com/crmsync/crmsync/engine"
 )
 
@@ -85,7 +86,7 @@ type testEnv struct {
 	dir     string
 	cfgPath string
 	state   string
-	srv     *emulate.Servers
+	srv     *emutest.Servers
 	urls    map[string]string // what the config points at
 	token   string            // what the emulators accept
 }
@@ -100,7 +101,7 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	none := 0
-	srv, err := emulate.Start(ctx, emulate.Options{TribeCRMAddr: "127.0.0.1:0", OverplaneAddr: "127.0.0.1:0", BlueRockTelAddr: "127.0.0.1:0",
+	srv, err := emutest.Start(ctx, emutest.Options{
 		Token: o.EmulatorToken, Seed: o.Seed, SeedOthers: &none, Faults: o.Faults})
 	if err != nil {
 		cancel()
@@ -190,7 +191,7 @@ func (e *testEnv) parseConfig() *config.Config {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cfg, err := config.Parse(e.cfgPath, b, func(string) (string, bool) { return "", false })
+	cfg, err := config.Parse(e.cfgPath, b, func(string) (string, bool) { return "", false }, builtin.Registry())
 	if err != nil {
 		e.t.Fatalf("config does not parse: %v", err)
 	}

@@ -15,9 +15,10 @@ import (
 
 	"github.com/crmsync/crmsync/app"
 	"github.com/crmsync/crmsync/config"
+	"github.com/crmsync/crmsync/connectors/builtin"
 	"github.com/crmsync/crmsync/connectors/emukit"
 	"github.com/crmsync/crmsync/connectors/tribecrm"
-	"github.com/crmsync/crmsync/emulate"
+	"github.com/crmsync/crmsync/emulate/emutest"
 	"github.com/crmsync/crmsync/engine"
 )
 
@@ -32,7 +33,7 @@ func TestSyncUnderEveryFaultLosesAndDuplicatesNothing(t *testing.T) {
 	const seed = 60
 	none := 0
 	ctx := t.Context()
-	srv, err := emulate.Start(ctx, emulate.Options{TribeCRMAddr: "127.0.0.1:0", OverplaneAddr: "127.0.0.1:0", BlueRockTelAddr: "127.0.0.1:0",
+	srv, err := emutest.Start(ctx, emutest.Options{
 		Seed: seed, SeedOthers: &none, Ties: true,
 		Faults: emukit.Faults{ErrorRate: 0.05, ResetRate: 0.03, RateLimit: 400, RetryAfter: time.Second, Seed: 7}})
 	if err != nil {
@@ -53,7 +54,7 @@ func TestSyncUnderEveryFaultLosesAndDuplicatesNothing(t *testing.T) {
 	text = strings.ReplaceAll(text, "retry_after_max: 30s", "retry_after_max: 2s")
 	env := map[string]string{"TRIBECRM_URL": srv.URLs["tribecrm"], "OVERPLANE_URL": srv.URLs["overplane"],
 		"BLUEROCKTEL_URL": srv.URLs["bluerocktel"], "CRMSYNC_STATE": filepath.Join(t.TempDir(), "s.db")}
-	cfg, err := config.Parse(filepath.Join(t.TempDir(), "c.yaml"), []byte(text), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := config.Parse(filepath.Join(t.TempDir(), "c.yaml"), []byte(text), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, builtin.Registry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -206,13 +206,13 @@ func (e *Engine) newRun(f Flow, ro RunOptions, res *Result) (*run, error) {
 		res.counts(t.System)
 	}
 	if r.f.WriteConcurrency < 1 {
-		r.f.WriteConcurrency = 1
+		r.f.WriteConcurrency = DefaultWriteConcurrency
 	}
 	if len(r.f.MatchKeys) == 0 {
 		r.f.MatchKeys = DefaultMatchKeys()
 	}
 	if r.f.MaxRetries == 0 {
-		r.f.MaxRetries = 10
+		r.f.MaxRetries = DefaultMaxRetries
 	}
 	return r, nil
 }
@@ -291,7 +291,7 @@ func (r *run) do(ctx context.Context) error {
 	if err := r.downError(); err != nil {
 		return err
 	}
-	if r.ro.Mode == ModeSync && r.f.Deletes.Mode != "" && r.f.Deletes.Mode != "ignore" {
+	if r.ro.Mode == ModeSync && r.f.Deletes.Mode != "" && r.f.Deletes.Mode != DeleteIgnore {
 		return r.reconcileIfDue(ctx)
 	}
 	return nil

@@ -18,10 +18,11 @@ import (
 	"github.com/crmsync/crmsync/config"
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/bluerocktel"
+	"github.com/crmsync/crmsync/connectors/builtin"
 	"github.com/crmsync/crmsync/connectors/httpx"
 	"github.com/crmsync/crmsync/connectors/overplane"
 	"github.com/crmsync/crmsync/connectors/tribecrm"
-	"github.com/crmsync/crmsync/emulate"
+	"github.com/crmsync/crmsync/emulate/emutest"
 	"github.com/crmsync/crmsync/engine"
 	"github.com/crmsync/crmsync/mapping"
 	"github.com/crmsync/crmsync/state"
@@ -60,7 +61,7 @@ type world struct {
 	t         *testing.T
 	ctx       context.Context
 	o         worldOpts
-	srv       *emulate.Servers
+	srv       *emutest.Servers
 	dir       string
 	cfgPath   string
 	statePath string
@@ -114,7 +115,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	others := o.others
-	srv, err := emulate.Start(ctx, emulate.Options{TribeCRMAddr: "127.0.0.1:0", OverplaneAddr: "127.0.0.1:0", BlueRockTelAddr: "127.0.0.1:0",
+	srv, err := emutest.Start(ctx, emutest.Options{
 		Token: devToken, Seed: o.tribe, SeedOthers: &others})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +127,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 	if err := os.WriteFile(w.cfgPath, []byte(configYAML(o.pageSize, o.flows)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w.cfg, err = config.Parse(w.cfgPath, []byte(configYAML(o.pageSize, o.flows)), w.lookup)
+	w.cfg, err = config.Parse(w.cfgPath, []byte(configYAML(o.pageSize, o.flows)), w.lookup, builtin.Registry())
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

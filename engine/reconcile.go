@@ -21,7 +21,7 @@ var ErrDeleteCap = errors.New("delete cap exceeded")
 func (r *run) reconcileIfDue(ctx context.Context) error {
 	every := r.f.Deletes.Every
 	if every <= 0 {
-		every = 24 * time.Hour
+		every = DefaultReconcileEvery
 	}
 	last, err := r.store().Cursor(ReconcileKey(r.f.Name))
 	if err != nil {
@@ -110,7 +110,7 @@ func (r *run) reconcile(ctx context.Context) error {
 	}
 	limit := r.f.Deletes.MaxPerRun
 	if limit <= 0 {
-		limit = 50
+		limit = DefaultMaxDeletesPerRun
 	}
 	r.log.Info().Int("scanned", len(seen)).Int("gone", len(gone)).Msg("delete reconciliation: complete scan of the source done")
 	if len(gone) > limit {
@@ -157,7 +157,7 @@ func (r *run) propagateDelete(ctx context.Context, srcKey, canonID string, b *st
 		}
 		ch := Change{Target: t.Name, CanonicalID: g.ID, TargetID: t.RawID(tid), Entity: fp.Entity, Name: g.Str(funnel.FieldName)}
 		switch r.f.Deletes.Mode {
-		case "delete":
+		case DeleteDelete:
 			ch.Op = "delete"
 			if !r.plan {
 				err := t.Conn.Delete(ctx, fp.Entity, t.RawID(tid))
@@ -173,7 +173,7 @@ func (r *run) propagateDelete(ctx context.Context, srcKey, canonID string, b *st
 			}
 			delete(g.Links, t.Name)
 			r.count(t.Name, func(c *Counts) { c.Deleted++ })
-		case "close":
+		case DeleteClose:
 			ch.Op = "close"
 			closed := g.Clone()
 			_ = closed.Set(funnel.FieldClosed, true)
@@ -217,7 +217,7 @@ func (r *run) propagateDelete(ctx context.Context, srcKey, canonID string, b *st
 	}
 	now := r.e.o.Now().UTC()
 	g.Gone[r.src.Name] = now
-	if r.f.Deletes.Mode == "delete" {
+	if r.f.Deletes.Mode == DeleteDelete {
 		for _, t := range r.targets {
 			if _, linked := g.Links[t.Name]; !linked {
 				g.Gone[t.Name] = now

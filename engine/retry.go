@@ -94,7 +94,7 @@ func (r *run) pageSize() int {
 	if r.src.PageSize > 0 {
 		return r.src.PageSize
 	}
-	return 100
+	return connectors.DefaultPageSize
 }
 
 // Replay retries one dead letter (or, with key "", all of a flow's dead

@@ -1,6 +1,10 @@
 package engine
 
 import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,7 +45,8 @@ type Flow struct {
 	Name    string
 	Source  string
 	Targets []Target
-	// WriteConcurrency is how many writes run at once per target.
+	// WriteConcurrency is how many writes run at once per target (0:
+	// DefaultWriteConcurrency).
 	WriteConcurrency int
 	// AllowStageBack lets a record's stage move backwards.
 	AllowStageBack bool
@@ -58,15 +63,41 @@ type Flow struct {
 	MaxRetries int
 }
 
+// DeleteMode is what a deletion at the source does in the targets.
+type DeleteMode string
+
+// The delete modes.
+const (
+	// DeleteIgnore leaves the targets alone (the default).
+	DeleteIgnore DeleteMode = "ignore"
+	// DeleteClose marks the target records closed and inactive.
+	DeleteClose DeleteMode = "close"
+	// DeleteDelete deletes the target records.
+	DeleteDelete DeleteMode = "delete"
+)
+
+// DeleteModes lists the modes.
+func DeleteModes() []DeleteMode { return []DeleteMode{DeleteIgnore, DeleteClose, DeleteDelete} }
+
+// The defaults of a flow's settings, applied by the engine to zero values.
+const (
+	DefaultWriteConcurrency = 4
+	MaxWriteConcurrency     = 64
+	DefaultMaxRetries       = 10
+	DefaultMaxDeletesPerRun = 50
+	DefaultReconcileEvery   = 24 * time.Hour
+)
+
 // DeletePolicy configures delete propagation.
 type DeletePolicy struct {
-	// Mode is ignore (default), close (mark closed and inactive) or delete.
-	Mode string
+	// Mode is DeleteIgnore ("" too), DeleteClose or DeleteDelete.
+	Mode DeleteMode
 	// MaxPerRun stops a reconciliation that would act on more records
-	// (default 50).
+	// (0: DefaultMaxDeletesPerRun).
 	MaxPerRun int
 	// Every is how often a reconciliation (a complete scan of the source)
-	// runs, at the end of a sync (default 24h; it runs on the first sync).
+	// runs, at the end of a sync (0: DefaultReconcileEvery; it runs on the
+	// first sync).
 	Every time.Duration
 }
 
@@ -189,4 +220,38 @@ type Progress struct {
 	Records int // records pulled so far
 	Pages   int
 	Total   int // the source's reported total, -1 when unknown
+}
+
+// TwoWay returns f with CheckBeforeWrite set on every target that is the
+// source of some flow (sources lists the source of every configured flow):
+// such a target is edited by people too, so a linked record is read before
+// each update and edits made there are merged instead of overwritten.
+func TwoWay(f Flow, sources []string) Flow {
+	out := f
+	out.Targets = make([]Target, len(f.Targets))
+	for i, t := range f.Targets {
+		t.CheckBeforeWrite = t.CheckBeforeWrite || slices.Contains(sources, t.System)
+		out.Targets[i] = t
+	}
+	return out
+}
+
+// CheckSystems checks the rules that span the systems' mappings: a
+// canonical field has at most one owner (owner: true), so two systems never
+// both win a conflict over it.
+func CheckSystems(systems map[string]*System) error {
+	names := slices.Sorted(maps.Keys(systems))
+	var errs []error
+	for _, field := range funnel.FieldNames() {
+		var owners []string
+		for _, name := range names {
+			if m := systems[name].Map; m != nil && m.Owns(field) {
+				owners = append(owners, m.File)
+			}
+		}
+		if len(owners) > 1 {
+			errs = append(errs, fmt.Errorf("canonical field %s has more than one owner (owner: true in %s); at most one system may own a field", field, strings.Join(owners, " and ")))
+		}
+	}
+	return errors.Join(errs...)
 }

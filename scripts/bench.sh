@@ -18,7 +18,7 @@ sed -e 's/rate_limit: [0-9]*/rate_limit: 0/' "$repo/config.example.yaml" > "$wor
 secs() { python3 -c "import json,datetime as D,sys;r=json.load(open(sys.argv[1]))['flows']['tribecrm-to-others'];p=lambda s:D.datetime.fromisoformat(s.replace('Z','+00:00'));print((p(r['finished'])-p(r['started'])).total_seconds())" "$1"; }
 writes() { python3 -c "import json,sys;r=json.load(open(sys.argv[1]))['flows']['tribecrm-to-others']['systems'];print(sum(v['created']+v['updated']+v['converted'] for v in r.values()))" "$1"; }
 for run in 1 2 3; do
-  "$work/crmsync" emulate --seed "$N" --seed-others 0 > "$work/emu.log" 2>&1 &
+  "$work/crmsync" emulate --seed "$N" --overplane-seed 0 --bluerocktel-seed 0 > "$work/emu.log" 2>&1 &
   emu=$!
   for _ in $(seq 100); do grep -q bluerocktel "$work/emu.log" && break; sleep 0.1; done
   rm -f "$work/b.db"

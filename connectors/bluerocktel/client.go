@@ -107,10 +107,10 @@ func New(o Options) (*Client, error) {
 		return nil, fmt.Errorf("bluerocktel: ConvertPath %q has no {id}", o.ConvertPath)
 	}
 	if o.Overlap <= 0 {
-		o.Overlap = time.Second
+		o.Overlap = connectors.DefaultOverlap
 	}
 	if o.PageSize <= 0 {
-		o.PageSize = 100
+		o.PageSize = connectors.DefaultPageSize
 	}
 	if len(o.Entities) == 0 {
 		o.Entities = []string{EntityProspects, EntityCustomers}

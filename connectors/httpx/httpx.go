@@ -83,13 +83,40 @@ type Client struct {
 	secrets []string
 }
 
+// The defaults of a system's HTTP keys (timeout, retries,
+// retry_after_max), applied by New to zero values.
+const (
+	DefaultTimeout       = 30 * time.Second
+	DefaultRetries       = 4
+	DefaultRetryAfterMax = 30 * time.Second
+)
+
+// ForSystem builds the Client of one configured system from its common
+// settings: errorMessage reads the API's own error bodies, and the token is
+// registered as a secret.
+func ForSystem(s connectors.Settings, errorMessage func(status int, body []byte) string) *Client {
+	c := New(Options{
+		System:        s.Name,
+		Timeout:       s.HTTP.Timeout,
+		RetryMax:      s.HTTP.Retries,
+		RetryAfterMax: s.HTTP.RetryAfterMax,
+		RateLimit:     s.HTTP.RateLimit,
+		Burst:         s.HTTP.Burst,
+		Logger:        s.Logger,
+		ErrorMessage:  errorMessage,
+		Observe:       s.HTTP.Observe,
+	})
+	c.AddSecret(s.Token.Value())
+	return c
+}
+
 // New builds a Client. It does no network I/O.
 func New(o Options) *Client {
 	if o.Timeout <= 0 {
-		o.Timeout = 30 * time.Second
+		o.Timeout = DefaultTimeout
 	}
 	if o.RetryMax == 0 {
-		o.RetryMax = 4
+		o.RetryMax = DefaultRetries
 	}
 	if o.RetryMax < 0 {
 		o.RetryMax = 0
@@ -101,7 +128,7 @@ func New(o Options) *Client {
 		o.RetryWaitMax = 10 * time.Second
 	}
 	if o.RetryAfterMax <= 0 {
-		o.RetryAfterMax = 30 * time.Second
+		o.RetryAfterMax = DefaultRetryAfterMax
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 64 << 20

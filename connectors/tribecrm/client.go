@@ -86,6 +86,14 @@ type Options struct {
 	SkipRelations bool
 }
 
+// DefaultUpgradeField is how ConvertStage asks for a new stage by default.
+// The vendor's own n8n node upgrades with _UpgradeType and the entity-set
+// name (efficy-sa/n8n-nodes-tribecrm, nodes/TribeCrm/resources/lead.ts);
+// the API pages only say "by changing its _Type". A POST with ID is also how
+// Tribe updates, so a _Type the server does not take would read as a plain
+// update; _UpgradeType says what is meant.
+const DefaultUpgradeField = "_UpgradeType"
+
 // The values of Options.UpdateMethod.
 const (
 	UpdatePost  = "post"
@@ -143,23 +151,17 @@ func New(o Options) (*Client, error) {
 		watchRel: !o.SkipRelations,
 	}
 	if c.pageSize <= 0 {
-		c.pageSize = 100
+		c.pageSize = connectors.DefaultPageSize
 	}
 	if c.overlap == 0 {
-		c.overlap = time.Second
+		c.overlap = connectors.DefaultOverlap
 	}
 	if c.overlap < 0 {
 		c.overlap = 0
 	}
 	switch c.upgrade {
 	case "":
-		// The vendor's own n8n node upgrades with _UpgradeType and the
-		// entity-set name (efficy-sa/n8n-nodes-tribecrm,
-		// nodes/TribeCrm/resources/lead.ts); the API pages only say
-		// "by changing its _Type". A POST with ID is also how Tribe
-		// updates, so a _Type the server does not take would read as a
-		// plain update; _UpgradeType says what is meant.
-		c.upgrade = "_UpgradeType"
+		c.upgrade = DefaultUpgradeField
 	case "_Type", "_UpgradeType":
 	default:
 		return nil, fmt.Errorf("tribecrm: UpgradeField must be _Type or _UpgradeType, not %q", o.UpgradeField)

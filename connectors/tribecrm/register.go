@@ -1,0 +1,105 @@
+package tribecrm
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/connectors/httpx"
+)
+
+// Config is the TribeCRM-only keys of a system (type: tribecrm).
+type Config struct {
+	// OAuth, when set, gets tokens with the client-credentials flow instead
+	// of using the static token.
+	OAuth *OAuthConfig `yaml:"oauth"`
+	// UpgradeField is how a stage conversion is asked for: _UpgradeType
+	// (default, the vendor's own n8n node) or _Type.
+	UpgradeField string `yaml:"upgrade_field"`
+	// Stages are the funnel stages read (default all five).
+	Stages []string `yaml:"stages"`
+	// UpdateMethod is post (default, the vendor's own clients: POST Set with
+	// ID), patch, or put (GET, then PUT of the whole entity).
+	UpdateMethod string `yaml:"update_method"`
+}
+
+// OAuthConfig holds OAuth2 client credentials.
+type OAuthConfig struct {
+	TokenURL     string            `yaml:"token_url"`
+	ClientID     string            `yaml:"client_id"`
+	ClientSecret connectors.Secret `yaml:"client_secret"`
+	Scope        string            `yaml:"scope"`
+}
+
+// Default fills in the defaults: update_method post, upgrade_field
+// _UpgradeType.
+func (c *Config) Default() {
+	if c.UpdateMethod == "" {
+		c.UpdateMethod = UpdatePost
+	}
+	if c.UpgradeField == "" {
+		c.UpgradeField = DefaultUpgradeField
+	}
+}
+
+// Check validates the keys; s gives the static token.
+func (c *Config) Check(s connectors.Settings) []connectors.Problem {
+	var out []connectors.Problem
+	if s.Token == "" && c.OAuth == nil {
+		out = append(out, connectors.Problem{Msg: "has no credentials (expected token, or oauth with client_id and client_secret)"})
+	}
+	if c.OAuth != nil && (c.OAuth.ClientID == "" || c.OAuth.ClientSecret == "") {
+		out = append(out, connectors.Problem{Key: "oauth", Msg: "needs client_id and client_secret"})
+	}
+	if c.UpgradeField != "_Type" && c.UpgradeField != "_UpgradeType" {
+		out = append(out, connectors.Problem{Key: "upgrade_field", Msg: fmt.Sprintf("%q must be _Type or _UpgradeType", c.UpgradeField)})
+	}
+	for k, st := range c.Stages {
+		if !slices.Contains(funnelStages, st) {
+			out = append(out, connectors.Problem{Key: "stages." + strconv.Itoa(k), Msg: fmt.Sprintf("%q is not a TribeCRM funnel stage (expected %s)", st, strings.Join(funnelStages, ", "))})
+		}
+	}
+	if !slices.Contains([]string{UpdatePost, UpdatePatch, UpdatePut}, c.UpdateMethod) {
+		out = append(out, connectors.Problem{Key: "update_method", Msg: fmt.Sprintf("%q must be post, patch or put", c.UpdateMethod)})
+	}
+	return out
+}
+
+// Type is TribeCRM as the connector registry knows it.
+func Type() connectors.Type {
+	return connectors.Type{
+		Name:       System,
+		Title:      "TribeCRM",
+		NewOptions: func() connectors.Options { return &Config{} },
+		New: func(_ context.Context, s connectors.Settings, o connectors.Options) (connectors.Connector, error) {
+			c := o.(*Config)
+			hc := httpx.ForSystem(s, ErrorMessage)
+			opts := Options{BaseURL: s.BaseURL, Token: s.Token.Value(), HTTP: hc,
+				Logger:   s.Logger.With().Str("system", s.Name).Logger(),
+				PageSize: s.PageSize, Overlap: s.Overlap,
+				UpgradeField: c.UpgradeField, Stages: c.Stages, UpdateMethod: c.UpdateMethod}
+			if c.OAuth != nil {
+				opts.ClientID, opts.ClientSecret = c.OAuth.ClientID, c.OAuth.ClientSecret.Value()
+				opts.TokenURL, opts.Scope = c.OAuth.TokenURL, c.OAuth.Scope
+			}
+			return New(opts)
+		},
+		Emulator: connectors.EmulatorType{
+			Addr: "127.0.0.1:8081",
+			New: func(o connectors.EmulatorOptions) (http.Handler, error) {
+				em := NewEmulator(EmulatorOptions{Token: o.Token, Records: o.Records, Faults: o.Faults, PageCap: o.PageCap})
+				if !o.Ties.IsZero() {
+					em.Freeze(o.Ties)
+				}
+				if o.EditDuringPaging > 0 {
+					em.EditDuringPaging(o.EditDuringPaging)
+				}
+				return em, nil
+			},
+		},
+	}
+}
