@@ -62,10 +62,14 @@ type Page struct {
 }
 
 // Match is one lookup key for Find: a native field path and the value it
-// must equal (connectors compare case-insensitively and trimmed).
+// must equal, compared by MatchesAll (the one rule every connector uses).
 type Match struct {
 	Field string
 	Value string
+	// Loose compares without punctuation (names: "Acme B.V." is "ACME
+	// BV"); a connector that filters on the server must then not ask for
+	// the exact value there.
+	Loose bool
 }
 
 // Connector is the contract every system implements.

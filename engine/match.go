@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"unicode"
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/funnel"
@@ -21,25 +20,10 @@ import (
 // instead of one lookup per record.
 const indexThreshold = 25
 
-// NormalizeMatch turns a match value into its comparison form: trimmed,
-// lower-case, inner spaces collapsed; for names also without punctuation
-// ("Acme B.V.", "ACME BV" and "acme  b.v" match). The legal form is kept:
-// "Acme BV" and "Acme Ltd" are different companies.
+// NormalizeMatch is a match value's comparison form for canonical field
+// field: connectors.Normalize, loose for names ("Acme B.V." is "ACME BV").
 func NormalizeMatch(field, v string) string {
-	v = strings.ToLower(strings.Join(strings.Fields(v), " "))
-	if field != funnel.FieldName {
-		return v
-	}
-	v = strings.Map(func(r rune) rune {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) || r == ' ' {
-			return r
-		}
-		if r == '.' {
-			return -1
-		}
-		return ' '
-	}, v)
-	return strings.Join(strings.Fields(v), " ")
+	return connectors.Normalize(v, field == funnel.FieldName)
 }
 
 // matchKeyApplies reports whether a match key identifies records of a kind:
@@ -58,7 +42,7 @@ func (r *run) matchFor(t *targetSys, g *funnel.Record, out mapping.Native) map[s
 			continue
 		}
 		if v, ok := GetPath(out.Fields, path); ok {
-			if s := strings.TrimSpace(fmt.Sprint(v)); s != "" {
+			if s, ok := connectors.MatchText(v); ok && s != "" {
 				m[path] = s
 			}
 		}
@@ -97,7 +81,7 @@ func (r *run) findExisting(ctx context.Context, tk *task, want *funnel.Record, e
 			if !ok {
 				continue
 			}
-			found, err := tk.t.Conn.Find(ctx, entity, []connectors.Match{{Field: path, Value: val}})
+			found, err := tk.t.Conn.Find(ctx, entity, []connectors.Match{{Field: path, Value: val, Loose: key == funnel.FieldName}})
 			if err != nil {
 				return nil, fmt.Errorf("look up %s=%q in %s: %w", key, val, tk.t.Name, err)
 			}
