@@ -63,22 +63,22 @@ func Normalize(v string, loose bool) string {
 // MatchesAll reports whether fields hold every match (AND). A match's Field
 // is a dotted path through nested maps; where the path meets a list, any
 // item of the list may hold the value (Overplane's child rows), and a
-// numeric segment picks one item. Values compare as MatchText, case
-// insensitively. A match with an empty value never matches: an empty
-// field must not link two unrelated records.
+// numeric segment picks one item. Values compare as the Normalize form of
+// their MatchText (loose when the match is). A match with an empty value
+// never matches: an empty field must not link two unrelated records.
 func MatchesAll(fields map[string]any, match []Match) bool {
 	for _, m := range match {
-		want := strings.TrimSpace(m.Value)
-		if want == "" || !anyMatches(values(fields, strings.Split(m.Field, ".")), want) {
+		want := Normalize(m.Value, m.Loose)
+		if want == "" || !anyMatches(values(fields, strings.Split(m.Field, ".")), want, m.Loose) {
 			return false
 		}
 	}
 	return true
 }
 
-func anyMatches(vs []any, want string) bool {
+func anyMatches(vs []any, want string, loose bool) bool {
 	for _, v := range vs {
-		if s, ok := MatchText(v); ok && strings.EqualFold(s, want) {
+		if s, ok := MatchText(v); ok && Normalize(s, loose) == want {
 			return true
 		}
 	}
