@@ -50,10 +50,10 @@ and exits 130.`,
 			defer a.Close()
 			f := flows[0]
 			if restart {
-				if err := clearCursor(a, engine.BackfillKey(f.Name)); err != nil {
+				if err := a.Engine.RestartBackfill(f.Name); err != nil {
 					return err
 				}
-			} else if c, err := a.Store.Cursor(engine.BackfillKey(f.Name)); err == nil && c != nil {
+			} else if resumed, err := a.Engine.BackfillInterrupted(f.Name); err == nil && resumed {
 				log.Info().Str("flow", f.Name).Msg("resuming the interrupted backfill from its last committed page (--restart starts over)")
 			}
 			ctx, stop, finish := handleSignals(cmd.Context(), grace, log, g.env.Stderr)

@@ -12,12 +12,6 @@ import (
 	"github.com/crmsync/crmsync/state"
 )
 
-func clearCursor(a *app.App, key string) error {
-	b := &state.Batch{}
-	b.SetCursor(key, nil)
-	return a.Store.Commit(b)
-}
-
 // deadLetter reads one dead letter, or says it does not exist.
 func deadLetter(a *app.App, key string) (*state.DeadLetter, error) {
 	d, err := a.Store.DeadLetter(key)

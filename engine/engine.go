@@ -329,3 +329,18 @@ func (r *run) count(system string, f func(c *Counts)) {
 	defer r.mu.Unlock()
 	f(r.res.counts(system))
 }
+
+// RestartBackfill forgets where an interrupted backfill of flow stopped, so
+// the next backfill starts from the beginning.
+func (e *Engine) RestartBackfill(flow string) error {
+	b := &state.Batch{}
+	b.SetCursor(BackfillKey(flow), nil)
+	return e.o.Store.Commit(b)
+}
+
+// BackfillInterrupted reports whether a backfill of flow stopped before its
+// end (the next one resumes from its last committed page).
+func (e *Engine) BackfillInterrupted(flow string) (bool, error) {
+	c, err := e.o.Store.Cursor(BackfillKey(flow))
+	return c != nil, err
+}
