@@ -94,12 +94,12 @@ func writePlan(w io.Writer, results []*engine.Result) {
 		writeUndelivered(w, r, 20)
 		for _, t := range targets {
 			chs := byTarget[t]
-			counts := map[string]int{}
+			counts := map[engine.Op]int{}
 			for _, ch := range chs {
 				counts[ch.Op]++
 			}
 			var parts []string
-			for _, op := range []string{"create", "link", "update", "convert", "close", "delete", "dead-letter"} {
+			for _, op := range engine.Ops() {
 				if counts[op] > 0 {
 					parts = append(parts, fmt.Sprintf("%d %s", counts[op], op))
 				}
@@ -111,22 +111,22 @@ func writePlan(w io.Writer, results []*engine.Result) {
 					label = ch.CanonicalID
 				}
 				switch ch.Op {
-				case "create":
+				case engine.OpCreate:
 					fmt.Fprintf(w, "    + create %s %q\n", ch.Entity, label)
-				case "link":
+				case engine.OpLink:
 					fmt.Fprintf(w, "    = link %q to existing %s %s\n", label, ch.Entity, ch.TargetID)
-				case "update":
+				case engine.OpUpdate:
 					fmt.Fprintf(w, "    ~ update %s %s %q\n", ch.Entity, ch.TargetID, label)
-				case "convert":
+				case engine.OpConvert:
 					fmt.Fprintf(w, "    > convert %s %s %q to %s\n", ch.Entity, ch.TargetID, label, ch.ToEntity)
-				case "close":
+				case engine.OpClose:
 					fmt.Fprintf(w, "    x close %s %s %q (deleted at the source)\n", ch.Entity, ch.TargetID, label)
-				case "delete":
+				case engine.OpDelete:
 					fmt.Fprintf(w, "    - delete %s %s %q (deleted at the source)\n", ch.Entity, ch.TargetID, label)
-				case "dead-letter":
+				case engine.OpDeadLetter:
 					fmt.Fprintf(w, "    ! dead-letter %s: %s\n", label, ch.Error)
 				}
-				if ch.Op == "create" {
+				if ch.Op == engine.OpCreate {
 					for _, d := range ch.Fields {
 						fmt.Fprintf(w, "        %s: %s\n", d.Field, show(d.New))
 					}

@@ -15,7 +15,7 @@ func (r *run) apply(tk *task, b *state.Batch) {
 		r.count(name, func(c *Counts) { c.Failed++ })
 		if permanent(tk.err) {
 			// The target refused the record itself: nothing was created.
-			if tk.op == opCreate {
+			if tk.op == OpCreate {
 				b.DeleteIntent(name, g.ID)
 			}
 			r.deadLetter(b, name, g.ID, tk.it.native, string(tk.op), tk.err, tk.out.Fields)
@@ -24,7 +24,7 @@ func (r *run) apply(tk *task, b *state.Batch) {
 		// The target's failure, not the record's: the write stays owed and
 		// every later run retries it. A create keeps its intent, so the
 		// retry looks the record up before sending it again.
-		if tk.op == opCreate {
+		if tk.op == OpCreate {
 			r.mu.Lock()
 			r.pending[name][g.ID] = true
 			if connectors.IsOutcomeUnknown(tk.err) {
@@ -71,15 +71,15 @@ func (r *run) apply(tk *task, b *state.Batch) {
 	delete(r.pending[name], g.ID)
 	r.mu.Unlock()
 	switch {
-	case tk.op == opCreate && tk.linked:
+	case tk.op == OpCreate && tk.linked:
 		b.DeleteIntent(name, g.ID)
 		r.count(name, func(c *Counts) { c.Linked++ })
-	case tk.op == opCreate:
+	case tk.op == OpCreate:
 		b.DeleteIntent(name, g.ID)
 		r.count(name, func(c *Counts) { c.Created++ })
-	case tk.op == opUpdate:
+	case tk.op == OpUpdate:
 		r.count(name, func(c *Counts) { c.Updated++ })
-	case tk.op == opConvert:
+	case tk.op == OpConvert:
 		r.count(name, func(c *Counts) { c.Converted++ })
 	}
 	r.log.Debug().Str("target", name).Str("op", string(tk.op)).Bool("linked", tk.linked).Str("id", got.ID).Str("canonical", g.ID).Msg("written")
@@ -99,7 +99,7 @@ func (r *run) deadLetter(b *state.Batch, system, canonID string, rec connectors.
 
 // owe records a write the target has not taken for a reason of its own: a
 // pending delivery entry, retried by every later run until it lands.
-func (r *run) owe(b *state.Batch, system string, it *item, op operation, err error, payload map[string]any) {
+func (r *run) owe(b *state.Batch, system string, it *item, op Op, err error, payload map[string]any) {
 	r.log.Warn().Str("target", system).Str("op", string(op)).Str("canonical", it.golden.ID).Err(err).Msg("write pending: retried by the next run")
 	r.putDelivery(b, system, it.golden.ID, it.native, string(op), err, payload, true)
 }
@@ -108,7 +108,7 @@ func (r *run) putDelivery(b *state.Batch, system, canonID string, rec connectors
 	if r.plan {
 		if !pending {
 			r.mu.Lock()
-			r.res.Plan = append(r.res.Plan, Change{Target: system, Op: "dead-letter", CanonicalID: canonID, Error: err.Error()})
+			r.res.Plan = append(r.res.Plan, Change{Target: system, Op: OpDeadLetter, CanonicalID: canonID, Error: err.Error()})
 			r.mu.Unlock()
 		}
 		return

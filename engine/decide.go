@@ -33,21 +33,30 @@ type item struct {
 	sameAtSource bool
 }
 
-// operation is what a task does to its target.
-type operation string
+// Op is what a change does to its target.
+type Op string
 
-// The write operations.
+// The operations of a change (plan output, logs, delivery entries).
 const (
-	opCreate  operation = "create"
-	opUpdate  operation = "update"
-	opConvert operation = "convert"
+	OpCreate     Op = "create"
+	OpLink       Op = "link" // an existing record found and linked instead of created
+	OpUpdate     Op = "update"
+	OpConvert    Op = "convert"
+	OpClose      Op = "close"
+	OpDelete     Op = "delete"
+	OpDeadLetter Op = "dead-letter"
 )
+
+// Ops lists every operation, in the order plan prints them.
+func Ops() []Op {
+	return []Op{OpCreate, OpLink, OpUpdate, OpConvert, OpClose, OpDelete, OpDeadLetter}
+}
 
 // task is one write to one target.
 type task struct {
 	it     *item
 	t      *targetSys
-	op     operation
+	op     Op
 	out    mapping.Native
 	prevID string
 	prev   *state.Fingerprint
@@ -85,7 +94,7 @@ func (r *run) handle(ctx context.Context, recs []connectors.Record, b *state.Bat
 		t.creates = 0
 	}
 	for _, tk := range tasks {
-		if tk.op == opCreate {
+		if tk.op == OpCreate {
 			tk.t.creates++
 		}
 	}
@@ -129,7 +138,7 @@ func (r *run) writeAhead(tasks []*task) error {
 	var intents []state.Intent
 	pre := &state.Batch{}
 	for _, tk := range tasks {
-		if tk.op == opCreate {
+		if tk.op == OpCreate {
 			pre.PutRecord(tk.it.golden)
 			intents = append(intents, state.Intent{ID: tk.it.golden.ID, System: tk.t.Name, Entity: tk.out.Entity,
 				Match: r.matchFor(tk.t, tk.it.golden, tk.out), Payload: tk.out.Fields, Flow: r.f.Name, At: r.e.o.Now().UTC()})
@@ -268,10 +277,10 @@ func (r *run) decide(it *item, t *targetSys, b *state.Batch) (*task, error) {
 			// second one. The delivery stays owed until the intent is resolved.
 			it.failed = true
 			r.count(t.Name, func(c *Counts) { c.Failed++ })
-			r.owe(b, t.Name, it, opCreate, errCreateUnresolved, out.Fields)
+			r.owe(b, t.Name, it, OpCreate, errCreateUnresolved, out.Fields)
 			return nil, nil
 		}
-		return &task{it: it, t: t, op: opCreate, out: out}, nil
+		return &task{it: it, t: t, op: OpCreate, out: out}, nil
 	}
 	prevT, err := r.store().Fingerprint(t.Name, tid)
 	if err != nil {
@@ -285,9 +294,9 @@ func (r *run) decide(it *item, t *targetSys, b *state.Batch) (*task, error) {
 		prevT = &state.Fingerprint{}
 	}
 	diff := DiffPayload(old, out.Fields)
-	op := opUpdate
+	op := OpUpdate
 	if oldEntity != "" && out.Entity != "" && oldEntity != out.Entity {
-		op = opConvert
+		op = OpConvert
 	} else if len(diff) == 0 {
 		r.count(t.Name, func(c *Counts) { c.Unchanged++ })
 		r.settle(b, it, t)

@@ -14,7 +14,7 @@ type Delivery struct {
 	Target      string    `json:"target"`
 	CanonicalID string    `json:"canonical_id,omitempty"`
 	Source      string    `json:"source,omitempty"` // "<entity>/<id>" in the source
-	Op          string    `json:"op"`
+	Op          Op        `json:"op"`
 	Status      string    `json:"status"` // pending or dead
 	Attempts    int       `json:"attempts"`
 	Since       time.Time `json:"since"`
@@ -44,7 +44,7 @@ func Undelivered(st *state.Store, flow string) ([]Delivery, error) {
 		if d.SourceID != "" {
 			src = d.SourceEntity + "/" + d.SourceID
 		}
-		out = append(out, Delivery{Target: d.System, CanonicalID: d.CanonicalID, Source: src, Op: d.Op, Status: status,
+		out = append(out, Delivery{Target: d.System, CanonicalID: d.CanonicalID, Source: src, Op: Op(d.Op), Status: status,
 			Attempts: d.Attempts, Since: d.FirstAt, Error: d.Error, Key: d.Key})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })

@@ -174,7 +174,7 @@ func TestFailedUpdateIsRetriedUntilItLands(t *testing.T) {
 	}
 }
 
-func hasOp(chs []engine.Change, op string) bool {
+func hasOp(chs []engine.Change, op engine.Op) bool {
 	for _, ch := range chs {
 		if ch.Op == op {
 			return true

@@ -339,7 +339,7 @@ func TestPlanListsARecordSeenTwiceOnce(t *testing.T) {
 	ops := map[string]int{}
 	for _, ch := range plan.Plan {
 		if ch.Name == "Seen Twice BV" || ch.Op == "dead-letter" {
-			ops[ch.Target+" "+ch.Op]++
+			ops[ch.Target+" "+string(ch.Op)]++
 		}
 	}
 	want := map[string]int{"overplane create": 1, "bluerocktel create": 1}

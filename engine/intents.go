@@ -75,7 +75,7 @@ func (r *run) recoverTarget(ctx context.Context, t *targetSys, ins []state.Inten
 		if !r.hasMatchKey(t, want) {
 			b.DeleteIntent(t.Name, in.ID)
 			r.count(t.Name, func(c *Counts) { c.Failed++ })
-			r.deadLetter(b, t.Name, in.ID, src, string(opCreate), errNoMatchKeys, in.Payload)
+			r.deadLetter(b, t.Name, in.ID, src, string(OpCreate), errNoMatchKeys, in.Payload)
 			continue
 		}
 		// The record is looked up, and if absent created, as it was sent:
@@ -87,7 +87,7 @@ func (r *run) recoverTarget(ctx context.Context, t *targetSys, ins []state.Inten
 			stale = false
 		}
 		items = append(items, it)
-		tasks = append(tasks, &task{it: it, t: t, op: opCreate, out: sent, want: want, keepOwed: stale})
+		tasks = append(tasks, &task{it: it, t: t, op: OpCreate, out: sent, want: want, keepOwed: stale})
 	}
 	if len(tasks) > 0 {
 		t.imu.Lock()

@@ -162,7 +162,7 @@ func (r *run) linkExisting(ctx context.Context, tk *task, found connectors.Recor
 	diff := DiffPayload(base, tk.out.Fields)
 	got := found
 	if found.Entity != tk.out.Entity && tk.out.Entity != "" {
-		c, err := r.mutate(ctx, tk, opConvert, func() (connectors.Record, error) {
+		c, err := r.mutate(ctx, tk, OpConvert, func() (connectors.Record, error) {
 			return tk.t.Conn.ConvertStage(ctx, found.Entity, found.ID, tk.out.Entity)
 		})
 		if err != nil {
@@ -172,7 +172,7 @@ func (r *run) linkExisting(ctx context.Context, tk *task, found connectors.Recor
 	}
 	if len(diff) > 0 {
 		tk.prev = nil
-		u, err := r.mutate(ctx, tk, opUpdate, func() (connectors.Record, error) {
+		u, err := r.mutate(ctx, tk, OpUpdate, func() (connectors.Record, error) {
 			return tk.t.Conn.Update(ctx, got.Entity, got.ID, diff)
 		})
 		if err != nil {
@@ -182,7 +182,7 @@ func (r *run) linkExisting(ctx context.Context, tk *task, found connectors.Recor
 	}
 	if r.plan {
 		r.mu.Lock()
-		r.res.Plan = append(r.res.Plan, Change{Target: tk.t.Name, Op: "link", CanonicalID: it.golden.ID, TargetID: found.ID, Entity: found.Entity, Name: it.golden.Str(funnel.FieldName)})
+		r.res.Plan = append(r.res.Plan, Change{Target: tk.t.Name, Op: OpLink, CanonicalID: it.golden.ID, TargetID: found.ID, Entity: found.Entity, Name: it.golden.Str(funnel.FieldName)})
 		r.mu.Unlock()
 	}
 	tk.done, tk.payload = &got, MergePayload(base, diff)

@@ -158,7 +158,7 @@ func (r *run) propagateDelete(ctx context.Context, srcKey, canonID string, b *st
 		ch := Change{Target: t.Name, CanonicalID: g.ID, TargetID: t.RawID(tid), Entity: fp.Entity, Name: g.Str(funnel.FieldName)}
 		switch r.f.Deletes.Mode {
 		case DeleteDelete:
-			ch.Op = "delete"
+			ch.Op = OpDelete
 			if !r.plan {
 				err := t.Conn.Delete(ctx, fp.Entity, t.RawID(tid))
 				if err != nil && !connectors.IsNotFound(err) {
@@ -174,7 +174,7 @@ func (r *run) propagateDelete(ctx context.Context, srcKey, canonID string, b *st
 			delete(g.Links, t.Name)
 			r.count(t.Name, func(c *Counts) { c.Deleted++ })
 		case DeleteClose:
-			ch.Op = "close"
+			ch.Op = OpClose
 			closed := g.Clone()
 			_ = closed.Set(funnel.FieldClosed, true)
 			_ = closed.Set(funnel.FieldActive, false)

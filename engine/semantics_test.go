@@ -393,8 +393,8 @@ func TestDeadLetterRetriedUntilTheSourceIsFixed(t *testing.T) {
 // planCounts sums a plan's changes per op, one op per record and target
 // (a conversion that also updates fields counts as the conversion).
 func planCounts(plan []engine.Change) map[string]int {
-	rank := map[string]int{"dead-letter": 5, "convert": 4, "create": 3, "link": 2, "update": 1}
-	best := map[string]string{}
+	rank := map[engine.Op]int{"dead-letter": 5, "convert": 4, "create": 3, "link": 2, "update": 1}
+	best := map[string]engine.Op{}
 	for _, ch := range plan {
 		k := ch.Target + "/" + ch.CanonicalID
 		if ch.CanonicalID == "" {
@@ -406,7 +406,7 @@ func planCounts(plan []engine.Change) map[string]int {
 	}
 	out := map[string]int{}
 	for _, op := range best {
-		out[op]++
+		out[string(op)]++
 	}
 	return out
 }

@@ -172,7 +172,7 @@ func (c *Counts) Writes() int { return c.Created + c.Updated + c.Converted + c.D
 // Change is one planned or performed write, for plan output and logs.
 type Change struct {
 	Target      string      `json:"target"`
-	Op          string      `json:"op"` // create, link, update, convert, close, delete, dead-letter
+	Op          Op          `json:"op"`
 	CanonicalID string      `json:"canonical_id"`
 	TargetID    string      `json:"target_id,omitempty"`
 	Entity      string      `json:"entity,omitempty"`

@@ -157,7 +157,7 @@ func isFatal(err error) bool {
 func (r *run) write(ctx context.Context, tk *task) error {
 	conn := tk.t.Conn
 	switch tk.op {
-	case opCreate:
+	case OpCreate:
 		want, entity := tk.it.golden, tk.out.Entity
 		if tk.want != nil {
 			want = tk.want
@@ -175,19 +175,19 @@ func (r *run) write(ctx context.Context, tk *task) error {
 		}
 		tk.t.remember(got)
 		tk.done, tk.payload = &got, tk.out.Fields
-	case opUpdate, opConvert:
+	case OpUpdate, OpConvert:
 		if tk.t.t.CheckBeforeWrite {
 			if err := r.checkTarget(ctx, tk); err != nil {
 				return err
 			}
-			if tk.op == opUpdate && len(tk.diff) == 0 {
+			if tk.op == OpUpdate && len(tk.diff) == 0 {
 				tk.done, tk.payload = nil, tk.prev.Payload
 				return nil
 			}
 		}
 		entity, id := tk.prev.Entity, tk.t.RawID(tk.prevID)
 		var got connectors.Record
-		if tk.op == opConvert {
+		if tk.op == OpConvert {
 			c, err := r.convert(ctx, tk)
 			if err != nil {
 				return err
@@ -195,7 +195,7 @@ func (r *run) write(ctx context.Context, tk *task) error {
 			got, entity, id = c, c.Entity, c.ID
 		}
 		if len(tk.diff) > 0 {
-			u, err := r.mutate(ctx, tk, opUpdate, func() (connectors.Record, error) { return conn.Update(ctx, entity, id, tk.diff) })
+			u, err := r.mutate(ctx, tk, OpUpdate, func() (connectors.Record, error) { return conn.Update(ctx, entity, id, tk.diff) })
 			if err != nil {
 				return err
 			}
@@ -212,7 +212,7 @@ func (r *run) write(ctx context.Context, tk *task) error {
 // entity (a fresh lookup, not the run's index) before the conversion counts
 // as failed.
 func (r *run) convert(ctx context.Context, tk *task) (connectors.Record, error) {
-	c, err := r.mutate(ctx, tk, opConvert, func() (connectors.Record, error) {
+	c, err := r.mutate(ctx, tk, OpConvert, func() (connectors.Record, error) {
 		return tk.t.Conn.ConvertStage(ctx, tk.prev.Entity, tk.t.RawID(tk.prevID), tk.out.Entity)
 	})
 	if err == nil || !connectors.IsNotFound(err) {
@@ -232,30 +232,30 @@ func (r *run) convert(ctx context.Context, tk *task) (connectors.Record, error) 
 
 // create sends (or, in a plan, records) a create.
 func (r *run) create(ctx context.Context, tk *task) (connectors.Record, error) {
-	return r.mutate(ctx, tk, opCreate, func() (connectors.Record, error) {
+	return r.mutate(ctx, tk, OpCreate, func() (connectors.Record, error) {
 		return tk.t.Conn.Create(ctx, connectors.Record{Entity: tk.out.Entity, Fields: tk.out.Fields})
 	})
 }
 
 // mutate runs a write, or records it as a planned change.
-func (r *run) mutate(ctx context.Context, tk *task, op operation, do func() (connectors.Record, error)) (connectors.Record, error) {
+func (r *run) mutate(ctx context.Context, tk *task, op Op, do func() (connectors.Record, error)) (connectors.Record, error) {
 	if !r.plan {
 		return do()
 	}
 	g := tk.it.golden
-	ch := Change{Target: tk.t.Name, Op: string(op), CanonicalID: g.ID, TargetID: tk.prevID, Entity: tk.out.Entity, Name: g.Str(funnel.FieldName)}
+	ch := Change{Target: tk.t.Name, Op: op, CanonicalID: g.ID, TargetID: tk.prevID, Entity: tk.out.Entity, Name: g.Str(funnel.FieldName)}
 	var old map[string]any
 	if tk.prev != nil {
 		old = tk.prev.Payload
 		ch.Entity = tk.prev.Entity
-		if op == opConvert {
+		if op == OpConvert {
 			ch.ToEntity = tk.out.Entity
 		}
 	}
 	switch op {
-	case opCreate:
+	case OpCreate:
 		ch.Fields = FieldDiffs(nil, tk.out.Fields)
-	case opUpdate:
+	case OpUpdate:
 		ch.Fields = FieldDiffs(old, tk.diff)
 	}
 	r.mu.Lock()
