@@ -246,29 +246,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool), types *
 		// Already reported by pass 1: what fits was decoded, to check the rest.
 	}
 	pos := positions(&root)
-	cfg.graceLine = pos.keyLine("shutdown_grace")
-	for name, s := range cfg.Systems {
-		if s == nil {
-			s = &System{}
-			cfg.Systems[name] = s
-		}
-		s.Name = name
-		s.line = pos.line("systems", name)
-		s.pageSizeSet = pos.hasInt("systems", name, "page_size")
-		var written *yaml.Node
-		if ps := probe.Systems[name]; ps != nil {
-			written = ps.rest
-			decodeErrs = append(decodeErrs, fileErrors(file, ps.decodeErrs)...)
-		}
-		decodeErrs = append(decodeErrs, s.decodeOptions(file, types, written)...)
-	}
-	for i, f := range cfg.Flows {
-		if f == nil {
-			cfg.Flows[i] = &Flow{}
-			f = cfg.Flows[i]
-		}
-		f.line = pos.line("flows", strconv.Itoa(i))
-	}
+	decodeErrs = append(decodeErrs, cfg.place(pos, &probe)...)
 	cfg.applyDefaults()
 	// A key whose value did not decode has its zero value: its checks
 	// would report that zero as a second, false problem on the same line.
@@ -287,6 +265,36 @@ func Parse(file string, data []byte, lookup func(string) (string, bool), types *
 		return nil, errs
 	}
 	return cfg, nil
+}
+
+// place gives every system and flow its name and lines, and decodes each
+// system's type keys; probe is the file decoded before ${VAR} expansion.
+func (cfg *Config) place(pos posIndex, probe *Config) Errors {
+	var errs Errors
+	cfg.graceLine = pos.keyLine("shutdown_grace")
+	for name, s := range cfg.Systems {
+		if s == nil {
+			s = &System{}
+			cfg.Systems[name] = s
+		}
+		s.Name = name
+		s.line = pos.line("systems", name)
+		s.pageSizeSet = pos.hasInt("systems", name, "page_size")
+		var written *yaml.Node
+		if ps := probe.Systems[name]; ps != nil {
+			written = ps.rest
+			errs = append(errs, fileErrors(cfg.File, ps.decodeErrs)...)
+		}
+		errs = append(errs, s.decodeOptions(cfg.File, cfg.types, written)...)
+	}
+	for i, f := range cfg.Flows {
+		if f == nil {
+			cfg.Flows[i] = &Flow{}
+			f = cfg.Flows[i]
+		}
+		f.line = pos.line("flows", strconv.Itoa(i))
+	}
+	return errs
 }
 
 // decodeOptions decodes the keys of the system's type into s.Options and
