@@ -31,12 +31,13 @@ var layers = map[string][]string{
 	"engine":              {"connectors", "funnel", "mapping", "state"},
 	"config":              {"connectors", "connectors/httpx", "engine", "funnel", "yamlx"},
 	"metrics":             {"engine"},
+	"schema":              {"config", "connectors", "engine", "funnel"},
 	"daemon":              {"engine", "state"},
 	// The wiring layers name no system type: they loop over the registry.
 	"emulate":         {"connectors", "connectors/emukit"},
 	"emulate/emutest": {"connectors/*", "emulate"}, // tests' typed access to the built-in emulators
 	"app":             {"config", "connectors", "engine", "mapping", "state"},
-	"cli":             {"app", "config", "connectors", "connectors/builtin", "connectors/emukit", "daemon", "emulate", "engine", "funnel", "mapping", "metrics", "state"},
+	"cli":             {"app", "config", "connectors", "connectors/builtin", "connectors/emukit", "daemon", "emulate", "engine", "funnel", "mapping", "metrics", "schema", "state"},
 	"":                {"cli", "connectors/builtin"},
 	"e2e":             {}, // tests only; its tests may import anything
 }

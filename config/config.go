@@ -58,8 +58,8 @@ const DefaultShutdownGrace = 10 * time.Second
 
 // Log configures logging.
 type Log struct {
-	Level  string `yaml:"level"`  // trace, debug, info, warn, error
-	Format string `yaml:"format"` // console or json
+	Level  string `yaml:"level" jsonschema:"enum=trace,enum=debug,enum=info,enum=warn,enum=error"`
+	Format string `yaml:"format" jsonschema:"enum=console,enum=json"`
 }
 
 // Admin configures the HTTP admin endpoint of `crmsync run`.
