@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -21,7 +22,7 @@ import (
 
 func newDemoCmd(g *globals) *cobra.Command {
 	var seed int
-	var keep bool
+	var keep, jsonOut bool
 	c := &cobra.Command{
 		Use:   "demo",
 		Short: "Start the emulators in-process and run the example flows with a fresh state file",
@@ -34,19 +35,29 @@ temporary directory, then
      its API and syncs (exactly one update in each target that holds it),
 and prints what was synced.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDemo(cmd.Context(), g, seed, keep)
+			return runDemo(cmd.Context(), g, seed, keep, jsonOut)
 		},
 	}
 	c.Flags().IntVar(&seed, "seed", 50, "records seeded per system")
+	c.Flags().BoolVar(&jsonOut, "json", false, "print the three steps' results as one JSON document instead of tables")
 	c.Flags().BoolVar(&keep, "keep", false, "keep the temporary directory (config, mappings, state) for inspection")
 	return c
 }
 
-func runDemo(ctx context.Context, g *globals, seed int, keep bool) error {
+func runDemo(ctx context.Context, g *globals, seed int, keep, jsonOut bool) error {
 	if g.env.Assets == nil {
 		return fmt.Errorf("demo assets are not embedded in this build")
 	}
 	out := g.env.Stdout
+	type stepJSON struct {
+		Title string                    `json:"title"`
+		Flows map[string]*engine.Result `json:"flows"`
+	}
+	var steps []stepJSON
+	if jsonOut {
+		defer func() { _ = writeJSON(g.env.Stdout, map[string]any{"steps": steps}) }()
+		out = io.Discard
+	}
 	dir, err := os.MkdirTemp("", "crmsync-demo-")
 	if err != nil {
 		return err
@@ -128,9 +139,12 @@ func runDemo(ctx context.Context, g *globals, seed int, keep bool) error {
 	step := func(title string) error {
 		fmt.Fprintf(out, "== %s\n", title)
 		var results []*engine.Result
+		st := stepJSON{Title: title, Flows: map[string]*engine.Result{}}
+		defer func() { steps = append(steps, st) }()
 		for _, f := range flows {
 			res, err := a.Engine.Run(ctx, f, engine.RunOptions{Mode: engine.ModeSync})
 			results = append(results, res)
+			st.Flows[f.Name] = res
 			if err != nil {
 				writeSummary(out, results)
 				return err

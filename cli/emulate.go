@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os/signal"
@@ -17,6 +18,7 @@ import (
 func newEmulateCmd(g *globals) *cobra.Command {
 	o := emulate.Options{Types: g.env.Types, Addrs: map[string]string{}, Seeds: map[string]int{}, Params: map[string]map[string]string{}}
 	var f emukit.Faults
+	var jsonOut bool
 	types := g.env.Types.Types()
 	seeds := make([]int, len(types))
 	addrs := make([]string, len(types))
@@ -69,7 +71,17 @@ edited while a client pages (--edit-during-paging).`,
 					records = n
 				}
 				log.Info().Str("system", t.Name).Str("url", s.URLs[t.Name]).Int("records", records).Msg("emulator listening")
-				fmt.Fprintf(g.env.Stdout, "%-11s %s\n", t.Name, s.URLs[t.Name])
+				if !jsonOut {
+					fmt.Fprintf(g.env.Stdout, "%-11s %s\n", t.Name, s.URLs[t.Name])
+				}
+			}
+			if jsonOut {
+				// One line, so a script can read it as soon as it appears.
+				b, err := json.Marshal(map[string]any{"urls": s.URLs})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(g.env.Stdout, string(b))
 			}
 			<-ctx.Done()
 			s.Close()
@@ -87,6 +99,7 @@ edited while a client pages (--edit-during-paging).`,
 			c.Flags().StringVar(v, t.Name+"-"+k, "", t.Title+": "+t.Emulator.Params[k])
 		}
 	}
+	c.Flags().BoolVar(&jsonOut, "json", false, `print the URLs as one JSON line ({"urls": {"tribecrm": "http://…", …}})`)
 	c.Flags().StringVar(&o.Token, "token", "dev-token", "bearer token every emulator accepts")
 	c.Flags().IntVar(&o.Seed, "seed", 100, "records seeded per system (deterministic)")
 	c.Flags().IntVar(&o.PageCap, "page-cap", 0, "server-side cap on page size (0: each API's default)")

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"maps"
 	"net/http"
 	"regexp"
 	"strings"
@@ -54,6 +56,15 @@ func startEmulate(t *testing.T, args ...string) *emulateCmd {
 		for _, m := range urlLine.FindAllStringSubmatch(out.String(), -1) {
 			urls[m[1]] = m[2]
 		}
+		// --json: one line {"urls": {...}}.
+		for _, l := range strings.Split(out.String(), "\n") {
+			var doc struct {
+				URLs map[string]string `json:"urls"`
+			}
+			if json.Unmarshal([]byte(l), &doc) == nil {
+				maps.Copy(urls, doc.URLs)
+			}
+		}
 		return len(urls) == 3
 	})
 	return &emulateCmd{urls: urls, stop: stop}
@@ -64,7 +75,7 @@ func startEmulate(t *testing.T, args ...string) *emulateCmd {
 func TestEmulateSameSeedSameRecords(t *testing.T) {
 	a := startEmulate(t, "--seed", "15")
 	b := startEmulate(t, "--seed", "15")
-	c := startEmulate(t, "--seed", "16")
+	c := startEmulate(t, "--seed", "16", "--json")
 	paths := map[string][]string{
 		"overplane":   {"/api/crm/prospect?limit=100"},
 		"bluerocktel": {"/api/v1/prospects?per_page=100", "/api/v1/customers?per_page=100"},

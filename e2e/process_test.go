@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/connectors/bluerocktel"
+	"github.com/crmsync/crmsync/engine"
 )
 
 // proc is a running crmsync binary.
@@ -321,5 +322,50 @@ func TestProcessDemo(t *testing.T) {
 	}
 	if strings.Contains(out, "FAILED") {
 		t.Errorf("demo reports a failure:\n%s", out)
+	}
+}
+
+// TestProcessDemoJSON: `crmsync demo --json` prints one JSON document with
+// the three steps' counts: step 1 creates every seeded record in
+// BlueRockTel, step 2 writes nothing, step 3 updates one record per target.
+func TestProcessDemoJSON(t *testing.T) {
+	p := startProc(t, "demo", "--seed", "12", "--json")
+	if code := p.wait(120 * time.Second); code != 0 {
+		t.Fatalf("demo --json exited %d\n--- stdout\n%s--- stderr\n%s", code, p.stdout.String(), p.stderr.String())
+	}
+	var doc struct {
+		Steps []struct {
+			Title string `json:"title"`
+			Flows map[string]struct {
+				Systems map[string]engine.Counts `json:"systems"`
+			} `json:"flows"`
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(p.stdout.String()), &doc); err != nil {
+		t.Fatalf("demo --json is not one JSON document: %v\n%s", err, p.stdout.String())
+	}
+	if len(doc.Steps) != 3 {
+		t.Fatalf("%d steps, want 3", len(doc.Steps))
+	}
+	sum := func(step int, sys string) engine.Counts {
+		var c engine.Counts
+		for _, f := range doc.Steps[step].Flows {
+			s := f.Systems[sys]
+			c.Created += s.Created
+			c.Updated += s.Updated
+			c.Failed += s.Failed
+		}
+		return c
+	}
+	if c := sum(0, bluerocktel.System); c.Created != 12 || c.Failed != 0 {
+		t.Errorf("step 1, bluerocktel: %+v, want 12 created", c)
+	}
+	for _, sys := range []string{bluerocktel.System, "overplane"} {
+		if c := sum(1, sys); c.Created+c.Updated != 0 {
+			t.Errorf("step 2, %s wrote: %+v", sys, c)
+		}
+		if c := sum(2, sys); c.Updated != 1 || c.Created != 0 {
+			t.Errorf("step 3, %s: %+v, want exactly one update", sys, c)
+		}
 	}
 }
