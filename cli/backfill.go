@@ -16,8 +16,9 @@ func newBackfillCmd(g *globals) *cobra.Command {
 	var since string
 	var restart bool
 	c := &cobra.Command{
-		Use:   "backfill FLOW",
-		Short: "Re-read a flow's source from a date (or the beginning) without touching its scheduled cursor",
+		ValidArgsFunction: g.completeFlows,
+		Use:               "backfill FLOW",
+		Short:             "Re-read a flow's source from a date (or the beginning) without touching its scheduled cursor",
 		Long: `Re-read the source of FLOW from --since (or from the beginning) and sync every
 record, using a cursor of its own: the scheduled cursor is left alone. Records
 already in sync make no writes. A progress bar (records, rate, ETA when the API

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,9 +110,44 @@ Start with "crmsync demo" (no setup needed), then see README.md and docs/.`,
 func (g *globals) addConfigFlags(c *cobra.Command, withState bool) {
 	c.Flags().StringVarP(&g.config, "config", "c", "", "configuration file (required)")
 	_ = c.MarkFlagRequired("config")
+	_ = c.MarkFlagFilename("config", "yaml", "yml")
 	if withState {
 		c.Flags().StringVar(&g.state, "state", "", "state file (overrides the config's state)")
+		_ = c.MarkFlagFilename("state")
 	}
+	if f := c.Flags().Lookup("flow"); f != nil {
+		_ = c.RegisterFlagCompletionFunc("flow", g.completeFlows)
+	}
+}
+
+// completeFlows completes flow names from the --config given so far (shell
+// completion: crmsync sync -c crmsync.yaml <TAB>). Names already on the
+// command line are left out.
+func (g *globals) completeFlows(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if g.config == "" {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	cfg, err := config.Load(g.config, g.env.Types)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []cobra.Completion
+	for _, f := range cfg.Flows {
+		if strings.HasPrefix(f.Name, toComplete) && !slices.Contains(args, f.Name) {
+			out = append(out, cobra.CompletionWithDesc(f.Name, f.Source+" -> "+targetNames(f)))
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+func targetNames(f *config.Flow) string {
+	names := make([]string, 0, len(f.Targets))
+	for _, t := range f.Targets {
+		if t != nil {
+			names = append(names, t.System)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // addShutdownFlag adds --shutdown-grace (sync, backfill, run).

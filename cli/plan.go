@@ -17,8 +17,9 @@ import (
 
 func newPlanCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "plan [FLOW...]",
-		Short: "Show what a sync would create, update, convert, delete or dead-letter, writing nothing",
+		ValidArgsFunction: g.completeFlows,
+		Use:               "plan [FLOW...]",
+		Short:             "Show what a sync would create, update, convert, delete or dead-letter, writing nothing",
 		Long: `Dry run: the same code path as sync (pull, map, match, merge, decide), with
 every write to a target replaced by a line of output and no state written:
 the state file is opened read-only (or not at all when it does not exist).

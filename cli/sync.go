@@ -15,8 +15,9 @@ import (
 
 func newSyncCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "sync [FLOW...]",
-		Short: "Run the named flows once (all flows when none is named) and print a summary",
+		ValidArgsFunction: g.completeFlows,
+		Use:               "sync [FLOW...]",
+		Short:             "Run the named flows once (all flows when none is named) and print a summary",
 		Long: `Run flows once and print, per flow and system, how many records were pulled,
 created, updated, converted, unchanged, skipped by a filter, or failed.
 Exit status 1 when any flow ended with an error. SIGINT/SIGTERM finish the
