@@ -61,7 +61,35 @@ and exits 130.`,
 			defer finish()
 			var bar *progressbar.ProgressBar
 			started := time.Now()
+			readLogs := 0
 			progress := func(p engine.Progress) {
+				if p.Reading != "" {
+					// Before its first creates a backfill reads each target
+					// once (to match existing records): say so, instead of
+					// a bar that stands still.
+					msg := fmt.Sprintf("reading %s to match existing records: %d read", p.Reading, p.Read)
+					if p.Done {
+						msg = fmt.Sprintf("read %s to match existing records: %d records", p.Reading, p.Read)
+					}
+					switch {
+					case bar != nil:
+						bar.Describe("backfill " + f.Name + " (" + msg + ")")
+						if p.Done {
+							bar.Describe("backfill " + f.Name)
+						}
+					case isTerminal(g.env.Stderr):
+						fmt.Fprintf(g.env.Stderr, "\r%s", msg)
+						if p.Done {
+							fmt.Fprintln(g.env.Stderr)
+						}
+					default:
+						if readLogs++; !p.Done && readLogs%10 != 1 {
+							return // plain logs: the first page, every tenth, and the end
+						}
+						log.Info().Str("flow", f.Name).Str("target", p.Reading).Int("read", p.Read).Bool("done", p.Done).Msg(msg)
+					}
+					return
+				}
 				if isTerminal(g.env.Stderr) {
 					if bar == nil {
 						bar = progressbar.NewOptions(p.Total, progressbar.OptionSetWriter(g.env.Stderr),

@@ -435,3 +435,25 @@ func TestSyncJSONHasEveryCount(t *testing.T) {
 		t.Fatal("no counts at all")
 	}
 }
+
+// TestBackfillSaysWhileItReadsTheTarget: before its first creates a
+// backfill reads the target once to match existing records; without a
+// terminal it says so in the log (the first page, every tenth, the end)
+// instead of staying silent.
+func TestBackfillSaysWhileItReadsTheTarget(t *testing.T) {
+	w := newCLIWorld(t, 30, "info", nil)
+	w.mustRun("sync", "t2b", "--config", w.cfg) // BlueRockTel now holds 30 records
+	if err := os.Remove(w.state); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := w.run("backfill", "t2b", "--config", w.cfg)
+	if code != 0 {
+		t.Fatalf("backfill: exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(errOut, "reading bluerocktel to match existing records: 10 read") {
+		t.Errorf("no progress line for the first page of the target read:\n%s", errOut)
+	}
+	if !strings.Contains(errOut, "read bluerocktel to match existing records: 30 records") {
+		t.Errorf("no line for the end of the target read:\n%s", errOut)
+	}
+}

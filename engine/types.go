@@ -220,6 +220,12 @@ type Progress struct {
 	Records int // records pulled so far
 	Pages   int
 	Total   int // the source's reported total, -1 when unknown
+	// Reading, when set, names a target the run is reading once, before
+	// its first creates, to match records that exist there already; Read
+	// is how many it has read, and Done says the read is complete.
+	Reading string
+	Read    int
+	Done    bool
 }
 
 // TwoWay returns f with CheckBeforeWrite set on every target that is the
