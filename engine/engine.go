@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -79,6 +80,10 @@ func CursorKey(flow, source string) string { return "flow/" + flow + "/" + sourc
 
 // BackfillKey is the state key of a flow's backfill cursor.
 func BackfillKey(flow string) string { return "backfill/" + flow }
+
+// backfillDoneKey holds how many records an interrupted backfill handled,
+// committed with its cursor.
+func backfillDoneKey(flow string) string { return "backfill-done/" + flow }
 
 // ReconcileKey is the state key holding when a flow last reconciled deletes.
 func ReconcileKey(flow string) string { return "reconcile/" + flow }
@@ -243,7 +248,15 @@ func (r *run) do(ctx context.Context) error {
 		return fmt.Errorf("read cursor: %w", err)
 	}
 	r.bulk = cur == nil || r.ro.Mode == ModeBackfill
-	pulled := 0
+	// A resumed backfill counts on from the records its earlier part
+	// handled (kept with its cursor), so progress says "1,639 of 5,000",
+	// not "0 of 3,361".
+	pulled, before := 0, 0
+	if r.ro.Mode == ModeBackfill && cur != nil {
+		if b, err := r.store().Cursor(backfillDoneKey(r.f.Name)); err == nil {
+			before, _ = strconv.Atoi(string(b))
+		}
+	}
 	for {
 		if r.stopRequested() {
 			r.res.Stopped = true
@@ -263,6 +276,13 @@ func (r *run) do(ctx context.Context) error {
 					next = nil // a finished backfill starts afresh next time
 				}
 				b.SetCursor(key, next)
+				if r.ro.Mode == ModeBackfill {
+					var done []byte
+					if next != nil {
+						done = []byte(strconv.Itoa(before + pulled + len(page.Records)))
+					}
+					b.SetCursor(backfillDoneKey(r.f.Name), done)
+				}
 			}
 			if err := r.store().Commit(b); err != nil {
 				return fmt.Errorf("commit page: %w", err)
@@ -275,7 +295,11 @@ func (r *run) do(ctx context.Context) error {
 		r.res.Pages++
 		pulled += len(page.Records)
 		if r.ro.Progress != nil {
-			r.ro.Progress(Progress{Flow: r.f.Name, Records: pulled, Pages: r.res.Pages, Total: page.Total})
+			total := page.Total
+			if total >= 0 {
+				total += before // the connector's total covers the pull from the cursor on
+			}
+			r.ro.Progress(Progress{Flow: r.f.Name, Records: before + pulled, Pages: r.res.Pages, Total: total})
 		}
 		if page.Done {
 			break
@@ -335,6 +359,7 @@ func (r *run) count(system string, f func(c *Counts)) {
 func (e *Engine) RestartBackfill(flow string) error {
 	b := &state.Batch{}
 	b.SetCursor(BackfillKey(flow), nil)
+	b.SetCursor(backfillDoneKey(flow), nil)
 	return e.o.Store.Commit(b)
 }
 

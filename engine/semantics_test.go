@@ -540,8 +540,23 @@ func TestBackfillSinceResumeAndScheduledCursor(t *testing.T) {
 	}
 	rec.reset()
 	w.reopen()
-	res = w.runFlow(w.flow("t2b"), engine.RunOptions{Mode: engine.ModeBackfill})
+	var progress []engine.Progress
+	res = w.runFlow(w.flow("t2b"), engine.RunOptions{Mode: engine.ModeBackfill, Progress: func(p engine.Progress) {
+		if p.Reading == "" {
+			progress = append(progress, p)
+		}
+	}})
 	second := rec.ids()
+	// Its progress counts on from the interrupted part, out of the whole.
+	if len(progress) == 0 {
+		t.Fatal("the resumed backfill reported no progress")
+	}
+	if p := progress[0]; p.Records <= len(first) {
+		t.Errorf("the resumed backfill's first progress says %d records; want more than the %d handled before the interruption", p.Records, len(first))
+	}
+	if p := progress[len(progress)-1]; p.Total >= 0 && (p.Total < len(all) || p.Records > p.Total) {
+		t.Errorf("the resumed backfill ends at %d of %d; want at most the total, which covers all %d records", p.Records, p.Total, len(all))
+	}
 	if rec.firstCursorNil() {
 		t.Error("the resumed backfill started from the beginning")
 	}
