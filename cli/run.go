@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,7 +23,7 @@ import (
 
 func newRunCmd(g *globals) *cobra.Command {
 	var admin string
-	var noStartRun bool
+	var noStartRun, jsonOut bool
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Run every flow on its cron schedule until SIGTERM/SIGINT",
@@ -80,8 +81,12 @@ signal cancels them at once and exits 130.`,
 				case <-stopCtx.Done():
 				}
 			}()
-			d := daemon.New(daemon.Options{Engine: a.Engine, Store: a.Store, Jobs: jobs, Parser: config.ScheduleParser(),
-				Logger: log, AdminListen: listen, Metrics: m.Handler(), RunAtStart: !noStartRun, ShutdownGrace: grace, RunContext: runCtx})
+			do := daemon.Options{Engine: a.Engine, Store: a.Store, Jobs: jobs, Parser: config.ScheduleParser(),
+				Logger: log, AdminListen: listen, Metrics: m.Handler(), RunAtStart: !noStartRun, ShutdownGrace: grace, RunContext: runCtx}
+			if jsonOut {
+				do.OnResult = jsonLines(g.env.Stdout)
+			}
+			d := daemon.New(do)
 			err = d.Run(stopCtx)
 			if ierr := finish(); ierr != nil {
 				return ierr
@@ -92,6 +97,7 @@ signal cancels them at once and exits 130.`,
 	g.addConfigFlags(c, true)
 	c.Flags().StringVar(&admin, "admin", "", "admin HTTP address (overrides admin.listen; empty disables)")
 	c.Flags().BoolVar(&noStartRun, "no-start-run", false, "do not run every flow once at start; wait for the schedule")
+	c.Flags().BoolVar(&jsonOut, "json", false, "print every finished run's result on stdout as one JSON line (JSON Lines; logs stay on stderr)")
 	g.addShutdownFlag(c)
 	return c
 }
@@ -305,4 +311,19 @@ func primeMetrics(m *metrics.Metrics, st *state.Store, flows []engine.Flow) erro
 	}
 	m.Prime(out)
 	return nil
+}
+
+// jsonLines returns an OnResult that writes each result to w as one JSON
+// line, whole lines only, whatever goroutine finished the run.
+func jsonLines(w io.Writer) func(*engine.Result) {
+	var mu sync.Mutex
+	return func(res *engine.Result) {
+		b, err := json.Marshal(res)
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		_, _ = w.Write(append(b, '\n'))
+	}
 }

@@ -49,6 +49,9 @@ type Options struct {
 	RunContext context.Context
 	// Ready, when non-nil, receives the admin address once listening.
 	Ready func(adminAddr string)
+	// OnResult, when non-nil, receives every finished run's result (`run
+	// --json` prints them). It may be called from several goroutines.
+	OnResult func(*engine.Result)
 }
 
 // Daemon is a running scheduler.
@@ -184,6 +187,9 @@ func (d *Daemon) runFlow(ctx context.Context, f engine.Flow, stop <-chan struct{
 			Int("converted", c.Converted).Int("unchanged", c.Unchanged).Int("skipped", c.Skipped).Int("failed", c.Failed))
 	}
 	ev.Dur("took", res.Finished.Sub(res.Started)).Bool("stopped", res.Stopped).Msg("flow run finished")
+	if d.o.OnResult != nil {
+		d.o.OnResult(res)
+	}
 }
 
 func (d *Daemon) adminHandler() http.Handler {

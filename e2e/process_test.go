@@ -369,3 +369,29 @@ func TestProcessDemoJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestProcessRunJSONPrintsOneLinePerRun: `crmsync run --json` prints each
+// finished run on stdout as one JSON line (the logs stay on stderr), so a
+// script can follow the service's results.
+func TestProcessRunJSONPrintsOneLinePerRun(t *testing.T) {
+	const seed = 9
+	e := newEnv(t, envOptions{Seed: seed})
+	p := startProc(t, "run", "--config", e.cfgPath, "--admin", "", "--json")
+	var res engine.Result
+	waitFor(t, 30*time.Second, "the first run's JSON line", func() bool {
+		line, _, ok := strings.Cut(p.stdout.String(), "\n")
+		return ok && json.Unmarshal([]byte(line), &res) == nil
+	})
+	if res.Flow != flowName || res.Error != "" || res.Systems[bluerocktel.System] == nil || res.Systems[bluerocktel.System].Created != seed {
+		t.Errorf("run --json, first line: %+v; want flow %s with %d created in bluerocktel", res, flowName, seed)
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(20 * time.Second); code != 0 {
+		t.Fatalf("run exited %d after SIGTERM:\n%s", code, p.stderr.String())
+	}
+	for _, l := range strings.Split(strings.TrimSpace(p.stdout.String()), "\n") {
+		if !json.Valid([]byte(l)) {
+			t.Errorf("stdout line is not JSON: %q", l)
+		}
+	}
+}
