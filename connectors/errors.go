@@ -16,7 +16,8 @@ const (
 	// Rejected: the API refused this record (4xx validation, 409 conflict).
 	// The record goes to dead letters with the API's message; the flow goes on.
 	Rejected
-	// Auth: 401/403 on credentials. The flow stops and an alert is raised.
+	// Auth: 401, the credentials are refused: nothing of the system can be
+	// read or written. A source stops the run; a target is down for it.
 	Auth
 	// NotFound: the record does not exist (404).
 	NotFound
@@ -24,6 +25,12 @@ const (
 	// happened (timeout or reset after the request was sent). The engine
 	// keeps its create intent and looks the record up before any new create.
 	OutcomeUnknown
+	// Forbidden: 403, the credentials are good but may not act on this
+	// resource (a BlueRockTel sales user and a prospect not visible to
+	// sales). On a target's record it is the target refusing that record:
+	// a dead letter, and the run goes on; a source that may not list its
+	// collection stops the run.
+	Forbidden
 )
 
 func (k Kind) String() string {
@@ -38,6 +45,8 @@ func (k Kind) String() string {
 		return "not found"
 	case OutcomeUnknown:
 		return "outcome unknown"
+	case Forbidden:
+		return "forbidden"
 	}
 	return "unknown"
 }
@@ -86,8 +95,11 @@ func IsRetryable(err error) bool { return KindOf(err) == Retryable }
 // IsRejected reports whether the API refused the record itself.
 func IsRejected(err error) bool { return KindOf(err) == Rejected }
 
-// IsAuth reports whether err is an authentication or authorisation failure.
+// IsAuth reports whether err is an authentication failure (401).
 func IsAuth(err error) bool { return KindOf(err) == Auth }
+
+// IsForbidden reports whether err is a refusal of one resource (403).
+func IsForbidden(err error) bool { return KindOf(err) == Forbidden }
 
 // IsNotFound reports whether the record does not exist.
 func IsNotFound(err error) bool { return KindOf(err) == NotFound }

@@ -121,7 +121,7 @@ func permanent(err error) bool {
 		return false
 	}
 	switch connectors.KindOf(err) {
-	case connectors.Rejected, connectors.NotFound:
+	case connectors.Rejected, connectors.NotFound, connectors.Forbidden:
 		return true
 	}
 	return false

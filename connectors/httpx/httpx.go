@@ -337,8 +337,10 @@ func postErrorKind(ctx context.Context, cl *call, err error) connectors.Kind {
 // Classify maps an HTTP status to an error kind.
 func Classify(status int, idempotent bool) connectors.Kind {
 	switch {
-	case status == http.StatusUnauthorized, status == http.StatusForbidden:
+	case status == http.StatusUnauthorized:
 		return connectors.Auth
+	case status == http.StatusForbidden:
+		return connectors.Forbidden
 	case status == http.StatusNotFound:
 		return connectors.NotFound
 	case status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:

@@ -263,3 +263,14 @@ func TestPostTransportErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestClassifyTells401From403: a 401 refuses the credentials (the whole
+// system), a 403 one resource (that record is refused, the run goes on).
+func TestClassifyTells401From403(t *testing.T) {
+	if k := Classify(http.StatusUnauthorized, true); k != connectors.Auth {
+		t.Errorf("401: %v, want auth", k)
+	}
+	if k := Classify(http.StatusForbidden, false); k != connectors.Forbidden {
+		t.Errorf("403: %v, want forbidden", k)
+	}
+}
