@@ -33,6 +33,10 @@ var layers = map[string][]string{
 	"metrics":             {"engine"},
 	"schema":              {"config", "connectors", "engine", "funnel"},
 	"daemon":              {"engine", "state"},
+	// TribeCRM's emulator is a package of its own, a witness of the vendor
+	// that never imports the client; the client imports it in register.go.
+	"connectors/tribecrm/emulator": {"connectors", "connectors/emukit"},
+	"connectors/tribecrm":          {"connectors", "connectors/emukit", "connectors/httpx", "connectors/tribecrm/emulator"},
 	// The wiring layers name no system type: they loop over the registry.
 	"emulate":         {"connectors", "connectors/emukit"},
 	"emulate/emutest": {"connectors/*", "emulate"}, // tests' typed access to the built-in emulators

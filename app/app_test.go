@@ -15,7 +15,7 @@ import (
 	"github.com/crmsync/crmsync/config"
 	"github.com/crmsync/crmsync/connectors/bluerocktel"
 	"github.com/crmsync/crmsync/connectors/builtin"
-	"github.com/crmsync/crmsync/connectors/tribecrm"
+	tribeemu "github.com/crmsync/crmsync/connectors/tribecrm/emulator"
 	"github.com/crmsync/crmsync/engine"
 )
 
@@ -23,7 +23,7 @@ import (
 // a BlueRockTel login taken from the config (no static tokens), and checks
 // that no secret reaches the logs.
 func TestCredentialsFromConfig(t *testing.T) {
-	tribe := httptest.NewServer(tribecrm.NewEmulator(tribecrm.EmulatorOptions{Records: 12, ClientID: "crm-client", ClientSecret: "tribe-client-secret-123", TokenLifetime: time.Minute}))
+	tribe := httptest.NewServer(tribeemu.New(tribeemu.Options{Records: 12, ClientID: "crm-client", ClientSecret: "tribe-client-secret-123", TokenLifetime: time.Minute}))
 	defer tribe.Close()
 	brt := httptest.NewServer(bluerocktel.NewEmulator(bluerocktel.EmulatorOptions{
 		Users: []bluerocktel.User{{ID: 1, Name: "Sync", Email: "sync@example.test", Password: "brt-password-456", Role: 1}}}))

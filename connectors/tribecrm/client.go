@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -766,10 +767,30 @@ func (c *Client) Delete(ctx context.Context, entity, id string) error {
 	return err
 }
 
-// Find returns the records whose fields equal every match (case-insensitive,
-// trimmed). For a funnel set it searches all five stages of the same flavour,
-// so a record is found whatever stage it has reached. Dotted match fields
-// (Organization.EmailAddress) become navigation paths.
+// Find returns the records that hold every match, by the shared rule
+// connectors.MatchesAll (trimmed, case-insensitive, numbers by their text,
+// names loosely when a match is Loose). For a funnel set it searches all five
+// stages of the same flavour, so a record is found whatever stage it has
+// reached. Dotted match fields (Organization.EmailAddress) become navigation
+// paths.
+//
+// The $filter only narrows what is read; every row it returns is checked
+// with connectors.MatchesAll, so the filter must never drop a row that rule
+// would keep:
+//   - an ID match is "path eq <guid>";
+//   - any other match is "tolower(path) eq '<value>'", or, once the server
+//     refused tolower(), "contains(path,'<value>')" (both case-insensitive);
+//   - a Loose match (a name) has no term on the server. Its rule removes
+//     punctuation ("Acme B.V." is "ACME BV"), and no OData filter can say
+//     that: an eq drops "Acme B.V.", and even contains() of a word can miss
+//     one a dot splits ("B.V." holds no "bv"). The other matches still
+//     filter; with none left the sets are read whole, which is the simplest
+//     filter that cannot lose a match (Find is the engine's per-record
+//     lookup, used only when it has no index of the target).
+//   - a value that may be a number ("42") keeps its term, but when the server
+//     answers 400 the query is sent again without such terms: the field may
+//     be numeric, and tolower() or contains() of an Edm.Double is a type
+//     error in OData. Only if that also fails is tolower() taken as refused.
 func (c *Client) Find(ctx context.Context, entity string, match []connectors.Match) ([]connectors.Record, error) {
 	if len(match) == 0 {
 		return nil, nil
@@ -781,47 +802,42 @@ func (c *Client) Find(ctx context.Context, entity string, match []connectors.Mat
 			sets = append(sets, FunnelSet(fl, s))
 		}
 	}
-	var terms, fallback []string
+	var terms []findTerm
 	for _, m := range match {
 		path := strings.ReplaceAll(m.Field, ".", "/")
 		if !validPath(path) {
 			return nil, rejected("find "+entity, "invalid match field "+m.Field)
 		}
 		v := strings.TrimSpace(m.Value)
-		if path == "ID" || strings.HasSuffix(path, "/ID") {
+		switch {
+		case path == "ID" || strings.HasSuffix(path, "/ID"):
 			if !isGUID(v) {
 				return nil, nil
 			}
-			terms = append(terms, path+" eq "+strings.ToLower(v))
-			fallback = append(fallback, path+" eq "+strings.ToLower(v))
-			continue
+			t := path + " eq " + strings.ToLower(v)
+			terms = append(terms, findTerm{exact: t, narrow: t})
+		case m.Loose:
+			// No server term: see above.
+		default:
+			_, err := strconv.ParseFloat(v, 64)
+			terms = append(terms, findTerm{
+				exact:    "tolower(" + path + ") eq " + quote(strings.ToLower(v)),
+				narrow:   "contains(" + path + "," + quote(v) + ")",
+				mayBeNum: err == nil,
+			})
 		}
-		terms = append(terms, "tolower("+path+") eq "+quote(strings.ToLower(v)))
-		fallback = append(fallback, "contains("+path+","+quote(v)+")")
 	}
-	filter := strings.Join(terms, " and ")
 	var out []connectors.Record
 	seen := map[string]bool{}
+	noNumbers := false
 	for _, set := range sets {
-		var rows []item
-		var err error
-		if !c.noToLower.Load() {
-			rows, err = c.getAll(ctx, c.root+"/"+set+query("$filter", filter, "$expand", expandFor(set)), "find "+set)
-			var ce *connectors.Error
-			if errors.As(err, &ce) && ce.Status == http.StatusBadRequest {
-				c.log.Warn().Str("message", ce.Message).Msg("server refused tolower() in $filter: matching with contains() and comparing here from now on")
-				c.noToLower.Store(true)
-			}
-		}
-		if c.noToLower.Load() {
-			rows, err = c.getAll(ctx, c.root+"/"+set+query("$filter", strings.Join(fallback, " and "), "$expand", expandFor(set)), "find "+set)
-		}
+		rows, err := c.findRows(ctx, set, terms, &noNumbers)
 		if err != nil {
 			return nil, err
 		}
 		for _, it := range rows {
 			rec, err := toRecord(set, it)
-			if err != nil || seen[rec.ID] || !matchesAll(rec.Fields, match) {
+			if err != nil || seen[rec.ID] || !connectors.MatchesAll(rec.Fields, match) {
 				continue
 			}
 			seen[rec.ID] = true
@@ -829,6 +845,64 @@ func (c *Client) Find(ctx context.Context, entity string, match []connectors.Mat
 		}
 	}
 	return out, nil
+}
+
+// findTerm is one match as a $filter condition: exact with tolower(),
+// narrow with contains() for a server that refuses tolower().
+type findTerm struct {
+	exact, narrow string
+	mayBeNum      bool // the value may be a number: the field may be numeric
+}
+
+// findFilter joins the terms: narrow or exact ones, with or without those
+// whose value may be a number.
+func findFilter(terms []findTerm, narrow, numbers bool) string {
+	var parts []string
+	for _, t := range terms {
+		switch {
+		case t.mayBeNum && !numbers:
+		case narrow:
+			parts = append(parts, t.narrow)
+		default:
+			parts = append(parts, t.exact)
+		}
+	}
+	return strings.Join(parts, " and ")
+}
+
+// findRows reads the rows of one set that the terms let through (see Find).
+// *noNumbers is set once the terms with values that may be numbers were
+// refused, for the other sets of the same Find.
+func (c *Client) findRows(ctx context.Context, set string, terms []findTerm, noNumbers *bool) ([]item, error) {
+	read := func(filter string) ([]item, error) {
+		return c.getAll(ctx, c.root+"/"+set+query("$filter", filter, "$expand", expandFor(set)), "find "+set)
+	}
+	if !c.noToLower.Load() {
+		filter := findFilter(terms, false, !*noNumbers)
+		rows, err := read(filter)
+		if !isBadRequest(err) {
+			return rows, err
+		}
+		if without := findFilter(terms, false, false); without != filter {
+			*noNumbers = true
+			if rows, err = read(without); !isBadRequest(err) {
+				return rows, err
+			}
+		}
+		var ce *connectors.Error
+		errors.As(err, &ce)
+		c.log.Warn().Str("message", ce.Message).Msg("server refused tolower() in $filter: matching with contains() and comparing here from now on")
+		c.noToLower.Store(true)
+	}
+	// contains() of a numeric field is as much a type error as tolower():
+	// values that may be numbers are compared here only.
+	return read(findFilter(terms, true, false))
+}
+
+// isBadRequest reports whether err is the API's 400.
+func isBadRequest(err error) bool {
+	var ce *connectors.Error
+	return errors.As(err, &ce) && ce.Status == http.StatusBadRequest
 }
 
 func validPath(p string) bool {
@@ -850,22 +924,3 @@ func validPath(p string) bool {
 
 // quote writes an OData string literal.
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// matchesAll re-checks the matches client-side: equal after trimming, case-insensitively.
-func matchesAll(fields map[string]any, match []connectors.Match) bool {
-	for _, m := range match {
-		var cur any = fields
-		for _, seg := range strings.Split(m.Field, ".") {
-			mm, ok := cur.(map[string]any)
-			if !ok {
-				return false
-			}
-			cur = mm[seg]
-		}
-		s, ok := cur.(string)
-		if !ok || !strings.EqualFold(strings.TrimSpace(s), strings.TrimSpace(m.Value)) {
-			return false
-		}
-	}
-	return true
-}

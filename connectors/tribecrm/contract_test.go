@@ -17,6 +17,7 @@ import (
 	"github.com/crmsync/crmsync/connectors/conntest"
 	"github.com/crmsync/crmsync/connectors/httpx"
 	"github.com/crmsync/crmsync/connectors/tribecrm"
+	"github.com/crmsync/crmsync/connectors/tribecrm/emulator"
 )
 
 var (
@@ -49,13 +50,14 @@ var tieTime = time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
 const tokenLifetime = 10 * time.Minute
 
 func TestContract(t *testing.T) {
+	t.Parallel()
 	conntest.Run(t, conntest.Harness{
 		System:       tribecrm.System,
 		ErrorMessage: tribecrm.ErrorMessage,
 		AuthPath:     "/oauth2/token",
 		Start: func(t testing.TB, o conntest.EmuOptions) *conntest.Emulator {
 			clk := &shiftClock{}
-			em := tribecrm.NewEmulator(tribecrm.EmulatorOptions{
+			em := emulator.New(emulator.Options{
 				Records: o.Records, Faults: o.Faults, PageCap: o.PageCap, Now: clk.Now, TokenLifetime: tokenLifetime,
 			})
 			if o.Ties {
@@ -193,6 +195,7 @@ const (
 )
 
 func TestContractRecordedBodies(t *testing.T) {
+	t.Parallel()
 	const token = "recorded-static-token"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -18,6 +18,7 @@ import (
 // <target entity set>}. The handler is not our emulator: it records what a
 // server would receive.
 func TestConvertSendsWhatTheVendorsNodeSends(t *testing.T) {
+	t.Parallel()
 	const id = "9f1c3a70-5c1e-4d8e-9a1b-000000000001"
 	var got map[string]any
 	var path string

@@ -1,7 +1,6 @@
 // Package tribecrm owns crmsync's TribeCRM connector: a client of Tribe's
 // OData v4 API (connectors.Connector over the 10 commercial-relationship
-// entity sets) and a faithful in-memory emulator of that API for tests,
-// `crmsync emulate` and `crmsync demo`.
+// entity sets).
 //
 // Client (Client, New, Options):
 //   - Pull reads Relationship_{Organization|Person}_CommercialRelationship_<Stage>
@@ -16,10 +15,8 @@
 //   - Query strings are written by hand with %20 for spaces: Tribe does not
 //     read '+' as a space.
 //
-// Emulator (Emulator, NewEmulator, EmulatorOptions): /v1/odata/<Set> with
-// $filter (filter.go), $orderby, $top, $skip, $count, $select, $expand,
-// GUID keys, server-set timestamps, stage conversion, OData error bodies,
-// OAuth2 POST /oauth2/token, a server page cap with @odata.nextLink, PUT
-// as a merge (Tribe's pages) or a replace (OData's PUT: PutSemantics), and
-// knobs for tests (Freeze, Touch, EditDuringPaging, faults via emukit).
+// The emulator of this API is the package connectors/tribecrm/emulator, an
+// independent witness of the vendor that shares no code with the client; of
+// this package's own code only register.go uses it, to give the connector
+// registry its emulator (imports_test.go).
 package tribecrm

@@ -10,13 +10,15 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/connectors/tribecrm/emulator"
 )
 
 // Tribe documents contains/startswith/endswith but not tolower. If the real
 // server refuses tolower() in $filter, Find must still work: it narrows
 // with contains() and compares on the client.
 func TestFindFallsBackWhenTolowerIsRefused(t *testing.T) {
-	em := NewEmulator(EmulatorOptions{Records: 40})
+	t.Parallel()
+	em := emulator.New(emulator.Options{Records: 40})
 	var refused atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.URL.RawQuery, "tolower") {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/httpx"
+	"github.com/crmsync/crmsync/connectors/tribecrm/emulator"
 )
 
 // recorded is one request the test server saw.
@@ -29,7 +31,7 @@ type recorded struct {
 
 // env is an emulator behind a real loopback HTTP server plus a client.
 type env struct {
-	em  *Emulator
+	em  *emulator.Emulator
 	srv *httptest.Server
 	c   *Client
 
@@ -60,9 +62,9 @@ func newHTTP(t testing.TB) *httpx.Client {
 	})
 }
 
-func newEnv(t testing.TB, eo EmulatorOptions, tweak func(*Options)) *env {
+func newEnv(t testing.TB, eo emulator.Options, tweak func(*Options)) *env {
 	t.Helper()
-	e := &env{em: NewEmulator(eo)}
+	e := &env{em: emulator.New(eo)}
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -153,24 +155,6 @@ func (e *env) raw(t testing.TB, method, pathAndQuery string, body any) (int, map
 	return resp.StatusCode, out
 }
 
-// errMessage returns the OData error message of a reply, failing when the
-// body is not an OData error.
-func errMessage(t testing.TB, body map[string]any) string {
-	t.Helper()
-	e, ok := body["error"].(map[string]any)
-	if !ok {
-		t.Fatalf("not an OData error body: %v", body)
-	}
-	if _, ok := e["code"]; !ok {
-		t.Fatalf("OData error without code: %v", body)
-	}
-	m, _ := e["message"].(string)
-	if m == "" {
-		t.Fatalf("OData error without message: %v", body)
-	}
-	return m
-}
-
 func field(rec map[string]any, path string) any {
 	var cur any = rec
 	for _, seg := range strings.Split(path, ".") {
@@ -189,3 +173,21 @@ var orgCustomer = FunnelSet(FlavourOrganization, "Customer")
 var personLead = FunnelSet(FlavourPerson, "Lead")
 
 func asError(err error, target **connectors.Error) bool { return errors.As(err, target) }
+
+var guidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+// withStatus returns a seeded relationship of the given flavour that has a
+// Status, with its rendered row.
+func withStatus(t testing.TB, em *emulator.Emulator, flavour string) (string, string, map[string]any) {
+	t.Helper()
+	for _, stage := range funnelStages {
+		set := FunnelSet(flavour, stage)
+		for _, id := range em.IDs(set) {
+			if row, _, _ := em.Entity(id); row["Status"] != nil {
+				return set, id, row
+			}
+		}
+	}
+	t.Fatalf("no seeded %s relationship with a Status", flavour)
+	return "", "", nil
+}

@@ -17,6 +17,7 @@ import (
 // emulator: it answers as an OData server that pages with relative links
 // would, and counts requests that miss.
 func TestNextLinkResolvedAsODataSays(t *testing.T) {
+	t.Parallel()
 	const first = `{"ID":"9f1c3a70-5c1e-4d8e-9a1b-000000000001","Name":"A"}`
 	const second = `{"ID":"9f1c3a70-5c1e-4d8e-9a1b-000000000002","Name":"B"}`
 	for _, c := range []struct {
@@ -32,6 +33,7 @@ func TestNextLinkResolvedAsODataSays(t *testing.T) {
 		{"another scheme", ``, "BASE_HTTPS/v1/odata/Relation_Organization?$skiptoken=2", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			var missed atomic.Int32
 			var srv *httptest.Server
 			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

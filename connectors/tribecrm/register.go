@@ -10,6 +10,7 @@ import (
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/httpx"
+	"github.com/crmsync/crmsync/connectors/tribecrm/emulator"
 )
 
 // Config is the TribeCRM-only keys of a system (type: tribecrm).
@@ -91,7 +92,7 @@ func Type() connectors.Type {
 		Emulator: connectors.EmulatorType{
 			Addr: "127.0.0.1:8081",
 			New: func(o connectors.EmulatorOptions) (http.Handler, error) {
-				em := NewEmulator(EmulatorOptions{Token: o.Token, Records: o.Records, Faults: o.Faults, PageCap: o.PageCap})
+				em := emulator.New(emulator.Options{Token: o.Token, Records: o.Records, Faults: o.Faults, PageCap: o.PageCap})
 				if !o.Ties.IsZero() {
 					em.Freeze(o.Ties)
 				}

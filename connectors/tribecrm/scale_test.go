@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/connectors/tribecrm/emulator"
 )
 
 // BenchmarkScale seeds 10,000 relationships, makes 20,000 writes over HTTP
@@ -13,7 +14,7 @@ import (
 func BenchmarkScale(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		e := newEnv(b, EmulatorOptions{Records: 10000}, nil)
+		e := newEnv(b, emulator.Options{Records: 10000}, nil)
 		seeded := time.Since(start)
 		ids := e.em.IDs(orgLead)
 		start = time.Now()

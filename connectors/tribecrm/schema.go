@@ -1,5 +1,13 @@
 package tribecrm
 
+// This file holds the API facts the client relies on. The emulator
+// (connectors/tribecrm/emulator) keeps its own copy of the facts it needs,
+// so that it stays an independent witness of the vendor. Sources: the seed
+// pages /work/shared/seeds/tribecrm-suspects.txt and
+// tribecrm-hot-prospects.txt (S0, S1: set names, _Type, funnel order),
+// /work/shared/research/apis.md §1(a) "Data model" and docs/apis.md §1
+// (Relation_* sets, Relationship_Organization_Identity, timestamps).
+
 import (
 	"strings"
 	"time"
@@ -14,10 +22,13 @@ const (
 	FlavourPerson       = "Person"
 )
 
-// Stages of the TribeCRM commercial funnel, in funnel order.
+// Stages of the TribeCRM commercial funnel, in funnel order: "Suspect →
+// Lead → HotProspect → Prospect → Customer" (seed S0).
 var funnelStages = []string{"Suspect", "Lead", "HotProspect", "Prospect", "Customer"}
 
-// Entity-set names outside the funnel that the connector and emulator use.
+// Entity-set names outside the funnel that the connector uses (apis.md
+// §1(a): the Relations, and the identity set whose Relation is the tenant's
+// own organisation).
 const (
 	SetOrganization = "Relation_Organization"
 	SetPerson       = "Relation_Person"
@@ -80,8 +91,9 @@ func navOf(set string) string {
 	return ""
 }
 
-// timeLayout is how TribeCRM (and the emulator) write DateTimeOffset values:
-// RFC 3339 in UTC with milliseconds.
+// timeLayout is how the client writes DateTimeOffset values into a $filter:
+// RFC 3339 in UTC with milliseconds (it reads any RFC 3339 form; docs/apis.md
+// §1, "timestamps RFC 3339 with any offset").
 const timeLayout = "2006-01-02T15:04:05.000Z"
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
@@ -110,3 +122,10 @@ func isGUID(s string) bool {
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
+
+// isIdentStart and isIdentByte are the characters of an OData identifier, in
+// the ASCII subset the client writes in $filter paths: a letter or '_', then
+// letters, digits and '_' (OData v4.01 Part 2 URL Conventions, ABNF
+// odataIdentifier).
+func isIdentStart(c byte) bool { return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
+func isIdentByte(c byte) bool  { return isIdentStart(c) || (c >= '0' && c <= '9') }

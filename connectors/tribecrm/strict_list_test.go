@@ -14,6 +14,7 @@ import (
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/emukit"
+	"github.com/crmsync/crmsync/connectors/tribecrm/emulator"
 )
 
 // Issue finding 5: a 200 that is not a page must not be read as an empty
@@ -33,9 +34,9 @@ var badValueReplies = []struct{ name, body, msg string }{
 
 // corruptEnv is an emulator behind a loopback server that answers every
 // request for which bad returns true with 200 and body.
-func corruptEnv(t *testing.T, eo EmulatorOptions, bad func(*http.Request) bool, body string) (*Emulator, *Client) {
+func corruptEnv(t *testing.T, eo emulator.Options, bad func(*http.Request) bool, body string) (*emulator.Emulator, *Client) {
 	t.Helper()
-	em := NewEmulator(eo)
+	em := emulator.New(eo)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if bad(r) {
 			w.Header().Set("Content-Type", "application/json")
@@ -86,6 +87,7 @@ func relationCursor(t *testing.T, step string) connectors.Cursor {
 // Every list request of Pull, Find and the tenant lookup refuses a reply
 // without its collection.
 func TestListRepliesWithoutValueAreRetryable(t *testing.T) {
+	t.Parallel()
 	firstSet := FunnelSet(FlavourOrganization, funnelStages[0])
 	cases := []struct {
 		name string
@@ -148,7 +150,8 @@ func TestListRepliesWithoutValueAreRetryable(t *testing.T) {
 	for _, tc := range cases {
 		for _, br := range badValueReplies {
 			t.Run(tc.name+"/"+br.name, func(t *testing.T) {
-				_, c := corruptEnv(t, EmulatorOptions{Records: 30}, tc.bad, br.body)
+				t.Parallel()
+				_, c := corruptEnv(t, emulator.Options{Records: 30}, tc.bad, br.body)
 				n, err := tc.run(t.Context(), c)
 				wantListError(t, err, "GET /v1/odata/"+tc.path, br.msg)
 				if n != 0 {
@@ -162,10 +165,12 @@ func TestListRepliesWithoutValueAreRetryable(t *testing.T) {
 // A later @odata.nextLink page without "value" fails the whole read: Find
 // does not return the first page's records as if the list ended there.
 func TestFindNextLinkPageWithoutValue(t *testing.T) {
+	t.Parallel()
 	for _, br := range badValueReplies {
 		t.Run(br.name, func(t *testing.T) {
+			t.Parallel()
 			var on atomic.Bool
-			_, c := corruptEnv(t, EmulatorOptions{Records: 20, PageCap: 1}, func(r *http.Request) bool {
+			_, c := corruptEnv(t, emulator.Options{Records: 20, PageCap: 1}, func(r *http.Request) bool {
 				return on.Load() && r.Method == http.MethodGet && strings.Contains(r.URL.RawQuery, "$skip=")
 			}, br.body)
 			ctx := t.Context()
@@ -194,10 +199,12 @@ func TestFindNextLinkPageWithoutValue(t *testing.T) {
 // (rather than move the keyset past the edits), and once the API is sound
 // again the pass from the last good cursor returns every edit.
 func TestRelationStepDoesNotSkipEditsOnBadReply(t *testing.T) {
+	t.Parallel()
 	for _, br := range badValueReplies {
 		t.Run(br.name, func(t *testing.T) {
+			t.Parallel()
 			var on atomic.Bool
-			em, c := corruptEnv(t, EmulatorOptions{Records: 60, SeedSets: []string{orgLead}}, func(r *http.Request) bool {
+			em, c := corruptEnv(t, emulator.Options{Records: 60, SeedSets: []string{orgLead}}, func(r *http.Request) bool {
 				return on.Load() && pathIs("/v1/odata/"+SetOrganization)(r)
 			}, br.body)
 			ctx := t.Context()
@@ -239,7 +246,8 @@ func TestRelationStepDoesNotSkipEditsOnBadReply(t *testing.T) {
 // update answered that way was taken for done (found by the fault property
 // test in package engine).
 func TestWriteAnsweredWithAnErrorBodyIsNotSuccess(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 3, SeedSets: []string{orgLead}}, nil)
+	t.Parallel()
+	e := newEnv(t, emulator.Options{Records: 3, SeedSets: []string{orgLead}}, nil)
 	ctx := context.Background()
 	id := e.em.IDs(orgLead)[0]
 	e.em.SetFaults(emukit.Faults{BodyErrorRate: 1})

@@ -20,6 +20,7 @@ import (
 // Tribe documents them, not as the emulator writes them) and checks that the
 // client decodes them.
 func TestDecodeVendorShapedBodies(t *testing.T) {
+	t.Parallel()
 	read := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {

@@ -4,12 +4,14 @@ import (
 	"testing"
 
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/connectors/tribecrm/emulator"
 )
 
 // A progress bar needs the pass's size from the first page: with WantTotal
 // the client counts every funnel set up front.
 func TestWantTotalGivesTheWholePassOnTheFirstPage(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 300}, nil)
+	t.Parallel()
+	e := newEnv(t, emulator.Options{Records: 300}, nil)
 	page, err := e.c.Pull(t.Context(), nil, connectors.PullOptions{PageSize: 20, WantTotal: true})
 	if err != nil {
 		t.Fatal(err)

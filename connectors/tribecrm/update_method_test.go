@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/connectors/tribecrm/emulator"
 )
 
 var updateMethods = []string{"post", "patch", "put"}
@@ -110,10 +111,12 @@ var updateCases = []updateCase{
 // organisation or person (the nested map) or of the relationship leaves
 // every other field as it was, whatever update_method is used.
 func TestUpdateKeepsUnsentFieldsOnReplacingServer(t *testing.T) {
+	t.Parallel()
 	for _, method := range updateMethods {
 		for _, tc := range updateCases {
 			t.Run(method+"/"+tc.name, func(t *testing.T) {
-				e := newEnv(t, EmulatorOptions{Records: 40, PutSemantics: PutReplace}, func(o *Options) { o.UpdateMethod = method })
+				t.Parallel()
+				e := newEnv(t, emulator.Options{Records: 40, PutSemantics: emulator.PutReplace}, func(o *Options) { o.UpdateMethod = method })
 				set, id, before := withStatus(t, e.em, tc.flavour)
 				changed, want := tc.changed(before)
 				rec, err := e.c.Update(context.Background(), set, id, changed)
@@ -138,9 +141,11 @@ func TestUpdateKeepsUnsentFieldsOnReplacingServer(t *testing.T) {
 // configured method, and leaves its other fields alone on a replacing
 // server.
 func TestCreateBindingExistingRelationKeepsItsFields(t *testing.T) {
+	t.Parallel()
 	for _, method := range updateMethods {
 		t.Run(method, func(t *testing.T) {
-			e := newEnv(t, EmulatorOptions{Records: 40, PutSemantics: PutReplace}, func(o *Options) { o.UpdateMethod = method })
+			t.Parallel()
+			e := newEnv(t, emulator.Options{Records: 40, PutSemantics: emulator.PutReplace}, func(o *Options) { o.UpdateMethod = method })
 			_, _, row := withStatus(t, e.em, FlavourOrganization)
 			orgID := field(row, "Organization.ID").(string)
 			before := row["Organization"].(map[string]any)
@@ -164,9 +169,11 @@ func TestCreateBindingExistingRelationKeepsItsFields(t *testing.T) {
 // patch send only the changed fields (post with the ID in the body, as the
 // vendor's n8n node and MCP server do).
 func TestUpdateMethodVerbs(t *testing.T) {
+	t.Parallel()
 	for _, method := range updateMethods {
 		t.Run(method, func(t *testing.T) {
-			e := newEnv(t, EmulatorOptions{Records: 40}, func(o *Options) { o.UpdateMethod = method })
+			t.Parallel()
+			e := newEnv(t, emulator.Options{Records: 40}, func(o *Options) { o.UpdateMethod = method })
 			set, id, row := withStatus(t, e.em, FlavourOrganization)
 			orgID := field(row, "Organization.ID").(string)
 			e.resetRequests()
@@ -245,6 +252,7 @@ func sortedStrings(s []string) []string {
 // the entity an ETag gets it back in If-Match, so an edit made between the
 // client's GET and its PUT is refused (412) instead of overwritten.
 func TestUpdatePutSendsIfMatch(t *testing.T) {
+	t.Parallel()
 	const id = "5a0c3b9e-1d2f-4e6a-8b7c-9d0e1f2a3b4c"
 	var mu sync.Mutex
 	var ifMatch []string
@@ -271,6 +279,7 @@ func TestUpdatePutSendsIfMatch(t *testing.T) {
 }
 
 func TestUpdateMethodOption(t *testing.T) {
+	t.Parallel()
 	for _, m := range []string{"", "post", "patch", "put"} {
 		if _, err := New(Options{BaseURL: "http://x", Token: "t", HTTP: newHTTP(t), UpdateMethod: m}); err != nil {
 			t.Errorf("%q: %v", m, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/crmsync/crmsync/connectors/emukit"
 	"github.com/crmsync/crmsync/connectors/overplane"
 	"github.com/crmsync/crmsync/connectors/tribecrm"
+	tribeemu "github.com/crmsync/crmsync/connectors/tribecrm/emulator"
 	"github.com/crmsync/crmsync/emulate"
 )
 
@@ -34,7 +35,7 @@ type Options struct {
 // Servers are the running emulators, each also under its concrete type.
 type Servers struct {
 	*emulate.Servers
-	TribeCRM    *tribecrm.Emulator
+	TribeCRM    *tribeemu.Emulator
 	Overplane   *overplane.Emulator
 	BlueRockTel *bluerocktel.Emulator
 }
@@ -55,7 +56,7 @@ func Start(ctx context.Context, o Options) (*Servers, error) {
 	}
 	out := &Servers{Servers: s}
 	var ok [3]bool
-	out.TribeCRM, ok[0] = s.Handlers[tribecrm.System].(*tribecrm.Emulator)
+	out.TribeCRM, ok[0] = s.Handlers[tribecrm.System].(*tribeemu.Emulator)
 	out.Overplane, ok[1] = s.Handlers[overplane.System].(*overplane.Emulator)
 	out.BlueRockTel, ok[2] = s.Handlers[bluerocktel.System].(*bluerocktel.Emulator)
 	if !ok[0] || !ok[1] || !ok[2] {

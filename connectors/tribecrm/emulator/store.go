@@ -1,4 +1,4 @@
-package tribecrm
+package emulator
 
 import (
 	"math/rand/v2"
@@ -142,18 +142,18 @@ func newSchema() map[string]*setInfo {
 	}
 
 	sets := map[string]*setInfo{
-		SetOrganization: {name: SetOrganization, kind: setOrganization, typ: org},
-		SetPerson:       {name: SetPerson, kind: setPerson, typ: person},
-		SetIdentity:     {name: SetIdentity, kind: setIdentity, typ: relationship(TypeOfSet(SetIdentity), FlavourOrganization, org, false)},
-		"Datastore":     {name: "Datastore", kind: setDatastore, typ: status},
+		relationOrganization: {name: relationOrganization, kind: setOrganization, typ: org},
+		relationPerson:       {name: relationPerson, kind: setPerson, typ: person},
+		organizationIdentity: {name: organizationIdentity, kind: setIdentity, typ: relationship(typeOfSet(organizationIdentity), flavourOrganization, org, false)},
+		"Datastore":          {name: "Datastore", kind: setDatastore, typ: status},
 	}
-	for _, set := range FunnelSets() {
-		fl, _, _ := ParseFunnelSet(set)
+	for _, set := range funnelSets() {
+		fl, _, _ := parseFunnelSet(set)
 		childT := org
-		if fl == FlavourPerson {
+		if fl == flavourPerson {
 			childT = person
 		}
-		sets[set] = &setInfo{name: set, kind: setFunnel, typ: relationship(TypeOfSet(set), fl, childT, true), flavour: fl}
+		sets[set] = &setInfo{name: set, kind: setFunnel, typ: relationship(typeOfSet(set), fl, childT, true), flavour: fl}
 	}
 	return sets
 }
@@ -237,7 +237,7 @@ func (st *store) displayName(e *entity) any {
 	case e.typ.props["Code"] == kString:
 		return e.props["_Name"]
 	case e.typ.navs["Relation"] != nil:
-		for _, nav := range []string{FlavourOrganization, FlavourPerson} {
+		for _, nav := range []string{flavourOrganization, flavourPerson} {
 			if c := st.navTarget(e, nav); c != nil {
 				return st.displayName(c)
 			}

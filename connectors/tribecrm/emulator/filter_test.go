@@ -1,4 +1,4 @@
-package tribecrm
+package emulator
 
 import (
 	"strings"
@@ -11,26 +11,27 @@ import (
 func filterFixture(t testing.TB) (*store, *entity, *entity) {
 	t.Helper()
 	st := newStore()
-	org := &entity{set: SetOrganization, typ: st.sets[SetOrganization].typ, id: "0b6a3c1e-8c9f-4c1a-9a57-6b0f3f3f0001", nav: map[string]string{},
+	org := &entity{set: relationOrganization, typ: st.sets[relationOrganization].typ, id: "0b6a3c1e-8c9f-4c1a-9a57-6b0f3f3f0001", nav: map[string]string{},
 		props: map[string]any{"Name": "O'Brien & Sons BV", "EmailAddress": "Info@OBrien.example", "PhoneNumber": nil, "Website": "https://obrien.example",
 			"VatNumber": nil, "ChamberOfCommerceNumber": nil, "ImportId": nil, "SortIndex": 1.0,
 			"CreationDate":     time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC),
 			"LastMutationDate": time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC),
 			"VisitingAddress":  map[string]any{"Street": "Meir 1", "Postalcode": "2000", "City": "Antwerp", "Country": "Belgium"}}}
 	st.add(org)
-	lead := &entity{set: FunnelSet(FlavourOrganization, "Lead"), id: "0b6a3c1e-8c9f-4c1a-9a57-6b0f3f3f0002", nav: map[string]string{"Organization": org.id},
+	lead := &entity{set: funnelSet(flavourOrganization, "Lead"), id: "0b6a3c1e-8c9f-4c1a-9a57-6b0f3f3f0002", nav: map[string]string{"Organization": org.id},
 		props: map[string]any{"Name": "a+b lead", "ImportId": nil, "IsActive": true, "IsClosed": false, "SortIndex": 2.0,
 			"CreationDate":     time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC),
 			"LastMutationDate": time.Date(2026, 1, 2, 10, 0, 0, 123e6, time.UTC)}}
 	lead.typ = st.sets[lead.set].typ
 	st.add(lead)
-	person := &entity{set: SetPerson, typ: st.sets[SetPerson].typ, id: "0b6a3c1e-8c9f-4c1a-9a57-6b0f3f3f0003", nav: map[string]string{},
+	person := &entity{set: relationPerson, typ: st.sets[relationPerson].typ, id: "0b6a3c1e-8c9f-4c1a-9a57-6b0f3f3f0003", nav: map[string]string{},
 		props: map[string]any{"FirstName": "Anna", "MiddleName": "de", "LastName": "Vries", "EmailAddress": "anna@x.example"}}
 	st.add(person)
 	return st, lead, person
 }
 
 func TestFilterTable(t *testing.T) {
+	t.Parallel()
 	st, lead, _ := filterFixture(t)
 	typ := lead.typ
 	cases := []struct {
@@ -95,8 +96,9 @@ func TestFilterTable(t *testing.T) {
 }
 
 func TestFilterRejects(t *testing.T) {
+	t.Parallel()
 	st := newStore()
-	typ := st.sets[FunnelSet(FlavourOrganization, "Lead")].typ
+	typ := st.sets[funnelSet(flavourOrganization, "Lead")].typ
 	cases := map[string]string{
 		"":                             "empty",
 		"Nope eq 1":                    "Nope",
@@ -141,6 +143,7 @@ func TestFilterRejects(t *testing.T) {
 }
 
 func TestOrderByParse(t *testing.T) {
+	t.Parallel()
 	st, lead, _ := filterFixture(t)
 	items, err := parseOrderBy("LastMutationDate asc, ID desc,Organization/Name", lead.typ)
 	if err != nil {
@@ -160,7 +163,7 @@ func TestOrderByParse(t *testing.T) {
 }
 
 // FuzzParseFilter checks that no input makes the parser, binder or
-// evaluator panic. Run with: go test -fuzz=FuzzParseFilter ./connectors/tribecrm/
+// evaluator panic. Run with: go test -fuzz=FuzzParseFilter ./connectors/tribecrm/emulator/
 func FuzzParseFilter(f *testing.F) {
 	for _, s := range []string{
 		"IsActive eq true", "Name eq 'O''Brien'", "contains(Name,'x') and not (SortIndex lt 2)",

@@ -1,4 +1,4 @@
-package tribecrm
+package emulator
 
 import (
 	"strings"
@@ -10,7 +10,7 @@ import (
 func withStatus(t testing.TB, em *Emulator, flavour string) (string, string, map[string]any) {
 	t.Helper()
 	for _, stage := range funnelStages {
-		set := FunnelSet(flavour, stage)
+		set := funnelSet(flavour, stage)
 		for _, id := range em.IDs(set) {
 			if row, _, _ := em.Entity(id); row["Status"] != nil {
 				return set, id, row
@@ -24,8 +24,9 @@ func withStatus(t testing.TB, em *Emulator, flavour string) (string, string, map
 // TestEmulatorPutReplace: with PutReplace a PUT replaces the entity (OData
 // v4.01 §11.4.3), while PATCH and POST with an ID merge.
 func TestEmulatorPutReplace(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 40, PutSemantics: PutReplace}, nil)
-	set, id, row := withStatus(t, e.em, FlavourOrganization)
+	t.Parallel()
+	e := newEnv(t, Options{Records: 40, PutSemantics: PutReplace})
+	set, id, row := withStatus(t, e.em, flavourOrganization)
 	orgID := field(row, "Organization.ID").(string)
 	relID := field(row, "Relation.ID").(string)
 
@@ -56,7 +57,7 @@ func TestEmulatorPutReplace(t *testing.T) {
 	}
 
 	// An organisation PUT without its required Name is refused.
-	org := "/v1/odata/" + SetOrganization + "(" + orgID + ")"
+	org := "/v1/odata/" + relationOrganization + "(" + orgID + ")"
 	st, body = e.raw(t, "PUT", org, map[string]any{"PhoneNumber": "+31 20 111 1111"})
 	if st != 400 || !strings.Contains(errMessage(t, body), "'Name'") {
 		t.Fatalf("PUT organisation without Name: %d %v", st, body)
@@ -75,7 +76,7 @@ func TestEmulatorPutReplace(t *testing.T) {
 	if st != 200 || body["Name"] != "Replaced BV" || body["PhoneNumber"] != "+31 20 222 2222" || field(body, "VisitingAddress.City") != "Ghent" || field(body, "VisitingAddress.Street") != "Korenmarkt 1" {
 		t.Errorf("PATCH: %d %v", st, body)
 	}
-	st, body = e.raw(t, "POST", "/v1/odata/"+SetOrganization, map[string]any{"ID": orgID, "EmailAddress": "post@replaced.example"})
+	st, body = e.raw(t, "POST", "/v1/odata/"+relationOrganization, map[string]any{"ID": orgID, "EmailAddress": "post@replaced.example"})
 	if st != 200 || body["Name"] != "Replaced BV" || body["PhoneNumber"] != "+31 20 222 2222" || body["EmailAddress"] != "post@replaced.example" {
 		t.Errorf("POST with ID: %d %v", st, body)
 	}
@@ -88,8 +89,9 @@ func TestEmulatorPutReplace(t *testing.T) {
 // TestEmulatorPutMergeIsTheDefault: without PutSemantics a PUT keeps what
 // it does not send, and an unknown value is refused.
 func TestEmulatorPutMergeIsTheDefault(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 40}, nil)
-	set, id, row := withStatus(t, e.em, FlavourOrganization)
+	t.Parallel()
+	e := newEnv(t, Options{Records: 40})
+	set, id, row := withStatus(t, e.em, flavourOrganization)
 	if st, body := e.raw(t, "PUT", "/v1/odata/"+set+"("+id+")", map[string]any{"IsClosed": !row["IsClosed"].(bool)}); st != 200 {
 		t.Fatalf("PUT: %d %v", st, body)
 	}
@@ -102,5 +104,5 @@ func TestEmulatorPutMergeIsTheDefault(t *testing.T) {
 			t.Error("PutSemantics \"overwrite\" accepted")
 		}
 	}()
-	NewEmulator(EmulatorOptions{PutSemantics: "overwrite"})
+	New(Options{PutSemantics: "overwrite"})
 }

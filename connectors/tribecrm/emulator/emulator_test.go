@@ -1,4 +1,4 @@
-package tribecrm
+package emulator
 
 import (
 	"net/http"
@@ -12,12 +12,13 @@ var guidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-
 var tsRe = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$`)
 
 func TestEmulatorSeedDeterministicAndShaped(t *testing.T) {
-	a, b := NewEmulator(EmulatorOptions{Records: 300}), NewEmulator(EmulatorOptions{Records: 300})
+	t.Parallel()
+	a, b := New(Options{Records: 300}), New(Options{Records: 300})
 	if a.Len() != 300 {
 		t.Fatalf("Len = %d", a.Len())
 	}
 	orgs, persons := 0, 0
-	for _, set := range FunnelSets() {
+	for _, set := range funnelSets() {
 		ia, ib := a.IDs(set), b.IDs(set)
 		if strings.Join(ia, ",") != strings.Join(ib, ",") {
 			t.Fatalf("%s: seeds differ", set)
@@ -25,7 +26,7 @@ func TestEmulatorSeedDeterministicAndShaped(t *testing.T) {
 		if len(ia) == 0 {
 			t.Errorf("%s: no seeded rows", set)
 		}
-		if fl, _, _ := ParseFunnelSet(set); fl == FlavourOrganization {
+		if fl, _, _ := parseFunnelSet(set); fl == flavourOrganization {
 			orgs += len(ia)
 		} else {
 			persons += len(ia)
@@ -46,7 +47,7 @@ func TestEmulatorSeedDeterministicAndShaped(t *testing.T) {
 	}
 	// Some seeded rows share one LastMutationDate.
 	seen := map[any]int{}
-	for _, set := range FunnelSets() {
+	for _, set := range funnelSets() {
 		for _, id := range a.IDs(set) {
 			e, _, _ := a.Entity(id)
 			seen[e["LastMutationDate"]]++
@@ -56,8 +57,8 @@ func TestEmulatorSeedDeterministicAndShaped(t *testing.T) {
 		t.Error("no seeded rows share a LastMutationDate")
 	}
 	// A larger seed starts with the same rows (same Records prefix).
-	c := NewEmulator(EmulatorOptions{Records: 10})
-	for _, set := range FunnelSets() {
+	c := New(Options{Records: 10})
+	for _, set := range funnelSets() {
 		for _, id := range c.IDs(set) {
 			if _, _, ok := a.Entity(id); !ok {
 				t.Fatalf("row %s of a 10-record seed missing from the 300-record seed", id)
@@ -67,7 +68,8 @@ func TestEmulatorSeedDeterministicAndShaped(t *testing.T) {
 }
 
 func TestEmulatorListShapeAndQueryOptions(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 200}, nil)
+	t.Parallel()
+	e := newEnv(t, Options{Records: 200})
 	n := e.em.Count(orgLead)
 	st, body := e.raw(t, "GET", "/v1/odata/"+orgLead+"?$count=true&$top=5&$expand=Organization,Relation,Status", nil)
 	if st != 200 {
@@ -117,7 +119,7 @@ func TestEmulatorListShapeAndQueryOptions(t *testing.T) {
 		t.Errorf("$select=Name gave %v", r0)
 	}
 	// Nested $select inside $expand.
-	_, body = e.raw(t, "GET", "/v1/odata/"+SetIdentity+"?$expand=Relation($select=ID)&$select=Name", nil)
+	_, body = e.raw(t, "GET", "/v1/odata/"+organizationIdentity+"?$expand=Relation($select=ID)&$select=Name", nil)
 	idRow := body["value"].([]any)[0].(map[string]any)
 	if rel := idRow["Relation"].(map[string]any); len(rel) != 1 || rel["ID"] != e.em.TenantID() {
 		t.Errorf("identity Relation = %v", rel)
@@ -149,7 +151,8 @@ func TestEmulatorListShapeAndQueryOptions(t *testing.T) {
 }
 
 func TestEmulatorFilterOverHTTP(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 100}, nil)
+	t.Parallel()
+	e := newEnv(t, Options{Records: 100})
 	id := e.em.IDs(orgLead)[0]
 	row, _, _ := e.em.Entity(id)
 	email := row["Organization"].(map[string]any)["EmailAddress"].(string)
@@ -208,7 +211,8 @@ func TestEmulatorFilterOverHTTP(t *testing.T) {
 }
 
 func TestEmulatorKeysAndErrors(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 20}, nil)
+	t.Parallel()
+	e := newEnv(t, Options{Records: 20})
 	id := e.em.IDs(orgLead)[0]
 	st, body := e.raw(t, "GET", "/v1/odata/"+orgLead+"("+strings.ToUpper(id)+")?$expand=Organization", nil)
 	if st != 200 || body["ID"] != id || body["@odata.context"] != e.srv.URL+"/v1/odata/$metadata#"+orgLead+"/$entity" {
@@ -262,7 +266,7 @@ func TestEmulatorKeysAndErrors(t *testing.T) {
 		t.Errorf("access_token query parameter: %d", resp.StatusCode)
 	}
 	// Read-only sets.
-	if st, body := e.raw(t, "POST", "/v1/odata/"+SetIdentity, map[string]any{"Name": "x"}); st != 405 {
+	if st, body := e.raw(t, "POST", "/v1/odata/"+organizationIdentity, map[string]any{"Name": "x"}); st != 405 {
 		t.Errorf("POST identity: %d %v", st, body)
 	}
 	// $metadata.
@@ -277,9 +281,10 @@ func TestEmulatorKeysAndErrors(t *testing.T) {
 }
 
 func TestEmulatorWrites(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	e := newEnv(t, EmulatorOptions{Records: 20, Now: clock}, nil)
+	e := newEnv(t, Options{Records: 20, Now: clock})
 	tenant := e.em.TenantID()
 
 	// Create with an inline organisation.
@@ -293,7 +298,7 @@ func TestEmulatorWrites(t *testing.T) {
 		t.Fatalf("create: %d %v", st, body)
 	}
 	id := body["ID"].(string)
-	if !guidRe.MatchString(id) || body["_Type"] != TypeOfSet(orgSuspect) || body["CreationDate"] != "2026-06-01T12:00:00.000Z" || body["LastMutationDate"] != body["CreationDate"] {
+	if !guidRe.MatchString(id) || body["_Type"] != typeOfSet(orgSuspect) || body["CreationDate"] != "2026-06-01T12:00:00.000Z" || body["LastMutationDate"] != body["CreationDate"] {
 		t.Fatalf("created entity: %v", body)
 	}
 	row, _, _ := e.em.Entity(id)
@@ -339,7 +344,7 @@ func TestEmulatorWrites(t *testing.T) {
 		"Name": "Renamed", "ID": "00000000-0000-4000-8000-000000000000", "_Type": "Relationship.Person.CommercialRelationship.Lead",
 		"CreationDate": "1999-01-01T00:00:00Z", "LastMutationDate": "1999-01-01T00:00:00Z",
 	})
-	if st != 200 || body["Name"] != "Renamed" || body["ID"] != id || body["_Type"] != TypeOfSet(orgSuspect) ||
+	if st != 200 || body["Name"] != "Renamed" || body["ID"] != id || body["_Type"] != typeOfSet(orgSuspect) ||
 		body["CreationDate"] != "2026-06-01T12:00:00.000Z" || body["LastMutationDate"] != "2026-06-01T12:01:00.000Z" || body["IsActive"] != true {
 		t.Fatalf("PUT: %d %v", st, body)
 	}
@@ -348,7 +353,7 @@ func TestEmulatorWrites(t *testing.T) {
 		t.Errorf("deep PUT: %d", st)
 	}
 	now = now.Add(time.Minute)
-	st, body = e.raw(t, "PUT", "/v1/odata/"+SetOrganization+"("+orgID+")", map[string]any{"PhoneNumber": "+32 9 000", "VisitingAddress": map[string]any{"Street": "Korenmarkt 1"}})
+	st, body = e.raw(t, "PUT", "/v1/odata/"+relationOrganization+"("+orgID+")", map[string]any{"PhoneNumber": "+32 9 000", "VisitingAddress": map[string]any{"Street": "Korenmarkt 1"}})
 	if st != 200 || body["LastMutationDate"] != "2026-06-01T12:02:00.000Z" {
 		t.Fatalf("PUT organisation: %d %v", st, body)
 	}
@@ -359,14 +364,14 @@ func TestEmulatorWrites(t *testing.T) {
 	if row["LastMutationDate"] != "2026-06-01T12:01:00.000Z" {
 		t.Errorf("organisation edit bumped the relationship: %v", row["LastMutationDate"])
 	}
-	if st, _ := e.raw(t, "PUT", "/v1/odata/"+SetOrganization+"("+orgID+")", map[string]any{"Name": ""}); st != 400 {
+	if st, _ := e.raw(t, "PUT", "/v1/odata/"+relationOrganization+"("+orgID+")", map[string]any{"Name": ""}); st != 400 {
 		t.Errorf("emptying Name: %d", st)
 	}
 
 	// Stage conversion keeps the ID and moves the record.
 	now = now.Add(time.Minute)
 	st, body = e.raw(t, "POST", "/v1/odata/"+orgSuspect, map[string]any{"ID": id, "_Type": "Relationship.Organization.CommercialRelationship.Customer"})
-	if st != 200 || body["ID"] != id || body["_Type"] != TypeOfSet(orgCustomer) || body["LastMutationDate"] != "2026-06-01T12:03:00.000Z" || body["Name"] != "Renamed" {
+	if st != 200 || body["ID"] != id || body["_Type"] != typeOfSet(orgCustomer) || body["LastMutationDate"] != "2026-06-01T12:03:00.000Z" || body["Name"] != "Renamed" {
 		t.Fatalf("convert: %d %v", st, body)
 	}
 	if _, set, _ := e.em.Entity(id); set != orgCustomer {
@@ -375,23 +380,23 @@ func TestEmulatorWrites(t *testing.T) {
 	if st, _ := e.raw(t, "GET", "/v1/odata/"+orgSuspect+"("+id+")", nil); st != 404 {
 		t.Errorf("old set still has the record: %d", st)
 	}
-	st, body = e.raw(t, "POST", "/v1/odata/"+orgCustomer, map[string]any{"ID": id, "_UpgradeType": FunnelSet(FlavourOrganization, "Prospect")})
+	st, body = e.raw(t, "POST", "/v1/odata/"+orgCustomer, map[string]any{"ID": id, "_UpgradeType": funnelSet(flavourOrganization, "Prospect")})
 	if st != 200 || body["_Type"] != "Relationship.Organization.CommercialRelationship.Prospect" {
 		t.Fatalf("_UpgradeType convert: %d %v", st, body)
 	}
-	prospect := FunnelSet(FlavourOrganization, "Prospect")
+	prospect := funnelSet(flavourOrganization, "Prospect")
 	for name, b := range map[string]map[string]any{
 		"cross flavour":      {"ID": id, "_Type": "Relationship.Person.CommercialRelationship.Customer"},
-		"cross flavour (up)": {"ID": id, "_UpgradeType": FunnelSet(FlavourPerson, "Customer")},
+		"cross flavour (up)": {"ID": id, "_UpgradeType": funnelSet(flavourPerson, "Customer")},
 		"leave funnel":       {"ID": id, "_Type": "Relationship.Organization.Identity"},
 		"underscored _Type":  {"ID": id, "_Type": orgCustomer},
-		"disagree":           {"ID": id, "_Type": TypeOfSet(orgCustomer), "_UpgradeType": orgLead},
+		"disagree":           {"ID": id, "_Type": typeOfSet(orgCustomer), "_UpgradeType": orgLead},
 	} {
 		if st, body := e.raw(t, "POST", "/v1/odata/"+prospect, b); st != 400 {
 			t.Errorf("%s: %d %v", name, st, body)
 		}
 	}
-	if st, _ := e.raw(t, "POST", "/v1/odata/"+prospect, map[string]any{"ID": orgID, "_Type": TypeOfSet(orgCustomer)}); st != 404 {
+	if st, _ := e.raw(t, "POST", "/v1/odata/"+prospect, map[string]any{"ID": orgID, "_Type": typeOfSet(orgCustomer)}); st != 404 {
 		t.Errorf("relation id in place of relationship id: %d", st)
 	}
 	// POST with ID and no type change is an update.
@@ -410,13 +415,14 @@ func TestEmulatorWrites(t *testing.T) {
 		t.Error("delete removed the organisation")
 	}
 	// The organisation is still linked to the Lead created above: not deletable.
-	if st, _ := e.raw(t, "DELETE", "/v1/odata/"+SetOrganization+"("+orgID+")", nil); st != 400 {
+	if st, _ := e.raw(t, "DELETE", "/v1/odata/"+relationOrganization+"("+orgID+")", nil); st != 400 {
 		t.Errorf("deleting a linked organisation: %d", st)
 	}
 }
 
 func TestEmulatorPageCapNextLink(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 200, PageCap: 7}, nil)
+	t.Parallel()
+	e := newEnv(t, Options{Records: 200, PageCap: 7})
 	n := e.em.Count(orgLead)
 	next := e.srv.URL + "/v1/odata/" + orgLead + "?$filter=IsActive%20eq%20true%20or%20IsActive%20eq%20false&$count=true"
 	seen := map[string]bool{}

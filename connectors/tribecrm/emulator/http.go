@@ -1,4 +1,4 @@
-package tribecrm
+package emulator
 
 import (
 	"crypto/subtle"
@@ -179,7 +179,7 @@ func (em *Emulator) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	b.WriteString(`<ComplexType Name="Address"><Property Name="Street" Type="Edm.String"/><Property Name="Postalcode" Type="Edm.String"/><Property Name="City" Type="Edm.String"/><Property Name="Country" Type="Edm.String"/></ComplexType>`)
 	for _, n := range names {
 		t := em.st.sets[n].typ
-		fmt.Fprintf(&b, `<EntityType Name="%s"><Key><PropertyRef Name="ID"/></Key>`, SetOfType(t.name))
+		fmt.Fprintf(&b, `<EntityType Name="%s"><Key><PropertyRef Name="ID"/></Key>`, setOfType(t.name))
 		var props []string
 		for p := range t.props {
 			props = append(props, p)
@@ -194,13 +194,13 @@ func (em *Emulator) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		}
 		sort.Strings(navs)
 		for _, nv := range navs {
-			fmt.Fprintf(&b, `<NavigationProperty Name="%s" Type="Tribe.%s"/>`, nv, SetOfType(t.navs[nv].name))
+			fmt.Fprintf(&b, `<NavigationProperty Name="%s" Type="Tribe.%s"/>`, nv, setOfType(t.navs[nv].name))
 		}
 		b.WriteString(`</EntityType>`)
 	}
 	b.WriteString(`<EntityContainer Name="Container">`)
 	for _, n := range names {
-		fmt.Fprintf(&b, `<EntitySet Name="%s" EntityType="Tribe.%s"/>`, n, SetOfType(em.st.sets[n].typ.name))
+		fmt.Fprintf(&b, `<EntitySet Name="%s" EntityType="Tribe.%s"/>`, n, setOfType(em.st.sets[n].typ.name))
 	}
 	b.WriteString(`</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>`)
 	w.Header().Set("Content-Type", "application/xml")
@@ -715,9 +715,9 @@ func (em *Emulator) createRelationship(si *setInfo, body map[string]any) (*entit
 	}
 	e.nav["Relation"] = relID
 	// The child relation: bound by ID or created inline.
-	childSet := em.st.sets[SetOrganization]
-	if si.flavour == FlavourPerson {
-		childSet = em.st.sets[SetPerson]
+	childSet := em.st.sets[relationOrganization]
+	if si.flavour == flavourPerson {
+		childSet = em.st.sets[relationPerson]
 	}
 	cv, ok := v.navs[si.flavour]
 	if !ok || cv == nil {
@@ -791,15 +791,15 @@ func (em *Emulator) update(e *entity, t *typeDef, body map[string]any, replace b
 			return err
 		}
 		if inline != nil {
-			return badRequest("Deep update of '%s' is not supported: update the related entity (%s(%s)) itself.", nav, SetOfType(t.navs[nav].name), e.nav[nav])
+			return badRequest("Deep update of '%s' is not supported: update the related entity (%s(%s)) itself.", nav, setOfType(t.navs[nav].name), e.nav[nav])
 		}
 		var kinds []setKind
 		switch nav {
 		case "Relation":
 			kinds = []setKind{setOrganization, setPerson}
-		case FlavourOrganization:
+		case flavourOrganization:
 			kinds = []setKind{setOrganization}
-		case FlavourPerson:
+		case flavourPerson:
 			kinds = []setKind{setPerson}
 		case "Status":
 			kinds = []setKind{setDatastore}
@@ -859,9 +859,9 @@ func (em *Emulator) postWithID(si *setInfo, rawID any, body map[string]any) (*en
 		if tv, has := body["_Type"]; has && tv != nil {
 			s, _ := tv.(string)
 			if s != "" && !strings.Contains(s, ".") {
-				return nil, badRequest("Invalid _Type '%s': expected a dotted type name such as '%s'.", s, TypeOfSet(si.name))
+				return nil, badRequest("Invalid _Type '%s': expected a dotted type name such as '%s'.", s, typeOfSet(si.name))
 			}
-			want = append(want, SetOfType(s))
+			want = append(want, setOfType(s))
 		}
 		if uv, has := body["_UpgradeType"]; has && uv != nil {
 			s, _ := uv.(string)
@@ -874,12 +874,12 @@ func (em *Emulator) postWithID(si *setInfo, rawID any, body map[string]any) (*en
 			return nil, badRequest("_Type and _UpgradeType disagree.")
 		}
 		if len(want) > 0 && want[0] != si.name {
-			fl, _, isFunnel := ParseFunnelSet(want[0])
+			fl, _, isFunnel := parseFunnelSet(want[0])
 			switch {
 			case !isFunnel:
-				return nil, badRequest("Cannot change the type of '%s' to '%s': only CommercialRelationship types can be swapped for one another.", TypeOfSet(si.name), TypeOfSet(want[0]))
+				return nil, badRequest("Cannot change the type of '%s' to '%s': only CommercialRelationship types can be swapped for one another.", typeOfSet(si.name), typeOfSet(want[0]))
 			case fl != si.flavour:
-				return nil, badRequest("Cannot convert '%s' to '%s': type conversion only works within the same Relation type.", TypeOfSet(si.name), TypeOfSet(want[0]))
+				return nil, badRequest("Cannot convert '%s' to '%s': type conversion only works within the same Relation type.", typeOfSet(si.name), typeOfSet(want[0]))
 			}
 			target = em.st.sets[want[0]]
 		}

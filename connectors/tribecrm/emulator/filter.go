@@ -1,4 +1,4 @@
-package tribecrm
+package emulator
 
 // This file holds the emulator's OData v4 $filter / $orderby parser and
 // evaluator. It covers what TribeCRM documents and what clients send:

@@ -1,4 +1,4 @@
-package tribecrm
+package emulator
 
 import (
 	"encoding/json"
@@ -13,8 +13,8 @@ import (
 	"github.com/crmsync/crmsync/connectors/emukit"
 )
 
-// EmulatorOptions configures an Emulator. Zero values take the defaults noted.
-type EmulatorOptions struct {
+// Options configures an Emulator. Zero values take the defaults noted.
+type Options struct {
 	// Token is the accepted static bearer token; default "dev-token".
 	Token string
 	// Records is how many commercial relationships to seed. Seeding is
@@ -80,7 +80,7 @@ const (
 // Emulator is an in-memory TribeCRM OData v4 API. It implements
 // http.Handler and is safe for concurrent use.
 type Emulator struct {
-	opts    EmulatorOptions
+	opts    Options
 	clock   *emukit.Clock
 	inj     *emukit.Injector
 	handler http.Handler
@@ -99,8 +99,8 @@ type Emulator struct {
 // seedStart is the first seeded timestamp.
 var seedStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// NewEmulator builds an emulator and seeds it.
-func NewEmulator(o EmulatorOptions) *Emulator {
+// New builds an emulator and seeds it.
+func New(o Options) *Emulator {
 	if o.Token == "" {
 		o.Token = "dev-token"
 	}
@@ -121,7 +121,7 @@ func NewEmulator(o EmulatorOptions) *Emulator {
 		o.PutSemantics = PutMerge
 	case PutMerge, PutReplace:
 	default:
-		panic("tribecrm: EmulatorOptions.PutSemantics must be merge or replace, not " + string(o.PutSemantics))
+		panic("tribecrm emulator: Options.PutSemantics must be merge or replace, not " + string(o.PutSemantics))
 	}
 	em := &Emulator{
 		opts:    o,
@@ -159,7 +159,7 @@ func (em *Emulator) Len() int {
 	em.mu.Lock()
 	defer em.mu.Unlock()
 	n := 0
-	for _, s := range FunnelSets() {
+	for _, s := range funnelSets() {
 		n += len(em.st.rows[s])
 	}
 	return n
@@ -207,7 +207,7 @@ func (em *Emulator) Touch(ids ...string) {
 	em.mu.Lock()
 	defer em.mu.Unlock()
 	if len(ids) == 0 {
-		for _, s := range FunnelSets() {
+		for _, s := range funnelSets() {
 			for _, e := range em.st.rows[s] {
 				e.props["LastMutationDate"] = em.clock.Now()
 			}
@@ -245,7 +245,7 @@ func (em *Emulator) editSome() {
 		return
 	}
 	var all []*entity
-	for _, s := range FunnelSets() {
+	for _, s := range funnelSets() {
 		for _, e := range em.st.rows[s] {
 			all = append(all, e)
 		}
@@ -277,7 +277,7 @@ func (em *Emulator) seed() {
 	st := em.st
 	tr := emukit.Rand(0x7e1be_7e11a17)
 	em.tenantID = newGUID(tr)
-	tenant := &entity{set: SetOrganization, typ: st.sets[SetOrganization].typ, id: em.tenantID,
+	tenant := &entity{set: relationOrganization, typ: st.sets[relationOrganization].typ, id: em.tenantID,
 		props: map[string]any{
 			"Name": "Crmsync Demo Tenant BV", "EmailAddress": "sales@crmsync-tenant.example", "PhoneNumber": "+31 20 000 0000",
 			"Website": "https://www.crmsync-tenant.example", "VatNumber": "NL000000000B01", "ChamberOfCommerceNumber": "00000000",
@@ -285,10 +285,10 @@ func (em *Emulator) seed() {
 			"VisitingAddress": map[string]any{"Street": "Herengracht 1", "Postalcode": "1015 BA", "City": "Amsterdam", "Country": "Netherlands"},
 		}, nav: map[string]string{}}
 	st.add(tenant)
-	identity := &entity{set: SetIdentity, typ: st.sets[SetIdentity].typ, id: newGUID(tr),
+	identity := &entity{set: organizationIdentity, typ: st.sets[organizationIdentity].typ, id: newGUID(tr),
 		props: map[string]any{"Name": "Crmsync Demo Tenant BV", "ImportId": nil, "SortIndex": 0.0, "IsActive": true, "IsClosed": false,
 			"CreationDate": seedStart.Add(-24 * time.Hour), "LastMutationDate": seedStart.Add(-24 * time.Hour)},
-		nav: map[string]string{"Relation": em.tenantID, FlavourOrganization: em.tenantID}}
+		nav: map[string]string{"Relation": em.tenantID, flavourOrganization: em.tenantID}}
 	st.add(identity)
 
 	statuses := []struct{ code, name string }{{"NEW", "New"}, {"CONTACTED", "Contacted"}, {"QUALIFIED", "Qualified"}, {"ON_HOLD", "On hold"}}
@@ -319,32 +319,32 @@ func (em *Emulator) seed() {
 		if len(em.opts.SeedSets) > 0 {
 			set = em.opts.SeedSets[i%len(em.opts.SeedSets)]
 		} else {
-			flavour := FlavourOrganization
+			flavour := flavourOrganization
 			if r.IntN(10) >= 7 {
-				flavour = FlavourPerson
+				flavour = flavourPerson
 			}
 			w, stage := r.IntN(100), 0
 			for w >= stageWeights[stage] {
 				w -= stageWeights[stage]
 				stage++
 			}
-			set = FunnelSet(flavour, funnelStages[stage])
+			set = funnelSet(flavour, funnelStages[stage])
 		}
 		si, ok := st.sets[set]
 		if !ok || si.kind != setFunnel {
-			panic("tribecrm: SeedSets holds a set that is not a funnel set: " + set)
+			panic("tribecrm emulator: SeedSets holds a set that is not a funnel set: " + set)
 		}
 		addr := map[string]any{"Street": p.Street, "Postalcode": p.PostalCode, "City": p.City, "Country": p.Country}
 		var child *entity
 		name := p.Company
-		if si.flavour == FlavourOrganization {
-			child = &entity{set: SetOrganization, typ: st.sets[SetOrganization].typ, id: childID, props: map[string]any{
+		if si.flavour == flavourOrganization {
+			child = &entity{set: relationOrganization, typ: st.sets[relationOrganization].typ, id: childID, props: map[string]any{
 				"Name": p.Company, "EmailAddress": p.CompanyEmail, "PhoneNumber": p.Phone, "Website": p.Website,
 				"VatNumber": p.VATNumber, "ChamberOfCommerceNumber": p.RegistrationNumber, "VisitingAddress": addr,
 			}}
 		} else {
 			middle, last := splitDutchLastName(p.LastName)
-			child = &entity{set: SetPerson, typ: st.sets[SetPerson].typ, id: childID, props: map[string]any{
+			child = &entity{set: relationPerson, typ: st.sets[relationPerson].typ, id: childID, props: map[string]any{
 				"FirstName": p.FirstName, "MiddleName": middle, "LastName": last, "EmailAddress": p.Email,
 				"PhoneNumber": p.Phone, "MobilePhoneNumber": p.Mobile, "Address": addr,
 			}}

@@ -1,4 +1,4 @@
-package tribecrm
+package emulator
 
 import (
 	"net/url"
