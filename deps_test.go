@@ -35,8 +35,9 @@ var layers = map[string][]string{
 	"daemon":              {"engine", "state"},
 	// TribeCRM's emulator is a package of its own, a witness of the vendor
 	// that never imports the client; the client imports it in register.go.
-	"connectors/tribecrm/emulator": {"connectors", "connectors/emukit"},
-	"connectors/tribecrm":          {"connectors", "connectors/emukit", "connectors/httpx", "connectors/tribecrm/emulator"},
+	"connectors/tribecrm/api":      {},
+	"connectors/tribecrm/emulator": {"connectors", "connectors/emukit", "connectors/tribecrm/api"},
+	"connectors/tribecrm":          {"connectors", "connectors/emukit", "connectors/httpx", "connectors/tribecrm/api", "connectors/tribecrm/emulator"},
 	// The wiring layers name no system type: they loop over the registry.
 	"emulate":         {"connectors", "connectors/emukit"},
 	"emulate/emutest": {"connectors/*", "emulate"}, // tests' typed access to the built-in emulators

@@ -1,82 +1,35 @@
 package emulator
 
 import (
-	"strings"
 	"time"
+
+	"github.com/crmsync/crmsync/connectors/tribecrm/api"
 )
 
-// The vendor facts the emulator is built on, kept here and not taken from
-// the client package: the emulator is an independent witness of TribeCRM,
-// so a wrong fact in the client must not be repeated here by sharing code.
-// Sources: the seed pages /work/shared/seeds/tribecrm-suspects.txt and
-// tribecrm-hot-prospects.txt (set names, _Type, funnel order, fields) and
-// /work/shared/research/apis.md §1(a) "Data model" and §7 "TribeCRM
-// emulator" (Relation_* sets, Relationship_Organization_Identity, IDs,
-// timestamps).
+// The vendor facts the emulator is built on. It never imports the client:
+// it is an independent witness of TribeCRM. The few facts both need (the
+// entity-set names and their order) are written once, with their sources,
+// in connectors/tribecrm/api; everything else (fields, rules, answers) is
+// the emulator's own reading of the seed pages and research/apis.md §7.
 
-// Flavours of a commercial relationship: the kind of Relation it links.
+// The facts shared with the client, written once in
+// connectors/tribecrm/api with their sources.
 const (
-	flavourOrganization = "Organization"
-	flavourPerson       = "Person"
+	flavourOrganization  = api.FlavourOrganization
+	flavourPerson        = api.FlavourPerson
+	relationOrganization = api.SetOrganization
+	relationPerson       = api.SetPerson
+	organizationIdentity = api.SetIdentity
+	timeLayout           = api.TimeLayout
 )
 
-// funnelStages are the stages of the commercial funnel, in funnel order
-// ("Suspect → Lead → HotProspect → Prospect → Customer", seed S0).
-var funnelStages = []string{"Suspect", "Lead", "HotProspect", "Prospect", "Customer"}
+var funnelStages = api.Stages()
 
-// Entity sets outside the funnel.
-const (
-	relationOrganization = "Relation_Organization"
-	relationPerson       = "Relation_Person"
-	organizationIdentity = "Relationship_Organization_Identity"
-)
-
-// funnelSet returns the entity-set name of one funnel stage and flavour.
-func funnelSet(flavour, stage string) string {
-	return "Relationship_" + flavour + "_CommercialRelationship_" + stage
-}
-
-// funnelSets returns the 10 funnel entity sets: the organisation stages in
-// funnel order, then the person stages.
-func funnelSets() []string {
-	out := make([]string, 0, 2*len(funnelStages))
-	for _, f := range []string{flavourOrganization, flavourPerson} {
-		for _, s := range funnelStages {
-			out = append(out, funnelSet(f, s))
-		}
-	}
-	return out
-}
-
-// parseFunnelSet splits a funnel entity-set name into flavour and stage.
-func parseFunnelSet(set string) (flavour, stage string, ok bool) {
-	rest, found := strings.CutPrefix(set, "Relationship_")
-	if !found {
-		return "", "", false
-	}
-	flavour, rest, found = strings.Cut(rest, "_CommercialRelationship_")
-	if !found || (flavour != flavourOrganization && flavour != flavourPerson) {
-		return "", "", false
-	}
-	for _, s := range funnelStages {
-		if s == rest {
-			return flavour, s, true
-		}
-	}
-	return "", "", false
-}
-
-// typeOfSet returns the dotted _Type of an entity set
-// ("Relationship_Person_CommercialRelationship_Lead" ->
-// "Relationship.Person.CommercialRelationship.Lead").
-func typeOfSet(set string) string { return strings.ReplaceAll(set, "_", ".") }
-
-// setOfType is the inverse of typeOfSet.
-func setOfType(typ string) string { return strings.ReplaceAll(typ, ".", "_") }
-
-// timeLayout is how the emulator writes DateTimeOffset values: RFC 3339 in
-// UTC with milliseconds.
-const timeLayout = "2006-01-02T15:04:05.000Z"
+func funnelSet(flavour, stage string) string                     { return api.FunnelSet(flavour, stage) }
+func funnelSets() []string                                       { return api.FunnelSets() }
+func parseFunnelSet(set string) (flavour, stage string, ok bool) { return api.ParseFunnelSet(set) }
+func typeOfSet(set string) string                                { return api.TypeOfSet(set) }
+func setOfType(typ string) string                                { return api.SetOfType(typ) }
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 
