@@ -45,6 +45,10 @@ var layers = map[string][]string{
 	"cli":             {"app", "config", "connectors", "connectors/builtin", "connectors/emukit", "daemon", "emulate", "engine", "funnel", "mapping", "metrics", "schema", "state"},
 	"":                {"cli", "connectors/builtin"},
 	"e2e":             {}, // tests only; its tests may import anything
+	// BlueRockTel's emulator is a package of its own that never imports the
+	// client; the client imports it only to register it (register.go).
+	"connectors/bluerocktel":          {"connectors", "connectors/emukit", "connectors/httpx", "connectors/bluerocktel/emulator"},
+	"connectors/bluerocktel/emulator": {"connectors", "connectors/emukit"},
 }
 
 func allowed(pkg, imp string) bool {

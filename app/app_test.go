@@ -13,7 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/crmsync/crmsync/config"
-	"github.com/crmsync/crmsync/connectors/bluerocktel"
+	brtemu "github.com/crmsync/crmsync/connectors/bluerocktel/emulator"
 	"github.com/crmsync/crmsync/connectors/builtin"
 	tribeemu "github.com/crmsync/crmsync/connectors/tribecrm/emulator"
 	"github.com/crmsync/crmsync/engine"
@@ -25,8 +25,8 @@ import (
 func TestCredentialsFromConfig(t *testing.T) {
 	tribe := httptest.NewServer(tribeemu.New(tribeemu.Options{Records: 12, ClientID: "crm-client", ClientSecret: "tribe-client-secret-123", TokenLifetime: time.Minute}))
 	defer tribe.Close()
-	brt := httptest.NewServer(bluerocktel.NewEmulator(bluerocktel.EmulatorOptions{
-		Users: []bluerocktel.User{{ID: 1, Name: "Sync", Email: "sync@example.test", Password: "brt-password-456", Role: 1}}}))
+	brt := httptest.NewServer(brtemu.New(brtemu.Options{
+		Users: []brtemu.User{{ID: 1, Name: "Sync", Email: "sync@example.test", Password: "brt-password-456", Role: 1}}}))
 	defer brt.Close()
 	dir := t.TempDir()
 	root, _ := filepath.Abs("..")

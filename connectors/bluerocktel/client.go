@@ -514,9 +514,9 @@ func (c *Client) ConvertStage(ctx context.Context, entity, id, toEntity string) 
 }
 
 // Find narrows with the API's filters (filter[id], filter[name], or
-// filter[term_match] for an e-mail address or account number) and compares
-// every match client-side, case-insensitively after trimming. Without a
-// usable filter it scans the whole collection.
+// filter[term_match] for an e-mail address or account number) and keeps the
+// records that hold every match by the shared rule, connectors.MatchesAll.
+// Without a usable filter it scans the whole collection.
 func (c *Client) Find(ctx context.Context, entity string, match []connectors.Match) ([]connectors.Record, error) {
 	op := "find " + entity
 	if !knownEntity(entity) {
@@ -525,10 +525,26 @@ func (c *Client) Find(ctx context.Context, entity string, match []connectors.Mat
 	if len(match) == 0 {
 		return nil, &connectors.Error{System: System, Op: op, Kind: connectors.Rejected, Message: "find needs at least one match"}
 	}
+	// Fields are snake_case (normalise), so a match may name its field in
+	// either spelling: compare on the snake_case path.
+	want := make([]connectors.Match, len(match))
+	for i, m := range match {
+		parts := strings.Split(m.Field, ".")
+		for j, p := range parts {
+			parts[j] = ToSnake(p)
+		}
+		m.Field = strings.Join(parts, ".")
+		want[i] = m
+	}
 	q := url.Values{}
 	pick := func(field, filter string) bool {
-		for _, m := range match {
-			if ToSnake(m.Field) == field && strings.TrimSpace(m.Value) != "" {
+		for _, m := range want {
+			// A loose match ("Acme B.V." for "ACME BV") is not sent: the
+			// server compares the text as it is (filter[name] is a
+			// substring match, term_match too), so it would drop the very
+			// record a loose match is meant to find. MatchesAll below
+			// applies it.
+			if m.Field == field && !m.Loose && strings.TrimSpace(m.Value) != "" {
 				q.Set("filter["+filter+"]", strings.TrimSpace(m.Value))
 				return true
 			}
@@ -546,7 +562,7 @@ func (c *Client) Find(ctx context.Context, entity string, match []connectors.Mat
 			return nil, err
 		}
 		for _, r := range pg.records {
-			if matchesAll(r.Fields, match) {
+			if connectors.MatchesAll(r.Fields, want) {
 				out = append(out, r)
 			}
 		}
@@ -554,47 +570,6 @@ func (c *Client) Find(ctx context.Context, entity string, match []connectors.Mat
 			return out, nil
 		}
 	}
-}
-
-func matchesAll(f map[string]any, match []connectors.Match) bool {
-	for _, m := range match {
-		v, ok := lookup(f, m.Field)
-		if !ok || !strings.EqualFold(strings.TrimSpace(v), strings.TrimSpace(m.Value)) {
-			return false
-		}
-	}
-	return true
-}
-
-// lookup resolves a dotted field path (either spelling) to its text.
-func lookup(f map[string]any, path string) (string, bool) {
-	var cur any = f
-	for _, part := range strings.Split(path, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return "", false
-		}
-		v, ok := m[ToSnake(part)]
-		if !ok {
-			v, ok = m[part]
-		}
-		if !ok {
-			return "", false
-		}
-		cur = v
-	}
-	switch x := cur.(type) {
-	case nil:
-		return "", true
-	case string:
-		return x, true
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64), true
-	case bool:
-		return strconv.FormatBool(x), true
-	}
-	b, _ := json.Marshal(cur)
-	return string(b), true
 }
 
 // listPage is one decoded paginator answer.

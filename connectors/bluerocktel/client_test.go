@@ -2,6 +2,7 @@ package bluerocktel
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/connectors"
+	brtemu "github.com/crmsync/crmsync/connectors/bluerocktel/emulator"
 	"github.com/crmsync/crmsync/connectors/emukit"
 	"github.com/crmsync/crmsync/connectors/httpx"
 )
@@ -19,7 +21,8 @@ import (
 var bothNamings = []Naming{NamingCamel, NamingSnake}
 
 func TestClientSendsAcceptJSON(t *testing.T) {
-	emu := NewEmulator(EmulatorOptions{Records: 3})
+	t.Parallel()
+	emu := brtemu.New(brtemu.Options{Records: 3})
 	var mu sync.Mutex
 	var accepts []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -52,15 +55,20 @@ func TestClientSendsAcceptJSON(t *testing.T) {
 	}
 }
 
+// The contract suite creates, gets and finds in the default spelling; this
+// covers every server spelling with every write spelling, and Find through
+// each of the API's filters and without one.
 func TestCreateGetFindBothNamings(t *testing.T) {
+	t.Parallel()
 	for _, n := range bothNamings {
 		for _, write := range []Naming{NamingSnake, NamingCamel, NamingAuto} {
 			t.Run(string(n)+"/write-"+string(write), func(t *testing.T) {
+				t.Parallel()
 				// A client writing the other spelling loses fields on a
 				// strict server (TestWrongWriteSpellingIsDropped); here the
 				// emulator accepts both, to test reading and Find.
 				lenient := write != n && write != NamingAuto
-				e := newEnv(t, EmulatorOptions{Records: 30, Naming: n, LenientNaming: lenient}, func(o *Options) { o.Naming = write })
+				e := newEnv(t, brtemu.Options{Records: 30, Naming: emuNaming(n), LenientNaming: lenient}, func(o *Options) { o.Naming = write })
 				ctx := context.Background()
 				if write == NamingAuto {
 					// Let the client see one answer first.
@@ -119,58 +127,143 @@ func TestCreateGetFindBothNamings(t *testing.T) {
 	}
 }
 
-func TestUpdateSendsOnlyChanged(t *testing.T) {
-	for _, n := range bothNamings {
-		for _, status := range []int{201, 200} {
-			t.Run(string(n), func(t *testing.T) {
-				e := newEnv(t, EmulatorOptions{Records: 5, Naming: n, UpdateStatus: status}, func(o *Options) { o.Naming = n })
-				before, _ := e.emu.Record(EntityProspects, 3)
-				rec, err := e.cli.Update(context.Background(), EntityProspects, "3", map[string]any{"comment": "called back", "mobilePhone": "+33 6 11"})
-				if err != nil {
-					t.Fatal(err)
+// The contract suite checks that Update sends only the changed keys in the
+// default profile (camelCase, 201); this covers the snake_case spelling of
+// the PUT body and a server answering 200.
+func TestUpdateSendsOnlyChangedSnakeAnd200(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		n      Naming
+		status int
+	}{{NamingSnake, 201}, {NamingCamel, 200}} {
+		t.Run(fmt.Sprintf("%s/%d", tc.n, tc.status), func(t *testing.T) {
+			t.Parallel()
+			n := tc.n
+			e := newEnv(t, brtemu.Options{Records: 5, Naming: emuNaming(n), UpdateStatus: tc.status}, func(o *Options) { o.Naming = n })
+			before, _ := e.emu.Record(EntityProspects, 3)
+			rec, err := e.cli.Update(context.Background(), EntityProspects, "3", map[string]any{"comment": "called back", "mobilePhone": "+33 6 11"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Fields["comment"] != "called back" || rec.Fields["mobile_phone"] != "+33 6 11" || !rec.UpdatedAt.After(before["updated_at"].(time.Time)) {
+				t.Errorf("update answer: %v", rec.Fields)
+			}
+			w := e.emu.Writes()
+			body := w[len(w)-1].Body
+			if mobile := spell("mobile_phone", n); len(body) != 2 || body["comment"] == nil || body[mobile] == nil {
+				t.Errorf("PUT body = %v, want only comment and %s", body, mobile)
+			}
+			after, _ := e.emu.Record(EntityProspects, 3)
+			for k, v := range before {
+				if k == "comment" || k == "mobile_phone" || k == "updated_at" {
+					continue
 				}
-				if rec.Fields["comment"] != "called back" || rec.Fields["mobile_phone"] != "+33 6 11" || !rec.UpdatedAt.After(before["updated_at"].(time.Time)) {
-					t.Errorf("update answer: %v", rec.Fields)
+				if after[k] != v {
+					t.Errorf("%s changed from %v to %v", k, v, after[k])
 				}
-				w := e.emu.Writes()
-				body := w[len(w)-1].Body
-				if mobile := spell("mobile_phone", n); len(body) != 2 || body["comment"] == nil || body[mobile] == nil {
-					t.Errorf("PUT body = %v, want only comment and %s", body, mobile)
-				}
-				after, _ := e.emu.Record(EntityProspects, 3)
-				for k, v := range before {
-					if k == "comment" || k == "mobile_phone" || k == "updated_at" {
-						continue
-					}
-					if after[k] != v {
-						t.Errorf("%s changed from %v to %v", k, v, after[k])
-					}
-				}
-			})
-		}
+			}
+		})
 	}
 }
 
-func TestDeleteAndNotFound(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 3}, nil)
+// Every method refuses an entity the API does not have, without a request.
+func TestUnknownEntityRejected(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, brtemu.Options{Records: 1}, nil)
 	ctx := context.Background()
-	if err := e.cli.Delete(ctx, EntityProspects, "2"); err != nil {
+	_, getErr := e.cli.Get(ctx, "contacts", "1")
+	_, findErr := e.cli.Find(ctx, "contacts", []connectors.Match{{Field: "name", Value: "x"}})
+	_, createErr := e.cli.Create(ctx, connectors.Record{Entity: "contacts", Fields: map[string]any{"name": "x"}})
+	_, updateErr := e.cli.Update(ctx, "contacts", "1", map[string]any{"name": "x"})
+	deleteErr := e.cli.Delete(ctx, "contacts", "1")
+	for name, err := range map[string]error{"get": getErr, "find": findErr, "create": createErr, "update": updateErr, "delete": deleteErr} {
+		if !connectors.IsRejected(err) || !strings.Contains(err.Error(), `unknown entity "contacts"`) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := e.cli.Find(ctx, EntityProspects, nil); !connectors.IsRejected(err) {
+		t.Errorf("find without a match: %v", err)
+	}
+	if w := e.emu.Writes(); len(w) != 0 {
+		t.Errorf("requests sent: %v", w)
+	}
+}
+
+// Find keeps what connectors.MatchesAll keeps: a number matches its
+// decimal text, a field named in camelCase matches its snake_case Field,
+// and a loose name match ignores punctuation, so it is never sent to the
+// server's (exact-text) name filter, which would drop the record.
+func TestFindNumericAndLooseName(t *testing.T) {
+	t.Parallel()
+	emu := brtemu.New(brtemu.Options{Records: 20})
+	var mu sync.Mutex
+	var queries []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			mu.Lock()
+			queries = append(queries, r.URL.Query().Encode())
+			mu.Unlock()
+		}
+		emu.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	c, err := New(Options{BaseURL: srv.URL, Token: "dev-token", HTTP: newHTTP(), PageSize: 7})
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.cli.Get(ctx, EntityProspects, "2")
-	if !connectors.IsNotFound(err) || !strings.Contains(err.Error(), `No query results for model [App\Prospect] 2`) {
-		t.Errorf("get deleted: %v", err)
+	ctx := context.Background()
+	rec, err := c.Create(ctx, connectors.Record{Entity: EntityProspects, Fields: map[string]any{
+		"name": "Acme B.V.", "representative_id": 1000000, "main_address_city": "Lyon",
+	}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := e.cli.Delete(ctx, EntityProspects, "2"); !connectors.IsNotFound(err) {
-		t.Errorf("second delete: %v", err)
+	find := func(m ...connectors.Match) []connectors.Record {
+		t.Helper()
+		mu.Lock()
+		queries = nil
+		mu.Unlock()
+		found, err := c.Find(ctx, EntityProspects, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return found
 	}
-	if _, err := e.cli.Get(ctx, "contacts", "1"); !connectors.IsRejected(err) {
-		t.Errorf("unknown entity: %v", err)
+	found := find(connectors.Match{Field: "representative_id", Value: "1000000"},
+		connectors.Match{Field: "name", Value: "ACME  BV", Loose: true},
+		connectors.Match{Field: "mainAddressCity", Value: " lyon"})
+	if len(found) != 1 || found[0].ID != rec.ID {
+		t.Fatalf("numeric + loose name + camelCase field: %d records", len(found))
+	}
+	mu.Lock()
+	for _, q := range queries {
+		if strings.Contains(q, "filter") {
+			t.Errorf("a loose match was sent as a server filter: %s", q)
+		}
+	}
+	if len(queries) < 3 {
+		t.Errorf("%d list requests: Find did not scan every page", len(queries))
+	}
+	mu.Unlock()
+	if found := find(connectors.Match{Field: "name", Value: "ACME BV"}); len(found) != 0 {
+		t.Errorf("an exact name match ignored punctuation: %d records", len(found))
+	}
+	if found := find(connectors.Match{Field: "name", Value: "acme b.v."}); len(found) != 1 {
+		t.Errorf("exact name, other case: %d records", len(found))
+	}
+	mu.Lock()
+	if len(queries) != 1 || !strings.Contains(queries[0], "filter%5Bname%5D=acme+b.v.") {
+		t.Errorf("an exact name match is narrowed by filter[name]: %v", queries)
+	}
+	mu.Unlock()
+	if found := find(connectors.Match{Field: "representative_id", Value: "1e+06"}); len(found) != 0 {
+		t.Errorf("a number matched another text than its shortest decimal form: %d records", len(found))
 	}
 }
 
 func TestValidationRejected(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 3}, nil)
+	t.Parallel()
+	e := newEnv(t, brtemu.Options{Records: 3}, nil)
 	ctx := context.Background()
 	_, err := e.cli.Create(ctx, connectors.Record{Entity: EntityProspects, Fields: map[string]any{"name": "A", "email_address": "not-an-email"}})
 	var ce *connectors.Error
@@ -192,7 +285,8 @@ func TestValidationRejected(t *testing.T) {
 }
 
 func TestWrongTokenIsAuthError(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 3}, nil)
+	t.Parallel()
+	e := newEnv(t, brtemu.Options{Records: 3}, nil)
 	c := e.newClient(t, func(o *Options) { o.Token = "wrong-secret-token" })
 	_, err := c.Pull(context.Background(), nil, connectors.PullOptions{})
 	if !connectors.IsAuth(err) {
@@ -206,32 +300,9 @@ func TestWrongTokenIsAuthError(t *testing.T) {
 	}
 }
 
-func TestRateLimitRetryAfterHonoured(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 10, Faults: emukit.Faults{RateLimit: 1, RetryAfter: time.Second}}, nil)
-	ctx := context.Background()
-	for i := 0; i < 3; i++ {
-		if _, err := e.cli.Get(ctx, EntityProspects, "1"); err != nil {
-			t.Fatalf("get %d: %v", i, err)
-		}
-	}
-	if e.emu.Injected()["429"] == 0 {
-		t.Error("no 429 was injected")
-	}
-}
-
-func TestServerErrorsRetriedOnGet(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 120, Faults: emukit.Faults{ErrorRate: 0.3, Seed: 7}}, nil)
-	recs, _, _ := pullAll(t, e.cli, nil, 20)
-	if len(idSet(recs, "")) != 120 {
-		t.Errorf("pulled %d of 120 under 5xx", len(idSet(recs, "")))
-	}
-	if e.emu.Injected()["5xx"] == 0 {
-		t.Error("no 5xx was injected")
-	}
-}
-
 func TestCreateNotRetriedOn5xx(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 1, Faults: emukit.Faults{ErrorRate: 1}}, nil)
+	t.Parallel()
+	e := newEnv(t, brtemu.Options{Records: 1, Faults: emukit.Faults{ErrorRate: 1}}, nil)
 	_, err := e.cli.Create(context.Background(), connectors.Record{Entity: EntityProspects, Fields: map[string]any{"name": "Acme"}})
 	if !connectors.IsOutcomeUnknown(err) {
 		t.Errorf("want OutcomeUnknown, got %v", err)
@@ -252,6 +323,7 @@ func asErr(err error, target **connectors.Error) bool {
 // Bodies shaped as Laravel and the vendor's SDK show them, recorded in
 // testdata/, must decode the same way whatever the emulator does.
 func TestDecodeRecordedBodies(t *testing.T) {
+	t.Parallel()
 	c, err := New(Options{BaseURL: "http://127.0.0.1:1", Token: "dev-token", HTTP: newHTTP()})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/bluerocktel"
+	brtemu "github.com/crmsync/crmsync/connectors/bluerocktel/emulator"
 	"github.com/crmsync/crmsync/connectors/conntest"
 	"github.com/crmsync/crmsync/connectors/httpx"
 )
@@ -22,6 +23,7 @@ import (
 var tieTime = time.Date(2026, 2, 1, 12, 0, 0, 0, time.UTC)
 
 func TestContract(t *testing.T) {
+	t.Parallel()
 	conntest.Run(t, conntest.Harness{
 		System:       bluerocktel.System,
 		ErrorMessage: bluerocktel.ErrorMessage,
@@ -29,11 +31,11 @@ func TestContract(t *testing.T) {
 		Start: func(t testing.TB, o conntest.EmuOptions) *conntest.Emulator {
 			// Records prospects plus a quarter as many customers: Pull
 			// covers both collections.
-			eo := bluerocktel.EmulatorOptions{Records: o.Records, Customers: o.Records / 4, Faults: o.Faults, PageCap: o.PageCap}
+			eo := brtemu.Options{Records: o.Records, Customers: o.Records / 4, Faults: o.Faults, PageCap: o.PageCap}
 			if o.Ties {
 				eo.SeedTimestamp = tieTime
 			}
-			em := bluerocktel.NewEmulator(eo)
+			em := brtemu.New(eo)
 			if o.Ties {
 				em.Freeze(tieTime)
 			}
@@ -148,6 +150,7 @@ const (
 )
 
 func TestContractRecordedBodies(t *testing.T) {
+	t.Parallel()
 	const password = "recorded-Pa55word"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -2,23 +2,23 @@ package bluerocktel
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/crmsync/crmsync/connectors"
+	brtemu "github.com/crmsync/crmsync/connectors/bluerocktel/emulator"
 	"github.com/crmsync/crmsync/connectors/httpx"
 )
 
+// The client's tests run against the emulator over loopback HTTP; the
+// emulator's own behaviour is tested in its package.
+
 type env struct {
-	emu *Emulator
+	emu *brtemu.Emulator
 	srv *httptest.Server
 	cli *Client
 }
@@ -35,9 +35,9 @@ func newHTTP() *httpx.Client {
 }
 
 // newEnv starts an emulator on loopback and a client for it.
-func newEnv(t *testing.T, eo EmulatorOptions, tweak func(*Options)) *env {
+func newEnv(t *testing.T, eo brtemu.Options, tweak func(*Options)) *env {
 	t.Helper()
-	emu := NewEmulator(eo)
+	emu := brtemu.New(eo)
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
 	o := Options{BaseURL: srv.URL, Token: "dev-token", HTTP: newHTTP(), Logger: zerolog.Nop()}
@@ -67,41 +67,8 @@ func (e *env) newClient(t *testing.T, tweak func(*Options)) *Client {
 	return c
 }
 
-// raw sends a request straight to the emulator and decodes a JSON answer.
-func (e *env) raw(t *testing.T, method, path string, hdr map[string]string, body string) (int, http.Header, map[string]any, []byte) {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	cl := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := cl.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	_ = json.Unmarshal(data, &m)
-	return resp.StatusCode, resp.Header, m, data
-}
-
-var authJSON = map[string]string{"Authorization": "Bearer dev-token", "Accept": "application/json"}
-
-func jsonHdr(extra map[string]string) map[string]string {
-	h := map[string]string{"Authorization": "Bearer dev-token", "Accept": "application/json", "Content-Type": "application/json"}
-	for k, v := range extra {
-		h[k] = v
-	}
-	return h
-}
+// emuNaming is the emulator's spelling for the client's (camel or snake).
+func emuNaming(n Naming) brtemu.Naming { return brtemu.Naming(n) }
 
 // pullAll pulls until Done, returning every record and the last cursor.
 func pullAll(t *testing.T, c *Client, cur connectors.Cursor, size int) ([]connectors.Record, connectors.Cursor, []connectors.Page) {

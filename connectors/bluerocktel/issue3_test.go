@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/crmsync/crmsync/connectors"
+	brtemu "github.com/crmsync/crmsync/connectors/bluerocktel/emulator"
 )
 
 // syncBuf is a goroutine-safe log sink.
@@ -33,17 +33,18 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
-const adminEmail, adminPassword = "admin@bluerocktel.example", "password"
+const adminEmail = "admin@bluerocktel.example"
 
 const secretPassword = "s3cret-Pa55word"
 
-func secretUsers() []User {
-	return []User{{ID: 1, Name: "API Admin", Email: adminEmail, Password: secretPassword, Role: 1}}
+func secretUsers() []brtemu.User {
+	return []brtemu.User{{ID: 1, Name: "API Admin", Email: adminEmail, Password: secretPassword, Role: 1}}
 }
 
 func TestLoginLazyCachedAndRenewedOn401(t *testing.T) {
+	t.Parallel()
 	logs := &syncBuf{}
-	e := newEnv(t, EmulatorOptions{Records: 20, Users: secretUsers()}, func(o *Options) {
+	e := newEnv(t, brtemu.Options{Records: 20, Users: secretUsers()}, func(o *Options) {
 		o.Token, o.Email, o.Password = "", adminEmail, secretPassword
 		o.Logger = zerolog.New(logs).Level(zerolog.TraceLevel)
 		o.HTTP = newHTTP()
@@ -80,7 +81,8 @@ func TestLoginLazyCachedAndRenewedOn401(t *testing.T) {
 }
 
 func TestConcurrentCallsLogInOnce(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 20, Users: secretUsers()}, func(o *Options) {
+	t.Parallel()
+	e := newEnv(t, brtemu.Options{Records: 20, Users: secretUsers()}, func(o *Options) {
 		o.Token, o.Email, o.Password = "", adminEmail, secretPassword
 	})
 	var wg sync.WaitGroup
@@ -106,7 +108,8 @@ func TestConcurrentCallsLogInOnce(t *testing.T) {
 }
 
 func TestLoginBadCredentials(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 1}, nil)
+	t.Parallel()
+	e := newEnv(t, brtemu.Options{Records: 1}, nil)
 	c := e.newClient(t, func(o *Options) { o.Token, o.Email, o.Password = "", adminEmail, "hunter2-wrong" })
 	_, err := c.Get(context.Background(), EntityProspects, "1")
 	if !connectors.IsAuth(err) {
@@ -117,45 +120,12 @@ func TestLoginBadCredentials(t *testing.T) {
 	}
 }
 
-func TestEmulatorLoginParameterForms(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{}, nil)
-	q := url.Values{"email": {adminEmail}, "password": {adminPassword}}.Encode()
-	for name, c := range map[string]struct {
-		path, ct, body string
-	}{
-		"json":  {"/api/login", "application/json", `{"email":"` + adminEmail + `","password":"` + adminPassword + `"}`},
-		"form":  {"/api/login", "application/x-www-form-urlencoded", q},
-		"query": {"/api/login?" + q, "", ""},
-	} {
-		hdr := map[string]string{"Accept": "application/json"}
-		if c.ct != "" {
-			hdr["Content-Type"] = c.ct
-		}
-		status, _, m, body := e.raw(t, "POST", c.path, hdr, c.body)
-		if status != 200 || m["token"] == "" || m["user"].(map[string]any)["email"] != adminEmail || m["teams"] == nil || m["support_teams"] == nil {
-			t.Errorf("%s: %d %s", name, status, body)
-			continue
-		}
-		tok := m["token"].(string)
-		status, _, _, _ = e.raw(t, "GET", "/api/v1/prospects", map[string]string{"Accept": "application/json", "Authorization": "Bearer " + tok}, "")
-		if status != 200 {
-			t.Errorf("%s: issued token refused: %d", name, status)
-		}
-	}
-	status, _, m, _ := e.raw(t, "POST", "/api/login", map[string]string{"Accept": "application/json", "Content-Type": "application/json"}, `{"email":"x@y.z","password":"no"}`)
-	if status != 401 || m["message"] == nil {
-		t.Errorf("bad login: %d %v", status, m)
-	}
-	status, _, m, _ = e.raw(t, "GET", "/api/version", nil, "")
-	if status != 200 || m["version"] != "1.0" || m["status"] != "ok" {
-		t.Errorf("version: %d %v", status, m)
-	}
-}
-
 func TestCustomersBothNamings(t *testing.T) {
+	t.Parallel()
 	for _, n := range bothNamings {
 		t.Run(string(n), func(t *testing.T) {
-			e := newEnv(t, EmulatorOptions{Records: 5, Customers: 12, Naming: n}, func(o *Options) { o.Naming = n })
+			t.Parallel()
+			e := newEnv(t, brtemu.Options{Records: 5, Customers: 12, Naming: emuNaming(n)}, func(o *Options) { o.Naming = n })
 			ctx := context.Background()
 			rec, err := e.cli.Create(ctx, connectors.Record{Entity: EntityCustomers, Fields: map[string]any{
 				"name": "Harbor Freight NV", "email_address": "ap@harbor.example", "vip": true, "is_reseller": true,
@@ -174,10 +144,6 @@ func TestCustomersBothNamings(t *testing.T) {
 			if err != nil || len(found) != 1 || found[0].ID != rec.ID {
 				t.Errorf("find customer: %v %v", found, err)
 			}
-			_, _, m, body := e.raw(t, "GET", "/api/v1/customers/search?term=CL000013", authJSON, "")
-			if m != nil || !strings.Contains(string(body), "Harbor Freight NV") {
-				t.Errorf("search: %s", body)
-			}
 			if err := e.cli.Delete(ctx, EntityCustomers, rec.ID); err != nil {
 				t.Fatal(err)
 			}
@@ -190,10 +156,12 @@ func TestCustomersBothNamings(t *testing.T) {
 }
 
 func TestConvertStageBothNamings(t *testing.T) {
+	t.Parallel()
 	for _, n := range bothNamings {
 		t.Run(string(n), func(t *testing.T) {
+			t.Parallel()
 			const path = "/api/v1/prospects/{id}/transform"
-			e := newEnv(t, EmulatorOptions{Records: 10, Customers: 3, Naming: n, ConvertPath: path}, func(o *Options) { o.ConvertPath = path })
+			e := newEnv(t, brtemu.Options{Records: 10, Customers: 3, Naming: emuNaming(n), ConvertPath: path}, func(o *Options) { o.ConvertPath = path })
 			ctx := context.Background()
 			before, _ := e.emu.Record(EntityProspects, 4)
 			cust, err := e.cli.ConvertStage(ctx, EntityProspects, "4", EntityCustomers)
@@ -228,8 +196,9 @@ func TestConvertStageBothNamings(t *testing.T) {
 }
 
 func TestRoleFiveRepresentative(t *testing.T) {
-	sales := User{ID: 9, Name: "Sales Rep", Email: "rep@bluerocktel.example", Password: "pw-rep", Role: 5, Token: "sales-token"}
-	e := newEnv(t, EmulatorOptions{Records: 3, Users: []User{sales}}, func(o *Options) { o.Token = "sales-token" })
+	t.Parallel()
+	sales := brtemu.User{ID: 9, Name: "Sales Rep", Email: "rep@bluerocktel.example", Password: "pw-rep", Role: 5, Token: "sales-token"}
+	e := newEnv(t, brtemu.Options{Records: 3, Users: []brtemu.User{sales}}, func(o *Options) { o.Token = "sales-token" })
 	ctx := context.Background()
 	rec, err := e.cli.Create(ctx, connectors.Record{Entity: EntityProspects, Fields: map[string]any{"name": "Rep Owned", "representative_id": 2}})
 	if err != nil {
@@ -256,9 +225,11 @@ func TestRoleFiveRepresentative(t *testing.T) {
 // Conversions while a pull pages (the prospect disappears, a customer
 // appears) lose neither side across this pull and the next.
 func TestPullConversionsDuringPaging(t *testing.T) {
+	t.Parallel()
 	for _, n := range bothNamings {
 		t.Run(string(n), func(t *testing.T) {
-			e := newEnv(t, EmulatorOptions{Records: 400, Customers: 60, Naming: n}, nil)
+			t.Parallel()
+			e := newEnv(t, brtemu.Options{Records: 400, Customers: 60, Naming: emuNaming(n)}, nil)
 			var mu sync.Mutex
 			nextConv := int64(400)
 			converted := map[int64]int64{}

@@ -7,10 +7,13 @@ import (
 
 // Naming is a spelling of BlueRockTel's JSON property names. The vendor's
 // documentation writes the columns in snake_case ("customer_account",
-// "email_address", "charge_vat"); the official PHP SDK and Insomnia
-// collection use camelCase ("customerAccount", "emailAddress", "chargeVAT").
-// Foreign keys ("brand_id", "prospection_code_id") and timestamps
-// ("created_at") are snake_case in both.
+// "email_address", "charge_vat"; /work/shared/seeds/bluerocktel-prospects.txt,
+// BDOC:prospects); the official PHP SDK (bluerocktel/php-sdk
+// src/Entities/Prospect.php, Customer.php) and Insomnia collection use
+// camelCase ("customerAccount", "emailAddress", "chargeVAT"). Foreign keys
+// ("brand_id", "prospection_code_id") and timestamps ("created_at") are
+// snake_case in both (research notes apis.md §0.1; docs/apis.md §3 "Write
+// spelling"). These rules are the client's own; the emulator keeps a copy.
 type Naming string
 
 const (
@@ -19,13 +22,13 @@ const (
 	// NamingCamel is the official SDK's spelling, the one it decodes and
 	// writes; the client's default.
 	NamingCamel Naming = "camel"
-	// NamingAuto (client only) writes in the spelling the server used in its
+	// NamingAuto writes in the spelling the server used in its
 	// last answer, and camelCase until the server has answered once.
 	NamingAuto Naming = "auto"
 )
 
 // camelOverrides lists the camelCase spellings that a plain conversion
-// would get wrong.
+// would get wrong (php-sdk Prospect::$chargeVAT).
 var camelOverrides = map[string]string{
 	"charge_vat": "chargeVAT",
 }
@@ -106,26 +109,4 @@ func hasUpper(s string) bool {
 		}
 	}
 	return false
-}
-
-// laravelAttribute is how Laravel names an attribute in validation messages:
-// Str::snake, then underscores become spaces ("chargeVAT" -> "charge v a t",
-// "email_address" -> "email address").
-func laravelAttribute(key string) string {
-	var b strings.Builder
-	for i, r := range key {
-		if unicode.IsUpper(r) {
-			if i > 0 {
-				b.WriteByte(' ')
-			}
-			b.WriteRune(unicode.ToLower(r))
-			continue
-		}
-		if r == '_' {
-			b.WriteByte(' ')
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

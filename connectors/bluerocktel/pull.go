@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -110,7 +111,7 @@ func (c *Client) decodeCursor(cur connectors.Cursor, since time.Time) (*cursorV1
 			st.Entities[e] = &entityState{Floor: since.UTC()}
 		}
 	}
-	if !contains(c.o.Entities, st.Entity) {
+	if !slices.Contains(c.o.Entities, st.Entity) {
 		st.Entity = c.o.Entities[0]
 	}
 	return st, nil

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/connectors/bluerocktel/emulator"
 	"github.com/crmsync/crmsync/connectors/httpx"
 )
 
@@ -86,18 +87,18 @@ func Type() connectors.Type {
 			Addr:   "127.0.0.1:8083",
 			Params: map[string]string{"naming": "field spelling answered and accepted on writes: camel (default, as the vendor's SDK) or snake (the docs)"},
 			New: func(o connectors.EmulatorOptions) (http.Handler, error) {
-				eo := EmulatorOptions{Token: o.Token, Records: o.Records, Faults: o.Faults, PageCap: o.PageCap, SeedTimestamp: o.Ties}
+				eo := emulator.Options{Token: o.Token, Records: o.Records, Faults: o.Faults, PageCap: o.PageCap, SeedTimestamp: o.Ties}
 				for k, v := range o.Params {
 					switch {
-					case k == "naming" && (v == string(NamingCamel) || v == string(NamingSnake)):
-						eo.Naming = Naming(v)
+					case k == "naming" && (v == string(emulator.Camel) || v == string(emulator.Snake)):
+						eo.Naming = emulator.Naming(v)
 					case k == "naming":
 						return nil, fmt.Errorf("bluerocktel emulator: naming %q is not camel or snake", v)
 					default:
 						return nil, fmt.Errorf("bluerocktel emulator: unknown option %q (known: naming)", k)
 					}
 				}
-				em := NewEmulator(eo)
+				em := emulator.New(eo)
 				if !o.Ties.IsZero() {
 					em.Freeze(o.Ties)
 				}

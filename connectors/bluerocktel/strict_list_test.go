@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/crmsync/crmsync/connectors"
+	brtemu "github.com/crmsync/crmsync/connectors/bluerocktel/emulator"
 	"github.com/crmsync/crmsync/connectors/httpx"
 )
 
@@ -31,9 +32,9 @@ var badDataReplies = []struct{ name, body, msg string }{
 
 // corruptEnv is an emulator behind a loopback server that answers every
 // request for which bad returns true with 200 and body.
-func corruptEnv(t *testing.T, eo EmulatorOptions, bad func(*http.Request) bool, body string, tweak func(*Options)) *Client {
+func corruptEnv(t *testing.T, eo brtemu.Options, bad func(*http.Request) bool, body string, tweak func(*Options)) *Client {
 	t.Helper()
-	emu := NewEmulator(eo)
+	emu := brtemu.New(eo)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if bad(r) {
 			w.Header().Set("Content-Type", "application/json")
@@ -77,6 +78,7 @@ func wantListError(t *testing.T, err error, op, msg string) {
 // Pull (the full scan the engine rebuilds its match index from after a
 // state loss) and Find refuse prospects and customers pages without "data".
 func TestListRepliesWithoutDataAreRetryable(t *testing.T) {
+	t.Parallel()
 	pull := func(ctx context.Context, c *Client) (int, bool, error) {
 		p, err := c.Pull(ctx, nil, connectors.PullOptions{})
 		return len(p.Records), p.Done, err
@@ -99,7 +101,8 @@ func TestListRepliesWithoutDataAreRetryable(t *testing.T) {
 	for _, tc := range cases {
 		for _, br := range badDataReplies {
 			t.Run(tc.name+"/"+br.name, func(t *testing.T) {
-				c := corruptEnv(t, EmulatorOptions{Records: 5, Customers: 5}, listGet(entityPath(tc.entity)), br.body,
+				t.Parallel()
+				c := corruptEnv(t, brtemu.Options{Records: 5, Customers: 5}, listGet(entityPath(tc.entity)), br.body,
 					func(o *Options) { o.Entities = []string{tc.entity} })
 				n, done, err := tc.run(t.Context(), c)
 				wantListError(t, err, "GET "+entityPath(tc.entity), br.msg)
@@ -114,10 +117,12 @@ func TestListRepliesWithoutDataAreRetryable(t *testing.T) {
 // A later page without "data" fails Find: it does not return what the
 // first page matched as if the list ended there.
 func TestFindLaterPageWithoutData(t *testing.T) {
+	t.Parallel()
 	for _, br := range badDataReplies {
 		t.Run(br.name, func(t *testing.T) {
+			t.Parallel()
 			var on atomic.Bool
-			c := corruptEnv(t, EmulatorOptions{Records: 6}, func(r *http.Request) bool {
+			c := corruptEnv(t, brtemu.Options{Records: 6}, func(r *http.Request) bool {
 				return on.Load() && listGet(entityPath(EntityProspects))(r) && r.URL.Query().Get("page") == "2"
 			}, br.body, func(o *Options) { o.PageSize = 2 })
 			ctx := t.Context()
@@ -142,6 +147,7 @@ func TestFindLaterPageWithoutData(t *testing.T) {
 
 // decodePage itself refuses every body without a "data" array.
 func TestDecodePageWithoutData(t *testing.T) {
+	t.Parallel()
 	c, err := New(Options{BaseURL: "http://127.0.0.1:1", Token: "dev-token", HTTP: httpx.New(httpx.Options{System: System})})
 	if err != nil {
 		t.Fatal(err)

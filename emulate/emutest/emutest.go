@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/crmsync/crmsync/connectors/bluerocktel"
+	brtemu "github.com/crmsync/crmsync/connectors/bluerocktel/emulator"
 	"github.com/crmsync/crmsync/connectors/builtin"
 	"github.com/crmsync/crmsync/connectors/emukit"
 	"github.com/crmsync/crmsync/connectors/overplane"
@@ -37,7 +38,7 @@ type Servers struct {
 	*emulate.Servers
 	TribeCRM    *tribeemu.Emulator
 	Overplane   *overplane.Emulator
-	BlueRockTel *bluerocktel.Emulator
+	BlueRockTel *brtemu.Emulator
 }
 
 // Start starts the three built-in emulators.
@@ -58,7 +59,7 @@ func Start(ctx context.Context, o Options) (*Servers, error) {
 	var ok [3]bool
 	out.TribeCRM, ok[0] = s.Handlers[tribecrm.System].(*tribeemu.Emulator)
 	out.Overplane, ok[1] = s.Handlers[overplane.System].(*overplane.Emulator)
-	out.BlueRockTel, ok[2] = s.Handlers[bluerocktel.System].(*bluerocktel.Emulator)
+	out.BlueRockTel, ok[2] = s.Handlers[bluerocktel.System].(*brtemu.Emulator)
 	if !ok[0] || !ok[1] || !ok[2] {
 		s.Close()
 		return nil, fmt.Errorf("emutest: unexpected emulator types %T", s.Handlers)

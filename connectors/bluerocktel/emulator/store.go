@@ -1,4 +1,4 @@
-package bluerocktel
+package emulator
 
 import (
 	"encoding/json"
@@ -67,7 +67,7 @@ type sortKey struct {
 // ordered returns the rows in the requested order. When the sort does not
 // end on the unique id, rows that tie are ordered by tie (MySQL returns ties
 // of an ORDER BY ... LIMIT in no guaranteed order, and the order can change
-// with the LIMIT/OFFSET; see EmulatorOptions.StableTies).
+// with the LIMIT/OFFSET; see Options.StableTies).
 func (t *table) ordered(keys []sortKey, tie func(id int64) uint64) []*row {
 	spec := fmt.Sprint(keys)
 	cacheable := tie == nil
@@ -214,7 +214,7 @@ func normaliseInput(v any) any {
 func resolveKeys(c *collection, in map[string]any, n Naming, lenient bool) map[string]string {
 	out := map[string]string{}
 	for k := range in {
-		snake := ToSnake(k)
+		snake := toSnake(k)
 		if _, ok := c.byName[snake]; !ok {
 			continue
 		}
@@ -467,7 +467,7 @@ func seedRow(c *collection, id int64, i int, p emukit.Profile) *row {
 	if i%6 == 0 {
 		set("comment", "Met at a trade fair; asked for a callback.")
 	}
-	if c.Name == EntityProspects {
+	if c.Name == Prospects {
 		set("prospection_code_id", int64(1+i%5))
 	} else {
 		set("prospection_code_id", int64(5))

@@ -1,4 +1,4 @@
-package bluerocktel
+package emulator
 
 import (
 	"bytes"
@@ -18,11 +18,6 @@ import (
 	"github.com/crmsync/crmsync/connectors/emukit"
 )
 
-// DefaultConvertPath is where the emulator (and the client, by default)
-// converts a prospect into a customer. The vendor documents the feature but
-// not its path; this is a guess, configurable on both sides.
-const DefaultConvertPath = "/api/v1/prospects/{id}/convert"
-
 // User is an account of the emulated instance.
 type User struct {
 	ID       int64
@@ -36,8 +31,8 @@ type User struct {
 	Token string
 }
 
-// EmulatorOptions configures NewEmulator. Zero values take the defaults noted.
-type EmulatorOptions struct {
+// Options configures New. Zero values take the defaults noted.
+type Options struct {
 	// Token is a static bearer token accepted as an administrator (role 1,
 	// user id 1); default "dev-token".
 	Token string
@@ -63,13 +58,13 @@ type EmulatorOptions struct {
 	// Laravel's default of 15.
 	DefaultPerPage int
 	// Naming is the spelling of the properties the emulator answers with
-	// and the only one it accepts on POST and PUT; "" means NamingCamel,
-	// the spelling the official SDK decodes and writes (and so, very
-	// probably, the live API's). A key in the other spelling is dropped
-	// without an error, as Laravel's $request->validated() drops keys
-	// without a rule: the write still answers 201 (or 200), without the
-	// value. Keys that are the same in both spellings (name, phone,
-	// brand_id, ...) are kept either way.
+	// and the only one it accepts on POST and PUT; anything but Snake
+	// ("" too) means Camel, the spelling the official SDK decodes and
+	// writes (and so, very probably, the live API's). A key in the other
+	// spelling is dropped without an error, as Laravel's
+	// $request->validated() drops keys without a rule: the write still
+	// answers 201 (or 200), without the value. Keys that are the same in
+	// both spellings (name, phone, brand_id, ...) are kept either way.
 	Naming Naming
 	// LenientNaming, when true, accepts both spellings on input (the
 	// spelling of Naming wins when a client sends both). It hides a client
@@ -106,7 +101,7 @@ type Write struct {
 // length-aware paginator. It implements http.Handler and is safe for
 // concurrent use.
 type Emulator struct {
-	o       EmulatorOptions
+	o       Options
 	clock   *emukit.Clock
 	inj     *emukit.Injector
 	handler http.Handler
@@ -128,8 +123,8 @@ type Emulator struct {
 	issued       []string // tokens issued by login
 }
 
-// NewEmulator builds an emulator seeded from o.
-func NewEmulator(o EmulatorOptions) *Emulator {
+// New builds an emulator seeded from o.
+func New(o Options) *Emulator {
 	if o.Token == "" {
 		o.Token = "dev-token"
 	}
@@ -148,8 +143,8 @@ func NewEmulator(o EmulatorOptions) *Emulator {
 	if o.DefaultPerPage > o.PageCap {
 		o.DefaultPerPage = o.PageCap
 	}
-	if o.Naming == "" || o.Naming == NamingAuto {
-		o.Naming = NamingCamel
+	if o.Naming != Snake {
+		o.Naming = Camel
 	}
 	if o.UpdateStatus == 0 {
 		o.UpdateStatus = http.StatusCreated
@@ -182,11 +177,11 @@ func NewEmulator(o EmulatorOptions) *Emulator {
 	if _, ok := e.tokens[o.Token]; !ok {
 		e.tokens[o.Token] = admin
 	}
-	pros := newTable(newCollection(EntityProspects, `App\Prospect`, "PR", "Prospect deleted successfully.", prospectColumns, prospectDefaults()))
-	e.tables[EntityProspects] = pros
+	pros := newTable(newCollection(Prospects, `App\Prospect`, "PR", "Prospect deleted successfully.", prospectColumns, prospectDefaults()))
+	e.tables[Prospects] = pros
 	e.seed(pros, o.Records, o.SeedOffset, 0)
-	cust := newTable(newCollection(EntityCustomers, `App\Customer`, "CL", "Customer deleted successfully.", customerColumns, customerDefaults()))
-	e.tables[EntityCustomers] = cust
+	cust := newTable(newCollection(Customers, `App\Customer`, "CL", "Customer deleted successfully.", customerColumns, customerDefaults()))
+	e.tables[Customers] = cust
 	e.seed(cust, o.Customers, o.SeedOffset+o.Records, o.Records)
 	e.inj = emukit.NewInjector(o.Faults, o.Now, func(w http.ResponseWriter, status int, msg string) {
 		if status == http.StatusTooManyRequests {
@@ -222,7 +217,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { e.handler
 // ---- test and demo helpers ----
 
 // Len returns the number of prospects.
-func (e *Emulator) Len() int { return e.Count(EntityProspects) }
+func (e *Emulator) Len() int { return e.Count(Prospects) }
 
 // Count returns the number of records in entity ("prospects", "customers").
 func (e *Emulator) Count(entity string) int {
@@ -247,6 +242,23 @@ func (e *Emulator) IDs(entity string) []int64 {
 		out = append(out, id)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// Columns describes the writable columns of entity ("prospects",
+// "customers") in the documentation's order, for tests that write every
+// column; nil for an unknown entity.
+func (e *Emulator) Columns(entity string) []Column {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t := e.tables[entity]
+	if t == nil {
+		return nil
+	}
+	out := make([]Column, 0, len(t.c.Columns))
+	for _, c := range t.c.Columns {
+		out = append(out, Column{Name: c.Name, Type: kindNames[c.Kind], Default: t.c.Defaults[c.Name]})
+	}
 	return out
 }
 
@@ -316,11 +328,11 @@ func (e *Emulator) Freeze(ts time.Time) { e.clock.Freeze(ts) }
 func (e *Emulator) Unfreeze() { e.clock.Freeze(time.Time{}) }
 
 // SetNaming switches the spelling of the emulator's answers, and of the
-// input it accepts unless it is lenient (EmulatorOptions.LenientNaming).
+// input it accepts unless it is lenient (Options.LenientNaming).
 func (e *Emulator) SetNaming(n Naming) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if n == NamingSnake || n == NamingCamel {
+	if n == Snake || n == Camel {
 		e.naming = n
 	}
 }
@@ -791,7 +803,7 @@ func (e *Emulator) show(w http.ResponseWriter, _ *http.Request, t *table, id str
 	}
 	o := encodeRow(t.c, r, e.naming)
 	e.mu.Unlock()
-	if t.c.Name == EntityProspects {
+	if t.c.Name == Prospects {
 		// The show action eager-loads payment_plan, contacts and documents.
 		o = append(o, kv{"payment_plan", nil}, kv{"contacts", []any{}}, kv{"documents", []any{}})
 	}
@@ -933,22 +945,22 @@ func (e *Emulator) listCodes(w http.ResponseWriter, r *http.Request) {
 // is deleted. 201 with the customer.
 func (e *Emulator) convertProspect(w http.ResponseWriter, r *http.Request, id string) {
 	e.mu.Lock()
-	p := e.tables[EntityProspects].find(id)
+	p := e.tables[Prospects].find(id)
 	if p == nil {
 		e.mu.Unlock()
-		e.notFound(w, e.tables[EntityProspects], id)
+		e.notFound(w, e.tables[Prospects], id)
 		return
 	}
 	e.logWrite(r, nil)
 	c := e.convertLocked(p)
-	o := encodeRow(e.tables[EntityCustomers].c, c, e.naming)
+	o := encodeRow(e.tables[Customers].c, c, e.naming)
 	e.mu.Unlock()
 	writeJSON(w, http.StatusCreated, o)
 }
 
 // convertLocked moves prospect p to the customers table; e.mu is held.
 func (e *Emulator) convertLocked(p *row) *row {
-	pros, cust := e.tables[EntityProspects], e.tables[EntityCustomers]
+	pros, cust := e.tables[Prospects], e.tables[Customers]
 	c := cust.newRow(e.clock.Now())
 	for k, v := range p.vals {
 		if _, ok := cust.c.byName[k]; ok {
@@ -968,7 +980,7 @@ func (e *Emulator) convertLocked(p *row) *row {
 func (e *Emulator) Convert(id int64) (int64, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	p, ok := e.tables[EntityProspects].rows[id]
+	p, ok := e.tables[Prospects].rows[id]
 	if !ok {
 		return 0, false
 	}
@@ -981,7 +993,7 @@ func (e *Emulator) Convert(id int64) (int64, bool) {
 func (e *Emulator) searchCustomers(w http.ResponseWriter, r *http.Request) {
 	term := strings.TrimSpace(r.URL.Query().Get("term"))
 	e.mu.Lock()
-	t := e.tables[EntityCustomers]
+	t := e.tables[Customers]
 	out := []obj{}
 	if term != "" {
 		for _, rw := range filterRows(t.ordered([]sortKey{{col: "id"}}, nil), map[string]string{"term_match": term}) {

@@ -1,9 +1,11 @@
-package bluerocktel
+package emulator
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,8 +20,9 @@ func labels(m map[string]any) []string {
 	return out
 }
 
-func TestEmulatorPaginatorShape(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 40}, nil)
+func TestPaginatorShape(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{Records: 40})
 	status, _, m, body := e.raw(t, "GET", "/api/v1/prospects?filter[name]=a&per_page=5&page=2", authJSON, "")
 	if status != 200 {
 		t.Fatalf("status %d: %s", status, body)
@@ -74,8 +77,9 @@ func TestEmulatorPaginatorShape(t *testing.T) {
 	}
 }
 
-func TestEmulatorPaginatorEdges(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 30, PageCap: 10}, nil)
+func TestPaginatorEdges(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{Records: 30, PageCap: 10})
 	// Beyond the last page: empty data, from/to null, last_page >= 1.
 	_, _, m, _ := e.raw(t, "GET", "/api/v1/prospects?page=99&per_page=10", authJSON, "")
 	if len(m["data"].([]any)) != 0 || m["from"] != nil || m["to"] != nil || m["next_page_url"] != nil {
@@ -99,8 +103,9 @@ func TestEmulatorPaginatorEdges(t *testing.T) {
 	}
 }
 
-func TestEmulatorLinksWindow(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 500}, nil)
+func TestLinksWindow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{Records: 500})
 	cases := map[int]string{
 		1:  "&laquo; Previous,1,2,3,4,5,6,7,8,9,10,...,49,50,Next &raquo;",
 		25: "&laquo; Previous,1,2,...,22,23,24,25,26,27,28,...,49,50,Next &raquo;",
@@ -119,8 +124,9 @@ func TestEmulatorLinksWindow(t *testing.T) {
 	}
 }
 
-func TestEmulatorAuth(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 1}, nil)
+func TestAuth(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{Records: 1})
 	status, _, m, _ := e.raw(t, "GET", "/api/v1/prospects", map[string]string{"Accept": "application/json"}, "")
 	if status != 401 || m["message"] != "Unauthenticated." {
 		t.Errorf("no token: %d %v", status, m)
@@ -148,8 +154,9 @@ func TestEmulatorAuth(t *testing.T) {
 	}
 }
 
-func TestEmulatorSpatieErrors(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 3}, nil)
+func TestSpatieErrors(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{Records: 3})
 	status, _, m, _ := e.raw(t, "GET", "/api/v1/prospects?sort=-name", authJSON, "")
 	if status != 400 || m["message"] != "Requested sort(s) `name` is not allowed. Allowed sort(s) are `id, created_at, updated_at`." {
 		t.Errorf("sort: %d %v", status, m)
@@ -160,9 +167,10 @@ func TestEmulatorSpatieErrors(t *testing.T) {
 	}
 }
 
-func TestEmulatorFilters(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 50}, nil)
-	rec, _ := e.emu.Record(EntityProspects, 7)
+func TestFilters(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{Records: 50})
+	rec, _ := e.emu.Record(Prospects, 7)
 	name := rec["name"].(string)
 	q := "/api/v1/prospects?filter[name]=" + strings.ReplaceAll(strings.ToUpper(name[2:8]), " ", "%20")
 	_, _, m, _ := e.raw(t, "GET", q, authJSON, "")
@@ -189,8 +197,9 @@ func TestEmulatorFilters(t *testing.T) {
 	}
 }
 
-func TestEmulatorWritesAndValidation(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 2, Naming: NamingSnake}, nil)
+func TestWritesAndValidation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{Records: 2, Naming: Snake})
 	// A snake_case server drops camelCase keys (here an invalid e-mail
 	// that is therefore not an error) without a word.
 	status, _, m, body := e.raw(t, "POST", "/api/v1/prospects", jsonHdr(nil), `{"name":" Acme Corp ","email_address":"","mobile_phone":"+33 6 00","mainContactFirstName":"Ada","accountEmailAddress":"nope"}`)
@@ -217,12 +226,12 @@ func TestEmulatorWritesAndValidation(t *testing.T) {
 	if status != 422 || m["message"] != "The name field must be at least 2 characters." {
 		t.Errorf("PUT min: %d %v", status, m)
 	}
-	before, _ := e.emu.Record(EntityProspects, 1)
+	before, _ := e.emu.Record(Prospects, 1)
 	status, _, m, _ = e.raw(t, "PUT", "/api/v1/prospects/1", jsonHdr(nil), `{"customer_account":"","comment":"hello"}`)
 	if status != 201 || m["comment"] != "hello" || m["customer_account"] != "PR000001" || m["name"] != before["name"] {
 		t.Errorf("PUT merge: %d %v", status, m)
 	}
-	after, _ := e.emu.Record(EntityProspects, 1)
+	after, _ := e.emu.Record(Prospects, 1)
 	if !after["updated_at"].(time.Time).After(before["updated_at"].(time.Time)) {
 		t.Error("updated_at not bumped")
 	}
@@ -253,9 +262,10 @@ func TestEmulatorWritesAndValidation(t *testing.T) {
 
 // MySQL gives ties of ORDER BY ... LIMIT no fixed order; the emulator does
 // the same unless asked, so a client must add a unique sort key.
-func TestEmulatorTiesAreUnstableWithoutID(t *testing.T) {
+func TestTiesAreUnstableWithoutID(t *testing.T) {
+	t.Parallel()
 	ts := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
-	e := newEnv(t, EmulatorOptions{Records: 300, SeedTimestamp: ts}, nil)
+	e := newEnv(t, Options{Records: 300, SeedTimestamp: ts})
 	seen := map[float64]bool{}
 	for page := 1; page <= 10; page++ {
 		_, _, m, _ := e.raw(t, "GET", fmt.Sprintf("/api/v1/prospects?sort=-updated_at&per_page=30&page=%d", page), authJSON, "")
@@ -278,12 +288,13 @@ func TestEmulatorTiesAreUnstableWithoutID(t *testing.T) {
 	}
 }
 
-func TestEmulatorDeterministicSeed(t *testing.T) {
-	a := NewEmulator(EmulatorOptions{Records: 20})
-	b := NewEmulator(EmulatorOptions{Records: 20})
+func TestDeterministicSeed(t *testing.T) {
+	t.Parallel()
+	a := New(Options{Records: 20})
+	b := New(Options{Records: 20})
 	for id := int64(1); id <= 20; id++ {
-		ra, _ := a.Record(EntityProspects, id)
-		rb, _ := b.Record(EntityProspects, id)
+		ra, _ := a.Record(Prospects, id)
+		rb, _ := b.Record(Prospects, id)
 		if fmt.Sprint(ra) != fmt.Sprint(rb) {
 			t.Fatalf("seed differs for id %d", id)
 		}
@@ -292,7 +303,7 @@ func TestEmulatorDeterministicSeed(t *testing.T) {
 	ups := map[time.Time]int{}
 	codes := map[any]bool{}
 	for id := int64(1); id <= 20; id++ {
-		r, _ := a.Record(EntityProspects, id)
+		r, _ := a.Record(Prospects, id)
 		ups[r["updated_at"].(time.Time)]++
 		codes[r["prospection_code_id"]] = true
 	}
@@ -307,11 +318,104 @@ func TestEmulatorDeterministicSeed(t *testing.T) {
 	}
 }
 
-// BenchmarkEmulatorWrites measures PUTs against a 10,000-record emulator
+func TestLoginParameterForms(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{})
+	q := url.Values{"email": {"admin@bluerocktel.example"}, "password": {"password"}}.Encode()
+	for name, c := range map[string]struct {
+		path, ct, body string
+	}{
+		"json":  {"/api/login", "application/json", `{"email":"` + "admin@bluerocktel.example" + `","password":"` + "password" + `"}`},
+		"form":  {"/api/login", "application/x-www-form-urlencoded", q},
+		"query": {"/api/login?" + q, "", ""},
+	} {
+		hdr := map[string]string{"Accept": "application/json"}
+		if c.ct != "" {
+			hdr["Content-Type"] = c.ct
+		}
+		status, _, m, body := e.raw(t, "POST", c.path, hdr, c.body)
+		if status != 200 || m["token"] == "" || m["user"].(map[string]any)["email"] != "admin@bluerocktel.example" || m["teams"] == nil || m["support_teams"] == nil {
+			t.Errorf("%s: %d %s", name, status, body)
+			continue
+		}
+		tok := m["token"].(string)
+		status, _, _, _ = e.raw(t, "GET", "/api/v1/prospects", map[string]string{"Accept": "application/json", "Authorization": "Bearer " + tok}, "")
+		if status != 200 {
+			t.Errorf("%s: issued token refused: %d", name, status)
+		}
+	}
+	status, _, m, _ := e.raw(t, "POST", "/api/login", map[string]string{"Accept": "application/json", "Content-Type": "application/json"}, `{"email":"x@y.z","password":"no"}`)
+	if status != 401 || m["message"] == nil {
+		t.Errorf("bad login: %d %v", status, m)
+	}
+	status, _, m, _ = e.raw(t, "GET", "/api/version", nil, "")
+	if status != 200 || m["version"] != "1.0" || m["status"] != "ok" {
+		t.Errorf("version: %d %v", status, m)
+	}
+}
+
+// TestDefaultProfileIsStrictCamel checks the emulator's default
+// profile over plain HTTP: it answers camelCase and keeps only camelCase
+// keys of a POST or PUT (keys spelt the same in both spellings too); the
+// snake_case twins are dropped and the answer is still 201.
+func TestDefaultProfileIsStrictCamel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{Records: 1})
+	status, _, m, body := e.raw(t, "POST", "/api/v1/prospects", jsonHdr(nil),
+		`{"name":"Acme Corp","emailAddress":"a@acme.example","email_address":"b@acme.example","main_contact_first_name":"Ada","mainContactLastName":"Lovelace","charge_vat":false,"sector_id":4}`)
+	if status != 201 {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	if m["emailAddress"] != "a@acme.example" || m["mainContactFirstName"] != nil || m["mainContactLastName"] != "Lovelace" ||
+		m["chargeVAT"] != true || m["sector_id"] != float64(4) || m["name"] != "Acme Corp" {
+		t.Errorf("create kept the wrong keys: %s", body)
+	}
+	if _, snake := m["email_address"]; snake {
+		t.Errorf("answer not in camelCase: %s", body)
+	}
+	before, _ := e.emu.Record(Prospects, 2)
+	status, _, m, body = e.raw(t, "PUT", "/api/v1/prospects/2", jsonHdr(nil), `{"email_address":"c@acme.example","main_address_city":"Lyon"}`)
+	if status != 201 || m["emailAddress"] != "a@acme.example" || m["mainAddressCity"] != nil {
+		t.Errorf("PUT in snake_case changed the record: %d %s", status, body)
+	}
+	after, _ := e.emu.Record(Prospects, 2)
+	if !sameJSON(after, before) {
+		t.Errorf("PUT of dropped keys touched the record: %v -> %v", before, after)
+	}
+
+	// SetNaming switches the accepted spelling with the answers'.
+	e.emu.SetNaming(Snake)
+	status, _, m, body = e.raw(t, "PUT", "/api/v1/prospects/2", jsonHdr(nil), `{"email_address":"c@acme.example","mainAddressCity":"Lyon"}`)
+	if status != 201 || m["email_address"] != "c@acme.example" || m["main_address_city"] != nil {
+		t.Errorf("after SetNaming(snake): %d %s", status, body)
+	}
+}
+
+// GET /api/v1/customers/search?term= answers a plain JSON array (not a
+// paginator page) of the customers whose name, account number or e-mail
+// contains the term.
+func TestSearchCustomers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{Records: 5, Customers: 12})
+	rec, _ := e.emu.Record(Customers, 7)
+	status, _, m, body := e.raw(t, "GET", "/api/v1/customers/search?term=CL000007", authJSON, "")
+	if status != 200 || m != nil || !strings.HasPrefix(string(body), "[") || !strings.Contains(string(body), rec["name"].(string)) {
+		t.Errorf("search: %d %s", status, body)
+	}
+	var list []map[string]any
+	if err := json.Unmarshal(body, &list); err != nil || len(list) != 1 || list[0]["customerAccount"] != "CL000007" {
+		t.Errorf("search by account: %v %v", list, err)
+	}
+	if _, _, _, body = e.raw(t, "GET", "/api/v1/customers/search?term=", authJSON, ""); string(body) != "[]" {
+		t.Errorf("empty term: %s", body)
+	}
+}
+
+// BenchmarkWrites measures PUTs against a 10,000-record emulator
 // (the connector brief asks for 10,000 records and 20,000 writes to take
-// seconds): go test -bench EmulatorWrites -benchtime 20000x
-func BenchmarkEmulatorWrites(b *testing.B) {
-	emu := NewEmulator(EmulatorOptions{Records: 10000})
+// seconds): go test -bench Writes -benchtime 20000x
+func BenchmarkWrites(b *testing.B) {
+	emu := New(Options{Records: 10000})
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		req := httptest.NewRequest("PUT", fmt.Sprintf("/api/v1/prospects/%d", i%10000+1), strings.NewReader(`{"comment":"bench","phone":"+33 1"}`))

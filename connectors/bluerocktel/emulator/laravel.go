@@ -1,4 +1,4 @@
-package bluerocktel
+package emulator
 
 import (
 	"bytes"
