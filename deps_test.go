@@ -47,8 +47,9 @@ var layers = map[string][]string{
 	"e2e":             {}, // tests only; its tests may import anything
 	// BlueRockTel's emulator is a package of its own that never imports the
 	// client; the client imports it only to register it (register.go).
-	"connectors/bluerocktel":          {"connectors", "connectors/emukit", "connectors/httpx", "connectors/bluerocktel/emulator"},
-	"connectors/bluerocktel/emulator": {"connectors", "connectors/emukit"},
+	"connectors/bluerocktel":          {"connectors", "connectors/emukit", "connectors/httpx", "connectors/bluerocktel/api", "connectors/bluerocktel/emulator"},
+	"connectors/bluerocktel/api":      {},
+	"connectors/bluerocktel/emulator": {"connectors", "connectors/emukit", "connectors/bluerocktel/api"},
 }
 
 func allowed(pkg, imp string) bool {

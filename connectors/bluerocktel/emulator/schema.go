@@ -1,20 +1,19 @@
 package emulator
 
-import "fmt"
+import (
+	"fmt"
 
-// The emulated collections (the API's paths /api/v1/prospects and
-// /api/v1/customers; /work/shared/seeds/bluerocktel-prospects.txt,
-// BDOC:customers).
-const (
-	Prospects = "prospects"
-	Customers = "customers"
+	"github.com/crmsync/crmsync/connectors/bluerocktel/api"
 )
 
-// DefaultConvertPath is the route (POST, with "{id}") where the emulator
-// converts a prospect into a customer unless Options.ConvertPath says
-// otherwise. The vendor documents the feature but not its path (research
-// notes apis.md §0.4, §4(c)); this is a guess, configurable on both sides.
-const DefaultConvertPath = "/api/v1/prospects/{id}/convert"
+// The emulated collections and the conversion route (a guess: the vendor
+// documents the feature but not its path), shared with the client in
+// connectors/bluerocktel/api.
+const (
+	Prospects          = api.Prospects
+	Customers          = api.Customers
+	DefaultConvertPath = api.DefaultConvertPath
+)
 
 // kind is a column's validation and storage type.
 type kind int
