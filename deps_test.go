@@ -32,6 +32,10 @@ var layers = map[string][]string{
 	"config":              {"connectors", "connectors/httpx", "engine", "funnel", "yamlx"},
 	"metrics":             {"engine"},
 	"daemon":              {"engine", "state"},
+	// An emulator sub-package never imports its client package; the client
+	// imports its emulator only to register it (register.go).
+	"connectors/overplane":          {"connectors", "connectors/emukit", "connectors/httpx", "connectors/overplane/emulator"},
+	"connectors/overplane/emulator": {"connectors", "connectors/emukit"},
 	// The wiring layers name no system type: they loop over the registry.
 	"emulate":         {"connectors", "connectors/emukit"},
 	"emulate/emutest": {"connectors/*", "emulate"}, // tests' typed access to the built-in emulators

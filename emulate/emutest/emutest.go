@@ -11,6 +11,7 @@ import (
 	"github.com/crmsync/crmsync/connectors/builtin"
 	"github.com/crmsync/crmsync/connectors/emukit"
 	"github.com/crmsync/crmsync/connectors/overplane"
+	overplaneemu "github.com/crmsync/crmsync/connectors/overplane/emulator"
 	"github.com/crmsync/crmsync/connectors/tribecrm"
 	"github.com/crmsync/crmsync/emulate"
 )
@@ -35,7 +36,7 @@ type Options struct {
 type Servers struct {
 	*emulate.Servers
 	TribeCRM    *tribecrm.Emulator
-	Overplane   *overplane.Emulator
+	Overplane   *overplaneemu.Emulator
 	BlueRockTel *bluerocktel.Emulator
 }
 
@@ -56,7 +57,7 @@ func Start(ctx context.Context, o Options) (*Servers, error) {
 	out := &Servers{Servers: s}
 	var ok [3]bool
 	out.TribeCRM, ok[0] = s.Handlers[tribecrm.System].(*tribecrm.Emulator)
-	out.Overplane, ok[1] = s.Handlers[overplane.System].(*overplane.Emulator)
+	out.Overplane, ok[1] = s.Handlers[overplane.System].(*overplaneemu.Emulator)
 	out.BlueRockTel, ok[2] = s.Handlers[bluerocktel.System].(*bluerocktel.Emulator)
 	if !ok[0] || !ok[1] || !ok[2] {
 		s.Close()
