@@ -33,11 +33,14 @@ var layers = map[string][]string{
 	"metrics":             {"engine"},
 	"schema":              {"config", "connectors", "engine", "funnel"},
 	"daemon":              {"engine", "state"},
-	// TribeCRM's emulator is a package of its own, a witness of the vendor
-	// that never imports the client; the client imports it in register.go.
-	"connectors/tribecrm/api":      {},
-	"connectors/tribecrm/emulator": {"connectors", "connectors/emukit", "connectors/tribecrm/api"},
-	"connectors/tribecrm":          {"connectors", "connectors/emukit", "connectors/httpx", "connectors/tribecrm/api", "connectors/tribecrm/emulator"},
+	// Each CRM: an emulator sub-package never imports its client; the
+	// client imports its emulator only to register it (register.go, checked
+	// by each client's imports_test.go); the facts both share live in api.
+	"connectors/tribecrm/api":       {},
+	"connectors/tribecrm/emulator":  {"connectors", "connectors/emukit", "connectors/tribecrm/api"},
+	"connectors/tribecrm":           {"connectors", "connectors/emukit", "connectors/httpx", "connectors/tribecrm/api", "connectors/tribecrm/emulator"},
+	"connectors/overplane":          {"connectors", "connectors/emukit", "connectors/httpx", "connectors/overplane/emulator"},
+	"connectors/overplane/emulator": {"connectors", "connectors/emukit"},
 	// The wiring layers name no system type: they loop over the registry.
 	"emulate":         {"connectors", "connectors/emukit"},
 	"emulate/emutest": {"connectors/*", "emulate"}, // tests' typed access to the built-in emulators

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -374,10 +373,12 @@ func (c *Client) ConvertStage(ctx context.Context, entity, id, toEntity string) 
 		"Overplane prospects have no stage entity: cannot convert %s %s to %q (keep the stage in a field instead)", entity, id, toEntity)
 }
 
-// Find scans every prospect (the API has no filters) and returns those whose
-// field at each match path equals the match value, trimmed and compared
-// case-insensitively. Paths are dotted; on a list ("leads.email") any
-// element may match, and a number selects one element ("leads.0.email").
+// Find scans every prospect (the API has no filters) and returns those that
+// hold every match by the shared rule, connectors.MatchesAll: values compare
+// trimmed and case-insensitively (numbers in their shortest decimal form,
+// names loosely when the match is Loose); paths are dotted, on a list
+// ("leads.email") any element may match, and a number selects one element
+// ("leads.0.email"). With no server-side filter, Loose needs nothing more.
 func (c *Client) Find(ctx context.Context, entity string, match []connectors.Match) ([]connectors.Record, error) {
 	if err := c.checkEntity("find", entity); err != nil {
 		return nil, err
@@ -401,7 +402,7 @@ func (c *Client) Find(ctx context.Context, entity string, match []connectors.Mat
 			return nil, err
 		}
 		for _, raw := range raws {
-			if !matchAll(raw, top) {
+			if !connectors.MatchesAll(raw, top) {
 				continue
 			}
 			rec, err := toRecord(raw)
@@ -415,7 +416,7 @@ func (c *Client) Find(ctx context.Context, entity string, match []connectors.Mat
 					}
 					return nil, err
 				}
-				if !matchAll(rec.Fields, deep) {
+				if !connectors.MatchesAll(rec.Fields, deep) {
 					continue
 				}
 				if c.noChildren {
@@ -430,66 +431,6 @@ func (c *Client) Find(ctx context.Context, entity string, match []connectors.Mat
 			return out, nil
 		}
 	}
-}
-
-func matchAll(fields map[string]any, ms []connectors.Match) bool {
-	for _, m := range ms {
-		want := strings.TrimSpace(m.Value)
-		ok := false
-		for _, v := range lookup(fields, strings.Split(m.Field, ".")) {
-			if strings.EqualFold(strings.TrimSpace(valueString(v)), want) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// lookup returns every value at path under v.
-func lookup(v any, path []string) []any {
-	if len(path) == 0 {
-		return []any{v}
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		e, ok := x[path[0]]
-		if !ok {
-			return nil
-		}
-		return lookup(e, path[1:])
-	case []any:
-		if i, err := strconv.Atoi(path[0]); err == nil {
-			if i < 0 || i >= len(x) {
-				return nil
-			}
-			return lookup(x[i], path[1:])
-		}
-		var out []any
-		for _, e := range x {
-			out = append(out, lookup(e, path)...)
-		}
-		return out
-	}
-	return nil
-}
-
-func valueString(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	case bool:
-		return strconv.FormatBool(x)
-	}
-	b, _ := json.Marshal(v)
-	return string(b)
 }
 
 // FindScans reports that Find reads every prospect: the API has no filters.

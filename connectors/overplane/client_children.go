@@ -72,6 +72,22 @@ func (c *Client) childRows(op, field string, v any) (*childInput, error) {
 	return nil, c.fail(op, connectors.Rejected, "%s: want a list of rows or an object keyed by row index", field)
 }
 
+// valueString renders a value for an error message.
+func valueString(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
 // normalizeJSON round-trips v through encoding/json so that values compare
 // like decoded API values (float64 numbers, map[string]any objects).
 func normalizeJSON(v any) (any, error) {

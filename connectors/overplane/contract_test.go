@@ -16,6 +16,7 @@ import (
 	"github.com/crmsync/crmsync/connectors/conntest"
 	"github.com/crmsync/crmsync/connectors/httpx"
 	"github.com/crmsync/crmsync/connectors/overplane"
+	"github.com/crmsync/crmsync/connectors/overplane/emulator"
 )
 
 // seedStart is where the emulator's seeded created_at values start; the
@@ -23,16 +24,17 @@ import (
 var seedStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func TestContract(t *testing.T) {
+	t.Parallel()
 	conntest.Run(t, conntest.Harness{
 		System:       overplane.System,
 		ErrorMessage: overplane.ErrorMessage,
 		Start: func(t testing.TB, o conntest.EmuOptions) *conntest.Emulator {
-			eo := overplane.EmulatorOptions{Records: o.Records, Faults: o.Faults, PageCap: o.PageCap}
+			eo := emulator.Options{Records: o.Records, Faults: o.Faults, PageCap: o.PageCap}
 			if o.Ties {
 				// Pull pages by created_at: put every prospect on one.
 				eo.SeedTieGroup = o.Records
 			}
-			em := overplane.NewEmulator(eo)
+			em := emulator.New(eo)
 			if o.Ties {
 				em.Freeze(seedStart)
 			}
@@ -65,7 +67,7 @@ func TestContract(t *testing.T) {
 		Entity: overplane.EntityProspect,
 		NewRecord: func(i int) connectors.Record {
 			return connectors.Record{Entity: overplane.EntityProspect, Fields: map[string]any{
-				"company_name": fmt.Sprintf("Contract Quarry %d BV", i), "company": overplane.DefaultCompany,
+				"company_name": fmt.Sprintf("Contract Quarry %d BV", i), "company": emulator.DefaultCompany,
 				"website": fmt.Sprintf("https://quarry-%d.example", i), "industry": "Mining",
 				"annual_revenue": 125000.0, "no_of_employees": "11-50",
 				"leads": []any{map[string]any{"lead": fmt.Sprintf("lead_contract%d", i), "lead_name": "Ada Quarry",
@@ -121,6 +123,7 @@ const (
 )
 
 func TestContractRecordedBodies(t *testing.T) {
+	t.Parallel()
 	const key = "sk_test_recorded_key_123"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

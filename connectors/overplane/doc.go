@@ -1,50 +1,10 @@
 // Package overplane owns crmsync's connector for Overplane, a REST API
-// generated from ERPNext/Frappe doctypes (https://api.overplane.dev), and a
-// faithful in-memory emulator of the parts of that API crmsync uses.
-//
-// # The API, as emulated
-//
-//   - Auth: "Authorization: Bearer <key>". The emulator accepts exactly the
-//     configured key (default "dev-token"); it does not insist on an
-//     "sk_test_" prefix, so the default configuration works as is. Anything
-//     else gets 401.
-//   - Prospects: GET|POST /api/crm/prospect, GET|PATCH|DELETE
-//     /api/crm/prospect/{id}. Ids are "prospect_" plus 16 random base62
-//     characters (deterministic for seeded data). created_at and updated_at
-//     are set by the server, RFC 3339 in UTC with milliseconds
-//     ("2026-01-01T00:00:00.000Z"); the vendor's examples show whole seconds,
-//     and the client accepts any RFC 3339 value. updated_at changes on every
-//     PATCH.
-//   - Lists: limit (default 20, capped at 100 or EmulatorOptions.PageCap),
-//     offset (default 0); a negative or non-numeric value, or an unknown query
-//     parameter, is a 400. Order: created_at descending, then id descending
-//     (byte order). Reply {"data":[...],"has_more":offset+len<total,"total":N}.
-//   - Create answers 200 (Stripe style; the docs only say "returns the
-//     object"). company is required, company_name is unique
-//     (case-insensitively, as MariaDB's default collation makes Frappe's
-//     unique names) with 409 on a clash, annual_revenue must be a number
-//     (null stores 0, as a Frappe Currency field does), string fields must be
-//     strings or null, no_of_employees must be one of the Frappe options
-//     (1-10, 11-50, 51-200, 201-500, 501-1000, 1000+) or empty unless
-//     EmulatorOptions.LenientSelect is set, and unknown fields (including the
-//     read-only id, created_at, updated_at) are a 400. PATCH merges the keys
-//     sent. DELETE answers {"id":...,"deleted":true}; a second DELETE is 404.
-//   - Errors (undocumented; assumed Stripe-like): {"error":{"type":
-//     "invalid_request_error","code":"...","message":"...","param":"..."}}
-//     for 400, 401, 404 (code resource_missing), 405, 409
-//     (resource_already_exists) and 429 (code rate_limit); 5xx use type
-//     "api_error". The client branches on the HTTP status only.
-//   - Child tables: /api/crm/prospect-lead and /api/crm/prospect-opportunity
-//     (GET ?parent_id= required, POST, PATCH|DELETE /{id}, POST /reorder with
-//     {"parent_id":...,"ids":[...]}). Rows carry id, idx (1-based, dense) and
-//     prospect_id, no timestamps. POST needs prospect_id (an unknown one is
-//     404) and, for lead rows, lead; an optional idx inserts at that
-//     position. PATCH cannot change idx or prospect_id (400). Row checks:
-//     email looks like an address, expected_closing is YYYY-MM-DD,
-//     probability is 0..100. reorder puts the listed rows first, the rest
-//     after in their order; an id of another parent, or twice, is a 400.
-//     Deletes keep idx dense. Writing a child row does not touch the
-//     prospect's updated_at. Deleting a prospect deletes its rows.
+// generated from ERPNext/Frappe doctypes (https://api.overplane.dev). Its
+// faithful in-memory emulator is package
+// github.com/crmsync/crmsync/connectors/overplane/emulator, which documents
+// the API as emulated; the client does not import it (register.go aside,
+// which builds it for the connector registry), and the API facts the client
+// relies on are in schema.go.
 //
 // # Pulling
 //
@@ -75,8 +35,9 @@
 //
 // Create and Update accept the same two keys (see Client.Update for how rows
 // are matched); a child row the API refuses during Create rolls the new
-// prospect back. Find has no server filter to use: it scans, comparing
-// dotted paths ("company_name", "leads.email", "leads.0.email")
-// case-insensitively. ConvertStage is always refused: a prospect has no
+// prospect back. Find has no server filter to use: it scans, keeping the
+// records that hold every match by connectors.MatchesAll (dotted paths such
+// as "company_name", "leads.email", "leads.0.email"; case-insensitive, loose
+// for names when asked). ConvertStage is always refused: a prospect has no
 // stage entity.
 package overplane

@@ -14,11 +14,12 @@ import (
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/httpx"
+	"github.com/crmsync/crmsync/connectors/overplane/emulator"
 )
 
 // env is one emulator behind a loopback server plus a client for it.
 type env struct {
-	emu *Emulator
+	emu *emulator.Emulator
 	srv *httptest.Server
 	c   *Client
 	h   *httpx.Client
@@ -35,9 +36,9 @@ func newHTTP(retries int) *httpx.Client {
 	})
 }
 
-func newEnv(t *testing.T, eo EmulatorOptions, tune func(*Options)) *env {
+func newEnv(t *testing.T, eo emulator.Options, tune func(*Options)) *env {
 	t.Helper()
-	emu := NewEmulator(eo)
+	emu := emulator.New(eo)
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
 	h := newHTTP(4)

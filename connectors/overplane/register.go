@@ -6,6 +6,7 @@ import (
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/httpx"
+	"github.com/crmsync/crmsync/connectors/overplane/emulator"
 )
 
 // Config is the Overplane-only keys of a system (type: overplane): none
@@ -39,11 +40,11 @@ func Type() connectors.Type {
 		Emulator: connectors.EmulatorType{
 			Addr: "127.0.0.1:8082",
 			New: func(o connectors.EmulatorOptions) (http.Handler, error) {
-				eo := EmulatorOptions{Token: o.Token, Records: o.Records, Faults: o.Faults, PageCap: o.PageCap}
+				eo := emulator.Options{Token: o.Token, Records: o.Records, Faults: o.Faults, PageCap: o.PageCap}
 				if !o.Ties.IsZero() {
 					eo.SeedTieGroup = max(o.Records, 1)
 				}
-				em := NewEmulator(eo)
+				em := emulator.New(eo)
 				if !o.Ties.IsZero() {
 					em.Freeze(o.Ties)
 				}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/emukit"
+	"github.com/crmsync/crmsync/connectors/overplane/emulator"
 )
 
 // Issue finding 5: a 200 that is not a page must not be read as an empty
@@ -33,7 +34,7 @@ var badDataReplies = []struct{ name, body, msg string }{
 // GET of path with 200 and body.
 func corruptEnv(t *testing.T, records int, path, body string) *Client {
 	t.Helper()
-	emu := NewEmulator(EmulatorOptions{Records: records})
+	emu := emulator.New(emulator.Options{Records: records})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && r.URL.Path == path {
 			w.Header().Set("Content-Type", "application/json")
@@ -68,16 +69,17 @@ func wantListError(t *testing.T, err error, op, msg string) {
 
 // Pull, Find and Get refuse a prospect list or child list without "data".
 func TestListRepliesWithoutDataAreRetryable(t *testing.T) {
+	t.Parallel()
 	pull := func(ctx context.Context, c *Client) (int, error) {
 		p, err := c.Pull(ctx, nil, connectors.PullOptions{PageSize: 5})
 		return len(p.Records), err
 	}
 	find := func(ctx context.Context, c *Client) (int, error) {
-		recs, err := c.Find(ctx, EntityProspect, []connectors.Match{{Field: "company", Value: DefaultCompany}})
+		recs, err := c.Find(ctx, EntityProspect, []connectors.Match{{Field: "company", Value: emulator.DefaultCompany}})
 		return len(recs), err
 	}
 	get := func(ctx context.Context, c *Client) (int, error) {
-		id := NewEmulator(EmulatorOptions{Records: 3}).IDs()[0]
+		id := emulator.New(emulator.Options{Records: 3}).IDs()[0]
 		rec, err := c.Get(ctx, EntityProspect, id)
 		n := 0
 		if rec.ID != "" {
@@ -99,6 +101,7 @@ func TestListRepliesWithoutDataAreRetryable(t *testing.T) {
 	for _, tc := range cases {
 		for _, br := range badDataReplies {
 			t.Run(tc.name+"/"+br.name, func(t *testing.T) {
+				t.Parallel()
 				c := corruptEnv(t, 3, tc.path, br.body)
 				n, err := tc.run(t.Context(), c)
 				wantListError(t, err, "GET "+tc.path, br.msg)
@@ -114,7 +117,8 @@ func TestListRepliesWithoutDataAreRetryable(t *testing.T) {
 // row "created" that way was taken for done and the prospect kept no e-mail
 // (found by the fault property test in package engine).
 func TestWriteAnsweredWithAnErrorBodyIsNotSuccess(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 1}, nil)
+	t.Parallel()
+	e := newEnv(t, emulator.Options{Records: 1}, nil)
 	ctx := context.Background()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == "/api/crm/prospect-lead" {
@@ -130,7 +134,7 @@ func TestWriteAnsweredWithAnErrorBodyIsNotSuccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.Create(ctx, connectors.Record{Entity: EntityProspect, Fields: map[string]any{
-		"company_name": "Kappa Mills GmbH", "company": DefaultCompany,
+		"company_name": "Kappa Mills GmbH", "company": emulator.DefaultCompany,
 		"leads": []any{map[string]any{"lead": "crmsync", "lead_name": "Iris Weber", "email": "iris@kappa.example"}},
 	}})
 	var ce *connectors.Error

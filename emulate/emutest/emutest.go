@@ -12,6 +12,7 @@ import (
 	"github.com/crmsync/crmsync/connectors/builtin"
 	"github.com/crmsync/crmsync/connectors/emukit"
 	"github.com/crmsync/crmsync/connectors/overplane"
+	overplaneemu "github.com/crmsync/crmsync/connectors/overplane/emulator"
 	"github.com/crmsync/crmsync/connectors/tribecrm"
 	tribeemu "github.com/crmsync/crmsync/connectors/tribecrm/emulator"
 	"github.com/crmsync/crmsync/emulate"
@@ -37,7 +38,7 @@ type Options struct {
 type Servers struct {
 	*emulate.Servers
 	TribeCRM    *tribeemu.Emulator
-	Overplane   *overplane.Emulator
+	Overplane   *overplaneemu.Emulator
 	BlueRockTel *brtemu.Emulator
 }
 
@@ -58,7 +59,7 @@ func Start(ctx context.Context, o Options) (*Servers, error) {
 	out := &Servers{Servers: s}
 	var ok [3]bool
 	out.TribeCRM, ok[0] = s.Handlers[tribecrm.System].(*tribeemu.Emulator)
-	out.Overplane, ok[1] = s.Handlers[overplane.System].(*overplane.Emulator)
+	out.Overplane, ok[1] = s.Handlers[overplane.System].(*overplaneemu.Emulator)
 	out.BlueRockTel, ok[2] = s.Handlers[bluerocktel.System].(*brtemu.Emulator)
 	if !ok[0] || !ok[1] || !ok[2] {
 		s.Close()

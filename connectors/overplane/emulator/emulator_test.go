@@ -1,4 +1,4 @@
-package overplane
+package emulator
 
 import (
 	"fmt"
@@ -6,10 +6,13 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/crmsync/crmsync/connectors/emukit"
 )
 
-func TestEmulatorSeedIsDeterministic(t *testing.T) {
-	a, b := NewEmulator(EmulatorOptions{Records: 50}), NewEmulator(EmulatorOptions{Records: 50})
+func TestSeedIsDeterministic(t *testing.T) {
+	t.Parallel()
+	a, b := New(Options{Records: 50}), New(Options{Records: 50})
 	ia, ib := a.IDs(), b.IDs()
 	for i := range ia {
 		if ia[i] != ib[i] {
@@ -39,8 +42,9 @@ func TestEmulatorSeedIsDeterministic(t *testing.T) {
 	}
 }
 
-func TestEmulatorListShapeOrderAndPaging(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 130, PageCap: 0}, nil)
+func TestListShapeOrderAndPaging(t *testing.T) {
+	t.Parallel()
+	e := newServer(t, Options{Records: 130, PageCap: 0})
 	st, body := e.raw(t, http.MethodGet, "/api/crm/prospect", nil)
 	if st != 200 || len(body["data"].([]any)) != 20 || body["has_more"] != true || body["total"] != 130.0 {
 		t.Fatalf("default list: %d has_more=%v total=%v n=%d", st, body["has_more"], body["total"], len(body["data"].([]any)))
@@ -68,15 +72,16 @@ func TestEmulatorListShapeOrderAndPaging(t *testing.T) {
 			t.Fatalf("%s: status %d body %v", q, st, body)
 		}
 	}
-	e2 := newEnv(t, EmulatorOptions{Records: 30, PageCap: 7}, nil)
+	e2 := newServer(t, Options{Records: 30, PageCap: 7})
 	_, body = e2.raw(t, http.MethodGet, "/api/crm/prospect?limit=50", nil)
 	if n := len(body["data"].([]any)); n != 7 {
 		t.Fatalf("PageCap 7 gave %d", n)
 	}
 }
 
-func TestEmulatorCRUDOverHTTP(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 2}, nil)
+func TestCRUDOverHTTP(t *testing.T) {
+	t.Parallel()
+	e := newServer(t, Options{Records: 2})
 	st, p := e.raw(t, http.MethodPost, "/api/crm/prospect", map[string]any{"company": "Mine Ltd", "company_name": "Curl Co"})
 	if st != 200 || p["company_name"] != "Curl Co" || p["annual_revenue"] != 0.0 || p["industry"] != nil {
 		t.Fatalf("POST: %d %v", st, p)
@@ -89,7 +94,8 @@ func TestEmulatorCRUDOverHTTP(t *testing.T) {
 	if first["data"].([]any)[0].(map[string]any)["id"] != id {
 		t.Fatal("new prospect is not listed first")
 	}
-	time.Sleep(2 * time.Millisecond)
+	// The server clock is strictly monotonic (a millisecond per write at
+	// least), so the PATCH's updated_at moves without a sleep.
 	st, u := e.raw(t, http.MethodPatch, "/api/crm/prospect/"+id, map[string]any{"territory": "Belgium"})
 	if st != 200 || u["territory"] != "Belgium" || u["company_name"] != "Curl Co" || u["updated_at"] == p["updated_at"] || u["created_at"] != p["created_at"] {
 		t.Fatalf("PATCH: %d %v", st, u)
@@ -131,8 +137,9 @@ func TestEmulatorCRUDOverHTTP(t *testing.T) {
 	}
 }
 
-func TestEmulatorAuth(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{Records: 1}, nil)
+func TestAuth(t *testing.T) {
+	t.Parallel()
+	e := newServer(t, Options{Records: 1})
 	for _, h := range []string{"", "Bearer nope", "Basic ZGV2LXRva2Vu"} {
 		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/api/crm/prospect", nil)
 		if h != "" {
@@ -149,8 +156,9 @@ func TestEmulatorAuth(t *testing.T) {
 	}
 }
 
-func TestEmulatorFreezeMakesTies(t *testing.T) {
-	e := newEnv(t, EmulatorOptions{}, nil)
+func TestFreezeMakesTies(t *testing.T) {
+	t.Parallel()
+	e := newServer(t, Options{})
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	e.emu.Freeze(at)
 	for i := 0; i < 5; i++ {
@@ -169,8 +177,24 @@ func TestEmulatorFreezeMakesTies(t *testing.T) {
 	}
 }
 
-func BenchmarkEmulatorWrites(b *testing.B) {
-	e := NewEmulator(EmulatorOptions{Records: 10000})
+func TestRateLimitBodyAndHeader(t *testing.T) {
+	t.Parallel()
+	e := newServer(t, Options{Records: 1, Faults: emukit.Faults{RateLimit: 1, RetryAfter: 2 * time.Second}})
+	e.raw(t, http.MethodGet, "/api/crm/prospect", nil)
+	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/api/crm/prospect", nil)
+	req.Header.Set("Authorization", "Bearer dev-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "2" {
+		t.Fatalf("status %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+func BenchmarkWrites(b *testing.B) {
+	e := New(Options{Records: 10000})
 	ids := e.IDs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

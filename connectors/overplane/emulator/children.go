@@ -1,4 +1,4 @@
-package overplane
+package emulator
 
 import (
 	"encoding/json"
@@ -14,12 +14,10 @@ import (
 	"github.com/crmsync/crmsync/connectors/emukit"
 )
 
-// childKind describes one child table of Prospect. The client and the
-// emulator share it.
+// childKind describes one child table of Prospect.
 type childKind struct {
 	doctype  string      // "prospect-lead": the id prefix and the path's last segment
 	path     string      // "/api/crm/prospect-lead"
-	field    string      // the record field the client puts the rows in: "leads"
 	fields   []fieldSpec // attributes besides id, idx and prospect_id, documented order
 	required []string    // required attributes besides prospect_id
 	rows     func(p *prospect) *[]*childRow
@@ -27,14 +25,14 @@ type childKind struct {
 
 var (
 	leadKind = &childKind{
-		doctype: "prospect-lead", path: leadPath, field: "leads",
+		doctype: "prospect-lead", path: leadPath,
 		fields: []fieldSpec{{"lead", kString}, {"lead_name", kString}, {"status", kString},
 			{"email", kString}, {"mobile_no", kString}, {"lead_owner", kString}},
 		required: []string{"lead"},
 		rows:     func(p *prospect) *[]*childRow { return &p.leads },
 	}
 	oppKind = &childKind{
-		doctype: "prospect-opportunity", path: oppPath, field: "opportunities",
+		doctype: "prospect-opportunity", path: oppPath,
 		fields: []fieldSpec{{"opportunity", kString}, {"amount", kNumber}, {"stage", kString},
 			{"probability", kNumber}, {"expected_closing", kString}, {"currency", kString},
 			{"deal_owner", kString}, {"contact_person", kString}},
@@ -43,16 +41,6 @@ var (
 	// childKinds lists the child tables in a fixed order.
 	childKinds = []*childKind{leadKind, oppKind}
 )
-
-// childKindByField returns the child table carried in record field f, or nil.
-func childKindByField(f string) *childKind {
-	for _, k := range childKinds {
-		if k.field == f {
-			return k
-		}
-	}
-	return nil
-}
 
 func (k *childKind) spec(name string) (fieldSpec, bool) {
 	for _, fs := range k.fields {

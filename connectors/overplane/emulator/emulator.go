@@ -1,4 +1,4 @@
-package overplane
+package emulator
 
 import (
 	"encoding/json"
@@ -17,7 +17,7 @@ import (
 )
 
 // DefaultSeedOffset is the emukit.Fake profile index the Overplane emulator
-// seeds from when EmulatorOptions.SeedOffset is 0.
+// seeds from when Options.SeedOffset is 0.
 const DefaultSeedOffset = 1_000_000
 
 // DefaultCompany is the "company" (your own ERPNext company) of seeded prospects.
@@ -34,8 +34,8 @@ const (
 // EmployeeOptions are the Frappe Select options of no_of_employees.
 var employeeOptions = []string{"1-10", "11-50", "51-200", "201-500", "501-1000", "1000+"}
 
-// EmulatorOptions configures NewEmulator. Zero values take the defaults noted.
-type EmulatorOptions struct {
+// Options configures New. Zero values take the defaults noted.
+type Options struct {
 	// Token is the accepted bearer key; default "dev-token".
 	Token string
 	// Records is how many prospects to seed. Same Records and SeedOffset give
@@ -81,7 +81,7 @@ type PagingEdits struct {
 // Emulator is an in-memory Overplane API. It implements http.Handler and is
 // safe for concurrent use.
 type Emulator struct {
-	opts    EmulatorOptions
+	opts    Options
 	clock   *emukit.Clock
 	inj     *emukit.Injector
 	handler http.Handler
@@ -138,8 +138,8 @@ var prospectFields = []fieldSpec{
 	{"prospect_owner", kString}, {"company", kString},
 }
 
-// NewEmulator builds an emulator seeded with o.Records prospects.
-func NewEmulator(o EmulatorOptions) *Emulator {
+// New builds an emulator seeded with o.Records prospects.
+func New(o Options) *Emulator {
 	if o.Token == "" {
 		o.Token = "dev-token"
 	}
