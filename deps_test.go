@@ -39,8 +39,9 @@ var layers = map[string][]string{
 	"connectors/tribecrm/api":       {},
 	"connectors/tribecrm/emulator":  {"connectors", "connectors/emukit", "connectors/tribecrm/api"},
 	"connectors/tribecrm":           {"connectors", "connectors/emukit", "connectors/httpx", "connectors/tribecrm/api", "connectors/tribecrm/emulator"},
-	"connectors/overplane":          {"connectors", "connectors/emukit", "connectors/httpx", "connectors/overplane/emulator"},
-	"connectors/overplane/emulator": {"connectors", "connectors/emukit"},
+	"connectors/overplane/api":      {},
+	"connectors/overplane":          {"connectors", "connectors/emukit", "connectors/httpx", "connectors/overplane/api", "connectors/overplane/emulator"},
+	"connectors/overplane/emulator": {"connectors", "connectors/emukit", "connectors/overplane/api"},
 	// The wiring layers name no system type: they loop over the registry.
 	"emulate":         {"connectors", "connectors/emukit"},
 	"emulate/emutest": {"connectors/*", "emulate"}, // tests' typed access to the built-in emulators

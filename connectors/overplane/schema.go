@@ -1,24 +1,17 @@
 package overplane
 
-// API facts the client relies on. Overplane's reference is generated from
-// ERPNext/Frappe doctypes (a Prospect with two child tables); the emulator
-// (package emulator) keeps its own copy of each fact, so neither side
-// imports the other.
+import "github.com/crmsync/crmsync/connectors/overplane/api"
 
-// Paths are /api/<module>/<kebab-doctype>; child tables are separate
-// collections reached through the parent's id (seed
-// /work/shared/seeds/overplane-prospect.txt, "Line items"; research
-// shared/research/apis.md §2(a)).
+// API facts the client relies on; those the emulator shares (paths, child
+// doctypes, the list limit) are written once, with their sources, in
+// connectors/overplane/api.
 const (
-	prospectPath = "/api/crm/prospect"
-	leadPath     = "/api/crm/prospect-lead"
-	oppPath      = "/api/crm/prospect-opportunity"
+	prospectPath = api.ProspectPath
+	leadPath     = api.LeadPath
+	oppPath      = api.OppPath
+	// maxLimit is the largest list limit the client asks for.
+	maxLimit = api.MaxLimit
 )
-
-// maxLimit is the largest list limit the client asks for. The cap is
-// undocumented; 100 is assumed (shared/research/apis.md §2(c), docs/apis.md
-// §2 "maximum limit"), and the client adapts to a smaller one.
-const maxLimit = 100
 
 // childKind is one child table of Prospect as the client carries it.
 type childKind struct {
@@ -37,8 +30,8 @@ type childKind struct {
 // childKinds lists the child tables in a fixed order: Prospect Lead and
 // Prospect Opportunity (seed overplane-prospect.txt).
 var childKinds = []*childKind{
-	{doctype: "prospect-lead", path: leadPath, field: "leads"},
-	{doctype: "prospect-opportunity", path: oppPath, field: "opportunities"},
+	{doctype: api.LeadDoctype, path: leadPath, field: "leads"},
+	{doctype: api.OppDoctype, path: oppPath, field: "opportunities"},
 }
 
 // childKindByField returns the child table carried in record field f, or nil.

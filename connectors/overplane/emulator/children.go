@@ -3,6 +3,7 @@ package emulator
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/crmsync/crmsync/connectors/overplane/api"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -25,14 +26,14 @@ type childKind struct {
 
 var (
 	leadKind = &childKind{
-		doctype: "prospect-lead", path: leadPath,
+		doctype: api.LeadDoctype, path: leadPath,
 		fields: []fieldSpec{{"lead", kString}, {"lead_name", kString}, {"status", kString},
 			{"email", kString}, {"mobile_no", kString}, {"lead_owner", kString}},
 		required: []string{"lead"},
 		rows:     func(p *prospect) *[]*childRow { return &p.leads },
 	}
 	oppKind = &childKind{
-		doctype: "prospect-opportunity", path: oppPath,
+		doctype: api.OppDoctype, path: oppPath,
 		fields: []fieldSpec{{"opportunity", kString}, {"amount", kNumber}, {"stage", kString},
 			{"probability", kNumber}, {"expected_closing", kString}, {"currency", kString},
 			{"deal_owner", kString}, {"contact_person", kString}},

@@ -3,6 +3,7 @@ package emulator
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/crmsync/crmsync/connectors/overplane/api"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -25,7 +26,7 @@ const DefaultCompany = "Overplane Demo Ltd"
 
 const (
 	defaultLimit = 20
-	maxLimit     = 100
+	maxLimit     = api.MaxLimit
 	idLen        = 16
 	timeLayout   = "2006-01-02T15:04:05.000Z"
 	maxWriteLog  = 1000
@@ -435,10 +436,11 @@ func writeJSON(w http.ResponseWriter, b []byte) {
 // ---------------------------------------------------------------------------
 // routing
 
+// The paths, shared with the client in connectors/overplane/api.
 const (
-	prospectPath = "/api/crm/prospect"
-	leadPath     = "/api/crm/prospect-lead"
-	oppPath      = "/api/crm/prospect-opportunity"
+	prospectPath = api.ProspectPath
+	leadPath     = api.LeadPath
+	oppPath      = api.OppPath
 )
 
 func (e *Emulator) serve(w http.ResponseWriter, r *http.Request) {
