@@ -21,7 +21,7 @@ var layers = map[string][]string{
 	"funnel":              {},
 	"yamlx":               {},
 	"state":               {"funnel"},
-	"mapping":             {"funnel"},
+	"mapping":             {"funnel", "yamlx"},
 	"connectors":          {"connectors/emukit"},
 	"connectors/emukit":   {},
 	"connectors/httpx":    {"connectors"},

@@ -108,7 +108,8 @@ var commonKeys = yamlx.Keys(reflect.TypeOf(commonSystem{}))
 // system's type (Parse decodes them once the type is known).
 func (s *System) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.MappingNode {
-		return n.Decode((*commonSystem)(s)) // yaml.v3 says what is wrong
+		s.decodeErrs = yamlx.Decode(n, (*commonSystem)(s), yamlx.Schema{Section: sectionName})
+		return nil
 	}
 	common := &yaml.Node{Kind: yaml.MappingNode, Tag: n.Tag, Line: n.Line, Column: n.Column}
 	rest := &yaml.Node{Kind: yaml.MappingNode, Tag: n.Tag, Line: n.Line, Column: n.Column}
@@ -120,13 +121,7 @@ func (s *System) UnmarshalYAML(n *yaml.Node) error {
 		dst.Content = append(dst.Content, n.Content[i], n.Content[i+1])
 	}
 	s.rest = rest
-	if err := common.Decode((*commonSystem)(s)); err != nil {
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			return err
-		}
-		s.decodeErrs = yamlx.FromYAML(err)
-	}
+	s.decodeErrs = yamlx.Decode(common, (*commonSystem)(s), yamlx.Schema{Section: sectionName})
 	return nil
 }
 
@@ -216,36 +211,37 @@ func Load(path string, types *connectors.Registry) (*Config, error) {
 // Parse decodes data (named file for messages) with env lookups from lookup
 // and the system types of types.
 func Parse(file string, data []byte, lookup func(string) (string, bool), types *connectors.Registry) (*Config, error) {
-	var raw yaml.Node
-	if err := yaml.Unmarshal(data, &raw); err != nil {
-		return nil, fileErrors(file, yamlx.FromYAML(err))
+	raw, problems := yamlx.Parse(data, "a configuration file")
+	if raw == nil && len(problems) > 0 {
+		return nil, fileErrors(file, problems) // not YAML: nothing else to tell
 	}
-	if len(raw.Content) == 0 {
+	if raw == nil || len(raw.Content) == 0 || (raw.Content[0].Kind == yaml.ScalarNode && raw.Content[0].ShortTag() == "!!null") {
 		return nil, Errors{{File: file, Msg: "the file is empty (expected keys state, systems, flows)"}}
 	}
-	// Pass 1: the text as written, for unknown keys and types with line
-	// numbers (a ${VAR}'s value, which may be a secret, is in none of these
-	// messages). They are collected, not returned at once, so validate also
-	// reports every other problem of the file.
+	if top := raw.Content[0]; top.Kind != yaml.MappingNode {
+		return nil, Errors{{file, top.Line, fmt.Sprintf("the file holds %s (expected keys state, systems, flows)", yamlx.Describe(top))}}
+	}
+	// Pass 1: the text as written, for keys written twice, unknown keys and
+	// types with line numbers (a ${VAR}'s value, which may be a secret, is
+	// in none of these messages). They are collected, not returned at once,
+	// so validate also reports every other problem of the file.
 	var probe Config
-	decodeErrs := fileErrors(file, yamlx.Decode(&raw, &probe, sectionName))
-	// Pass 2: expand ${VAR} in scalar values, then decode the expanded tree.
-	var root yaml.Node
-	_ = yaml.Unmarshal(data, &root) // parsed once already
+	decodeErrs := fileErrors(file, append(problems, yamlx.Decode(raw, &probe, yamlx.Schema{Section: sectionName})...))
+	// Pass 2: expand ${VAR} in scalar values, then decode the expanded tree
+	// (read again: expansion changes it; its problems are those of pass 1).
+	root, _ := yamlx.Parse(data, "")
 	var errs Errors
-	expandNode(&root, lookup, func(line int, msg string) { errs = append(errs, Error{file, line, msg}) })
+	expandNode(root, lookup, func(line int, msg string) { errs = append(errs, Error{file, line, msg}) })
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	cfg := &Config{File: file, types: types}
-	if err := root.Decode(cfg); err != nil {
-		var te *yaml.TypeError
-		if !errors.As(err, &te) || len(decodeErrs) == 0 {
-			return nil, fileErrors(file, yamlx.FromYAML(err))
-		}
-		// Already reported by pass 1: what fits was decoded, to check the rest.
+	if err := yamlx.Unmarshal(root, cfg); err != nil && len(decodeErrs) == 0 {
+		return nil, fileErrors(file, yamlx.FromYAML(err))
 	}
-	pos := positions(&root)
+	// Otherwise already reported by pass 1: what fits was decoded, to check
+	// the rest.
+	pos := positions(root)
 	decodeErrs = append(decodeErrs, cfg.place(pos, &probe)...)
 	cfg.applyDefaults()
 	// A key whose value did not decode has its zero value: its checks
@@ -316,13 +312,10 @@ func (s *System) decodeOptions(file string, types *connectors.Registry, written 
 			}
 			return strings.ToLower(strings.TrimSuffix(rt.Name(), "Config"))
 		}
-		errs = yamlx.Unknown(written, reflect.TypeOf(opts), name, commonKeys...)
-		if err := written.Decode(t.NewOptions()); err != nil {
-			errs = append(errs, yamlx.FromYAML(err)...)
-		}
+		errs = yamlx.Decode(written, t.NewOptions(), yamlx.Schema{Section: name, Also: commonKeys})
 	}
 	if s.rest != nil {
-		_ = s.rest.Decode(opts) // its type errors are those of written
+		_ = yamlx.Unmarshal(s.rest, opts) // its type errors are those of written
 	}
 	opts.Default()
 	s.Options = opts
@@ -337,17 +330,16 @@ func fileErrors(file string, in []yamlx.Error) Errors {
 	return out
 }
 
-// sectionName names a part of the file in messages.
+// sectionName names a part of the file in messages; "" leaves it to yamlx
+// ("unknown top-level key", the lower-cased type name below).
 func sectionName(t reflect.Type) string {
 	switch t {
-	case reflect.TypeOf(Config{}):
-		return "the top level"
-	case reflect.TypeOf(System{}):
+	case reflect.TypeOf(System{}), reflect.TypeOf(commonSystem{}):
 		return "a system"
 	case reflect.TypeOf(Flow{}):
 		return "a flow"
 	}
-	return strings.ToLower(t.Name())
+	return ""
 }
 
 var envRe = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
@@ -480,7 +472,7 @@ func (p posIndex) has(path ...string) bool {
 // count, so the zero it decoded to gets no second message.
 func (p posIndex) hasInt(path ...string) bool {
 	var n int
-	return p.has(path...) && p.value(path...).Decode(&n) == nil
+	return p.has(path...) && yamlx.Unmarshal(p.value(path...), &n) == nil
 }
 
 func (c *Config) applyDefaults() {
@@ -719,7 +711,9 @@ func (v *validator) validateHTTP(n string) {
 // validateFlows checks every flow, and that there is one.
 func (v *validator) validateFlows() {
 	if len(v.c.Flows) == 0 {
-		v.add(0, "no flows configured (expected a flows: list)")
+		// At the flows key when there is one: a flows value that did not
+		// decode is reported there already, once.
+		v.add(v.pos.keyLine("flows"), "no flows configured (expected a flows: list)")
 	}
 	seen := map[string]int{} // flow name -> line of its first use
 	parser := ScheduleParser()

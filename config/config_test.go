@@ -87,8 +87,8 @@ func TestErrorsNameFileLineAndExpectation(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string
 	}{
-		{"unknown key", strings.Replace(good, "    token: t\n", "    token: t\n    tokn: x\n", 1), `c.yaml:12: unknown key "tokn" in a system of type overplane (expected one of: type, base_url, token`},
-		{"wrong type", strings.Replace(good, "state: s.db", "state: s.db\nlog: [1]", 1), "c.yaml:2: found a list where a section of keys was expected"},
+		{"unknown key", strings.Replace(good, "    token: t\n", "    token: t\n    tokn: x\n", 1), `c.yaml:12: unknown key "tokn" in a system of type overplane; did you mean "token"?`},
+		{"wrong type", strings.Replace(good, "state: s.db", "state: s.db\nlog: [1]", 1), "c.yaml:2: log: found a list; expected a section of keys"},
 		{"unknown source", strings.Replace(good, "source: a", "source: zz", 1), `c.yaml:15: flows[0].source "zz" is not a configured system (expected one of: a, b)`},
 		{"bad cron", strings.Replace(good, "    source: a\n", "    source: a\n    schedule: every day\n", 1), `c.yaml:16: flows[0].schedule "every day" is not a cron expression`},
 		{"unset env", strings.Replace(good, "${A_TOKEN:-dev-token}", "${NOPE_TOKEN}", 1), "c.yaml:6: environment variable NOPE_TOKEN is not set"},
@@ -140,9 +140,9 @@ func TestShutdownGrace(t *testing.T) {
 	for _, tc := range []struct{ name, top, want string }{
 		{"zero", "shutdown_grace: 0s\n", "c.yaml:2: shutdown_grace 0s must be positive (expected e.g. 10s"},
 		{"negative", "shutdown_grace: -5s\n", "c.yaml:2: shutdown_grace -5s must be positive"},
-		{"no unit", "shutdown_grace: 10\n", "c.yaml:2: 10 is not a duration (expected a number with a unit, e.g. 30s, 5m, 1h)"},
-		{"day unit", "shutdown_grace: 1d\n", `c.yaml:2: "1d" is not a duration (expected a number with a unit, e.g. 30s, 5m, 1h)`},
-		{"misspelt", "shutdown_grase: 10s\n", `c.yaml:2: unknown key "shutdown_grase" in the top level (expected one of: state, log, admin, shutdown_grace, systems, flows)`},
+		{"no unit", "shutdown_grace: 10\n", "c.yaml:2: shutdown_grace: 10 is not a duration (expected a number with a unit, e.g. 30s, 5m, 1h)"},
+		{"day unit", "shutdown_grace: 1d\n", `c.yaml:2: shutdown_grace: "1d" is not a duration (expected a number with a unit, e.g. 30s, 5m, 1h)`},
+		{"misspelt", "shutdown_grase: 10s\n", `c.yaml:2: unknown top-level key "shutdown_grase"; did you mean "shutdown_grace"?`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// good starts with "state: s.db"; the key goes on line 2.
@@ -258,7 +258,7 @@ func TestDefaultsAndLimitsStillAccepted(t *testing.T) {
 func TestPageSizeTypeErrorReportedOnce(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"m.yaml": "x"})
 	_, err := Parse(filepath.Join(dir, "c.yaml"), []byte(inSystemA("    page_size: ${PAGE:-100}\n")), noEnv, builtin.Registry())
-	if err == nil || !strings.Contains(err.Error(), `c.yaml:7: found "${PAGE:`) || strings.Contains(err.Error(), "out of range") {
+	if err == nil || !strings.Contains(err.Error(), `c.yaml:7: page_size: found the text "${PAGE:-100}"; expected a whole number`) || strings.Contains(err.Error(), "out of range") {
 		t.Fatalf("want only the decode error at line 7, got\n%v", err)
 	}
 	if n := len(err.(Errors)); n != 1 {
@@ -287,10 +287,10 @@ func TestTypeKeysDecodedAndCheckedByTheirType(t *testing.T) {
 	for _, c := range []struct{ name, yaml, want string }{
 		{"bad stage", inSystemA("    stages:\n      - Lead\n      - Won\n"), `c.yaml:9: systems.a.stages.1 "Won" is not a TribeCRM funnel stage (expected Suspect, Lead, HotProspect, Prospect, Customer)`},
 		{"bad update method", inSystemA("    update_method: merge\n"), `c.yaml:7: systems.a.update_method "merge" must be post, patch or put`},
-		{"other type's key", inSystemA("    naming: snake\n"), `c.yaml:7: unknown key "naming" in a system of type tribecrm (expected one of: type, base_url, token, mapping, page_size, rate_limit, burst, timeout, retries, retry_after_max, overlap, oauth, upgrade_field, stages, update_method)`},
-		{"nested unknown key", inSystemA("    oauth:\n      client: x\n"), `c.yaml:8: unknown key "client" in oauth (expected one of: token_url, client_id, client_secret, scope)`},
+		{"other type's key", inSystemA("    naming: snake\n"), `c.yaml:7: unknown key "naming" in a system of type tribecrm; expected one of: type, base_url, token, mapping, page_size, rate_limit, burst, timeout, retries, retry_after_max, overlap, oauth, upgrade_field, stages, update_method`},
+		{"nested unknown key", inSystemA("    oauth:\n      client: x\n"), `c.yaml:8: unknown key "client" in oauth; did you mean "client_id"?`},
 		{"no credentials", strings.Replace(good, "    token: t\n", "", 1), `c.yaml:8: systems.b has no credentials (expected token: the API key)`},
-		{"type error in a type key", inSystemA("    stages: Lead\n"), `c.yaml:7: found "Lead" where a list (one - item per line, or [a, b]) was expected`},
+		{"type error in a type key", inSystemA("    stages: Lead\n"), `c.yaml:7: stages: found the text "Lead"; expected a list (one - item per line, or [a, b])`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse(file, []byte(c.yaml), noEnv, builtin.Registry())
@@ -301,5 +301,68 @@ func TestTypeKeysDecodedAndCheckedByTheirType(t *testing.T) {
 				t.Errorf("a secret in the error: %v", err)
 			}
 		})
+	}
+}
+
+// TestYAMLProblemsReportedOnce: keys written twice, syntax errors and
+// values of the wrong type are each one message at the line at fault,
+// naming the key, with nothing else reported because of them (a mapping
+// with a duplicate key used to be dropped whole by yaml.v3, each of its keys
+// then reported missing).
+func TestYAMLProblemsReportedOnce(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"m.yaml": "x"})
+	file := filepath.Join(dir, "c.yaml")
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"top-level key twice", strings.Replace(good, "state: s.db\n", "state: s.db\nstate: t.db\n", 1),
+			[]string{`c.yaml:2: key "state" is written twice (first at line 1); keep one`}},
+		{"system key twice", strings.Replace(good, "    base_url: http://127.0.0.1:1\n", "    base_url: http://127.0.0.1:1\n    base_url: http://127.0.0.1:3\n", 1),
+			[]string{`c.yaml:6: key "base_url" is written twice (first at line 5); keep one`}},
+		{"type key twice", inSystemA("    oauth:\n      client_id: x\n      client_id: y\n      client_secret: z\n"),
+			[]string{`c.yaml:9: key "client_id" is written twice (first at line 8); keep one`}},
+		{"flow key twice", good + "    schedule: \"@every 1m\"\n    schedule: \"@every 2m\"\n",
+			[]string{`c.yaml:18: key "schedule" is written twice (first at line 17); keep one`}},
+		{"tab", strings.Replace(good, "    token: t\n", "\ttoken: t\n", 1),
+			[]string{"c.yaml:11: invalid YAML: found a tab character that violates indentation (indent with spaces, not tabs)"}},
+		{"list left open", strings.Replace(good, "[{system: b}]", "[{system: b}", 1) + "  - name: g\n    source: b\n    targets: [{system: a}]\n",
+			[]string{"c.yaml:16: invalid YAML: did not find expected ',' or ']'"}},
+		{"misindented key", strings.Replace(good, "    base_url: http://127.0.0.1:1\n", "   base_url: http://127.0.0.1:1\n", 1),
+			[]string{"c.yaml:5: invalid YAML: did not find expected key"}},
+		{"second document", good + "---\nstate: other.db\n",
+			[]string{`c.yaml:17: a second YAML document starts here; a configuration file holds exactly one (remove the "---" separator)`}},
+		{"flows not a list", strings.Replace(good, "flows:\n  - name: f\n    source: a\n    targets: [{system: b}]\n", "flows: f\n", 1),
+			[]string{`c.yaml:13: flows: found the text "f"; expected a list (one - item per line, or [a, b])`}},
+		{"misspelt flow key", good + "    schedul: \"@every 1m\"\n",
+			[]string{`c.yaml:17: unknown key "schedul" in a flow; did you mean "schedule"?`}},
+		{"a list, not keys", "- state: s.db\n",
+			[]string{"c.yaml:1: the file holds a list (expected keys state, systems, flows)"}},
+		{"only a document marker", "---\n",
+			[]string{"c.yaml: the file is empty (expected keys state, systems, flows)"}},
+		{"bool as text", good + "    allow_stage_back: nope\n",
+			[]string{`c.yaml:17: allow_stage_back: found the text "nope"; expected true or false`}},
+		{"duration without a unit", good + "    deletes:\n      reconcile_every: 30\n",
+			[]string{"c.yaml:18: reconcile_every: 30 is not a duration (expected a number with a unit, e.g. 30s, 5m, 1h)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(file, []byte(tc.yaml), noEnv, builtin.Registry())
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			got := strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), "")
+			if want := strings.Join(tc.want, "\n"); got != want {
+				t.Errorf("problems differ\n--- got\n%s\n--- want\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestYAMLThatPanicsYAMLv3: a merge key beside a key that is a list makes
+// yaml.v3 panic (it hashes the list); loading the file reports it instead.
+func TestYAMLThatPanicsYAMLv3(t *testing.T) {
+	_, err := Parse("c.yaml", []byte("state: s.db\nlog: {<<, [0]}\n"), noEnv, builtin.Registry())
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:2: <<: found nothing; expected a section of keys to merge in") {
+		t.Fatalf("got %v", err)
 	}
 }

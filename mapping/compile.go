@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/crmsync/crmsync/funnel"
+	"github.com/crmsync/crmsync/yamlx"
 )
 
 // EntityField is the pseudo native field that stands for Native.Entity.
@@ -152,6 +153,8 @@ func compile(file string, t *fileTree, c *errs) *Mapping {
 	switch {
 	case !t.hasSystem:
 		c.add(max(t.line, 1), "the key system is missing; expected the system name, e.g. system: tribecrm")
+	case t.systemBad:
+		// Not text: reported by yamlx.
 	case t.system == "":
 		c.add(t.systemLine, "system is empty; expected the system name, e.g. system: tribecrm")
 	case !reSystem.MatchString(t.system):
@@ -282,7 +285,7 @@ func (b *ruleBuild) compileDirection() {
 			b.bad(b.rt.lineOf("direction"), "direction is empty; expected both, inbound or outbound")
 		}
 	default:
-		b.bad(b.rt.lineOf("direction"), "direction %q is not known; %s", b.y.Direction, suggest(b.y.Direction, []string{"both", "inbound", "outbound"}))
+		b.bad(b.rt.lineOf("direction"), "direction %q is not known; %s", b.y.Direction, yamlx.Suggest(b.y.Direction, []string{"both", "inbound", "outbound"}))
 	}
 }
 
@@ -322,7 +325,7 @@ func (b *ruleBuild) compileCanonical() {
 	if canon == "" {
 		b.bad(line, "canonical is empty; expected a canonical field name (%s)", strings.Join(funnel.FieldNames(), ", "))
 	} else if spec, found := funnel.Lookup(canon); !found {
-		b.bad(line, "unknown canonical field %q; %s", canon, suggest(canon, funnel.FieldNames()))
+		b.bad(line, "unknown canonical field %q; %s", canon, yamlx.Suggest(canon, funnel.FieldNames()))
 	} else {
 		b.r.spec = spec
 	}
@@ -410,7 +413,7 @@ func (b *ruleBuild) compileType() {
 	case "boolean":
 		b.r.typ = typeBoolean
 	default:
-		b.bad(b.rt.lineOf("type"), "type %q is not known; %s", b.y.Type, suggest(b.y.Type, typeNames))
+		b.bad(b.rt.lineOf("type"), "type %q is not known; %s", b.y.Type, yamlx.Suggest(b.y.Type, typeNames))
 	}
 	if b.rt.has("type") && b.y.Type == "" {
 		b.bad(b.rt.lineOf("type"), "type is empty; expected string, integer, number or boolean")
@@ -460,7 +463,7 @@ func (b *ruleBuild) compileTransforms() {
 		if k := slices.Index(transformNames, tf); k >= 0 {
 			b.r.transforms = append(b.r.transforms, transform(k))
 		} else {
-			b.bad(line, "unknown transform %q; %s", tf, suggest(tf, transformNames))
+			b.bad(line, "unknown transform %q; %s", tf, yamlx.Suggest(tf, transformNames))
 		}
 	}
 }
@@ -654,7 +657,7 @@ func compileConds(decoded map[string]any, pairs []pairTree, fallback int, where 
 	for _, f := range order {
 		line, v := lines[f], decoded[f]
 		if _, known := funnel.Lookup(f); !known {
-			c.add(line, "%s: unknown canonical field %q; %s", where, f, suggest(f, funnel.FieldNames()))
+			c.add(line, "%s: unknown canonical field %q; %s", where, f, yamlx.Suggest(f, funnel.FieldNames()))
 			*ok = false
 			continue
 		}
@@ -698,8 +701,8 @@ func normalizeConst(f string, v any) (any, error) {
 			}
 		}
 		if s, isStr := v.(string); isStr && valid != nil {
-			if near := nearest(s, valid); len(near) > 0 {
-				return nil, fmt.Errorf("%v (did you mean %s?)", err, quoteList(near, " or "))
+			if d := yamlx.DidYouMean(s, valid); d != "" {
+				return nil, fmt.Errorf("%v (%s)", err, d)
 			}
 		}
 		return nil, err

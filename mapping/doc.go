@@ -92,10 +92,13 @@
 //
 // # Checks at load time
 //
-// Parse decodes strictly (yaml.v3 KnownFields into plain structs, no custom
-// unmarshallers) and takes line numbers from a parallel yaml.Node parse. It
-// reports: an empty file or a second document; invalid YAML; unknown keys
-// (with a "did you mean"); values of the wrong type; duplicate keys; unknown
+// Parse reads the file through yamlx, the YAML layer it shares with the
+// configuration (one document, syntax errors at the line at fault, keys
+// written twice, unknown keys and wrong types checked against the plain
+// structs fileYAML and ruleYAML), and reads the rules from the node tree for
+// their lines. It reports: an empty file or a second document; invalid YAML;
+// unknown keys (with a "did you mean"); values of the wrong type, naming the
+// key and what it takes; keys written twice (once, with both lines); unknown
 // canonical fields (with a suggestion or the list of valid names); bad
 // when or value-map values; values together with canonical; rules that map
 // nothing; required with default; an unknown type, transform or direction,

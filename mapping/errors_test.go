@@ -466,9 +466,75 @@ rules:
       Lead: {stage: lead}
       lead: {stage: suspect}
 `,
+		// The rule with the key written twice is still checked (yaml.v3
+		// alone drops the whole values map): with type integer, 01 is the
+		// native value of the "1" kept.
 		want: []string{
 			"x.yaml:7: key \"1\" is written twice (first at line 6); keep one",
+			"x.yaml:8: values key \"01\" matches the same native value as the key at line 7; keep one",
 			"x.yaml:13: values key \"lead\" matches the same native value as the key at line 12; keep one",
+		},
+	},
+	{
+		name: "key written three times",
+		yaml: `system: a
+rules:
+  - canonical: kind
+    default: person
+    default: organization
+    default: person
+`,
+		want: []string{
+			"x.yaml:5: key \"default\" is written twice (first at line 4); keep one",
+			"x.yaml:6: key \"default\" is written twice (first at line 4); keep one",
+		},
+	},
+	{
+		name: "system not text",
+		yaml: `system: [a]
+rules:
+  - {canonical: kind, default: person}
+`,
+		want: []string{
+			"x.yaml:1: system: found a list; expected the system name as text, e.g. tribecrm",
+		},
+	},
+	{
+		name: "tab before a list item",
+		yaml: "system: a\nrules:\n\t- canonical: kind\n  - default: person\n",
+		want: []string{
+			"x.yaml:3: invalid YAML: found character that cannot start any token (indent with spaces, not tabs)",
+		},
+	},
+	{
+		name: "merged keys are checked",
+		yaml: `system: a
+base: &b
+  canonicl: kind
+rules:
+  - {canonical: kind, default: person}
+  - <<: *b
+    native: x
+  - <<: [x]
+    native: y
+`,
+		want: []string{
+			"x.yaml:2: unknown top-level key \"base\"; expected one of: system, rules",
+			"x.yaml:3: unknown key \"canonicl\" in a rule; did you mean \"canonical\"?",
+			"x.yaml:8: <<: found the text \"x\"; expected a section of keys to merge in (<<: *name) or a list of them",
+		},
+	},
+	{
+		name: "empty keys",
+		yaml: `system: a
+~: x
+rules:
+  - canonical: kind
+    "": person
+`,
+		want: []string{
+			"x.yaml:2: a key in the top level is empty; expected one of: system, rules",
+			"x.yaml:5: a key in a rule is empty; expected one of: native, canonical, values, when, default, required, direction, type, transform, owner",
 		},
 	},
 	{

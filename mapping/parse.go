@@ -4,16 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"regexp"
-	"strconv"
+	"reflect"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/crmsync/crmsync/yamlx"
 )
 
-// fileYAML is the mapping file as decoded (strictly) from YAML.
+// fileYAML is the mapping file's shape: yamlx checks the file against it
+// (unknown keys, value types); the rules are read from the node tree.
 type fileYAML struct {
 	System string     `yaml:"system"`
 	Rules  []ruleYAML `yaml:"rules"`
@@ -34,9 +35,20 @@ type ruleYAML struct {
 }
 
 var (
-	topKeys  = []string{"system", "rules"}
-	ruleKeys = []string{"native", "canonical", "values", "when", "default", "required", "direction", "type", "transform", "owner"}
+	ruleType = reflect.TypeOf(ruleYAML{})
+	ruleKeys = yamlx.Keys(ruleType)
 )
+
+// schema words yamlx's messages for a mapping file.
+var schema = yamlx.Schema{
+	Section: func(t reflect.Type) string {
+		if t == ruleType {
+			return "a rule"
+		}
+		return ""
+	},
+	Expect: expectKey,
+}
 
 // Load reads the mapping file at path and compiles it (see Parse).
 func Load(path string) (*Mapping, error) {
@@ -65,49 +77,45 @@ func Parse(file string, data []byte) (m *Mapping, err error) {
 			err = c.err()
 		}
 	}()
+	const expected = "expected a mapping with the keys system and rules"
 	if len(bytes.TrimSpace(data)) == 0 {
-		c.add(1, "the file is empty; expected a mapping with the keys system and rules")
+		c.add(1, "the file is empty; %s", expected)
 		return nil, c.err()
 	}
 
-	// Pass 1: the node tree, for line numbers, order and presence of keys.
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if derr := dec.Decode(&doc); derr != nil {
-		if errors.Is(derr, io.EOF) {
-			c.add(1, "the file holds only comments; expected a mapping with the keys system and rules")
-		} else {
-			c.addYAMLError(derr, data)
+	// The YAML layer: syntax, a second document, keys written twice.
+	doc, problems := yamlx.Parse(data, "a mapping file")
+	c.addYAML(problems)
+	if doc == nil {
+		if len(problems) == 0 {
+			c.add(1, "the file holds only comments; %s", expected)
 		}
 		return nil, c.err()
 	}
-	var extra yaml.Node
-	switch derr := dec.Decode(&extra); {
-	case derr == nil:
-		c.add(max(extra.Line, 1), "a second YAML document starts here; a mapping file holds exactly one (remove the \"---\" separator)")
-	case !errors.Is(derr, io.EOF):
-		c.addYAMLError(derr, data)
+	root := doc
+	if len(root.Content) > 0 {
+		root = resolve(root.Content[0])
+	}
+	switch {
+	case len(doc.Content) == 0 || isNull(root):
+		c.add(max(doc.Line, 1), "the file is empty; %s", expected)
+		return nil, c.err()
+	case root.Kind != yaml.MappingNode:
+		c.add(max(root.Line, 1), "the file holds %s; %s", yamlx.Describe(root), expected)
+		return nil, c.err()
 	}
 
-	idx := &nodeIndex{}
-	tree := walkFile(&doc, c, idx)
-
-	// Pass 2: strict decoding into plain structs. It reports unknown keys,
-	// wrong types and duplicate keys; nothing is decoded through a custom
-	// unmarshaller (yaml.v3 would drop KnownFields there, go-yaml/yaml#460).
-	strict := yaml.NewDecoder(bytes.NewReader(data))
-	strict.KnownFields(true)
+	// The node tree, for lines, order and presence of keys; then the file
+	// against its shape: unknown keys and values of the wrong type.
+	tree := walkFile(root, c)
 	var f fileYAML
-	if derr := strict.Decode(&f); derr != nil && !errors.Is(derr, io.EOF) {
-		c.addTypeErrors(derr, idx)
+	for _, e := range yamlx.Decode(doc, &f, schema) {
+		if e.Type == ruleType && e.Key == "rules" {
+			e.Msg = fmt.Sprintf("a rule is %s; expected a mapping with native and canonical (or values)", yamlx.Describe(e.Node))
+		}
+		c.add(max(e.Line, 1), "%s", e.Msg)
 	}
 
-	if tree == nil {
-		if len(c.list) == 0 {
-			c.add(1, "expected a mapping with the keys system and rules")
-		}
-		return nil, c.err()
-	}
 	m = compile(file, tree, c)
 	if len(c.list) == 0 {
 		// Every skipped rule should have been reported above; make sure no
@@ -127,12 +135,20 @@ func Parse(file string, data []byte) (m *Mapping, err error) {
 	return m, nil
 }
 
+// addYAML reports problems of the YAML layer (0: line 1).
+func (c *errs) addYAML(problems []yamlx.Error) {
+	for _, e := range problems {
+		c.add(max(e.Line, 1), "%s", e.Msg)
+	}
+}
+
 // fileTree is the file as seen through the node tree.
 type fileTree struct {
 	line       int // line of the top-level mapping
 	system     string
 	systemLine int
 	hasSystem  bool
+	systemBad  bool // not text: reported by yamlx
 	rulesLine  int
 	hasRules   bool
 	ruleItems  int // items under rules (-1: rules is not a list)
@@ -177,20 +193,6 @@ func (rt *ruleTree) lineOf(key string) int {
 	return rt.line
 }
 
-// nodeIndex remembers which key each value node belongs to, to turn the
-// YAML library's type errors into messages that name the key.
-type nodeIndex struct{ entries []indexed }
-
-type indexed struct {
-	line int
-	key  string
-	node *yaml.Node
-}
-
-func (x *nodeIndex) add(key string, n *yaml.Node) {
-	x.entries = append(x.entries, indexed{line: n.Line, key: key, node: n})
-}
-
 func resolve(n *yaml.Node) *yaml.Node {
 	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
 		n = n.Alias
@@ -202,37 +204,23 @@ func isNull(n *yaml.Node) bool {
 	return n == nil || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
 }
 
-// walkFile reads the node tree: lines, order, empty values and null keys
-// (which yaml.v3 drops silently). Type errors are left to the strict pass.
-func walkFile(doc *yaml.Node, c *errs, idx *nodeIndex) *fileTree {
-	root := doc
-	if root.Kind == yaml.DocumentNode {
-		if len(root.Content) == 0 {
-			c.add(max(root.Line, 1), "the file is empty; expected a mapping with the keys system and rules")
-			return nil
-		}
-		root = root.Content[0]
-	}
-	root = resolve(root)
-	if isNull(root) {
-		c.add(1, "the file is empty; expected a mapping with the keys system and rules")
-		return nil
-	}
-	if root.Kind != yaml.MappingNode {
-		return nil // reported by the strict pass
-	}
+// walkFile reads the top-level mapping: lines, order, empty values and
+// null keys (which yaml.v3 drops silently). Unknown keys and wrong types
+// are yamlx's (Parse).
+func walkFile(root *yaml.Node, c *errs) *fileTree {
 	t := &fileTree{line: root.Line}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := resolve(root.Content[i]), resolve(root.Content[i+1])
-		if isNull(k) || k.Value == "" {
-			c.add(k.Line, "a key is empty; expected system or rules")
+		if k == nil || v == nil {
 			continue
 		}
-		idx.add(k.Value, v)
 		switch k.Value {
 		case "system":
 			t.hasSystem, t.systemLine = true, k.Line
-			if v.Kind == yaml.ScalarNode && !isNull(v) {
+			switch {
+			case v.Kind != yaml.ScalarNode:
+				t.systemBad = true
+			case !isNull(v):
 				t.system = v.Value
 			}
 		case "rules":
@@ -246,7 +234,7 @@ func walkFile(doc *yaml.Node, c *errs, idx *nodeIndex) *fileTree {
 			if v.Kind == yaml.SequenceNode {
 				t.ruleItems = len(v.Content)
 				for j, item := range v.Content {
-					if rt := walkRule(j, item, c, idx); rt != nil {
+					if rt := walkRule(j, item, c); rt != nil {
 						t.rules = append(t.rules, rt)
 					}
 				}
@@ -256,14 +244,17 @@ func walkFile(doc *yaml.Node, c *errs, idx *nodeIndex) *fileTree {
 	return t
 }
 
-func walkRule(j int, item *yaml.Node, c *errs, idx *nodeIndex) *ruleTree {
+func walkRule(j int, item *yaml.Node, c *errs) *ruleTree {
 	item = resolve(item)
+	if item == nil {
+		return nil
+	}
 	if isNull(item) {
 		c.add(item.Line, "rule %d is empty; expected a mapping with native and canonical (or values)", j+1)
 		return nil
 	}
 	if item.Kind != yaml.MappingNode {
-		return nil // reported by the strict pass
+		return nil // reported by yamlx
 	}
 	rt := &ruleTree{index: j, line: item.Line, keys: map[string]*yaml.Node{}, vals: map[string]*yaml.Node{}}
 	known := map[string]bool{}
@@ -271,49 +262,47 @@ func walkRule(j int, item *yaml.Node, c *errs, idx *nodeIndex) *ruleTree {
 		known[k] = true
 	}
 	// Keys written in the rule come first; keys merged in with "<<: *anchor"
-	// fill the gaps (the strict pass checks their names).
+	// fill the gaps (yamlx checks their names).
 	pairs := append([]*yaml.Node(nil), item.Content...)
 	for i := 0; i+1 < len(item.Content); i += 2 {
-		if k := resolve(item.Content[i]); k.ShortTag() == "!!merge" {
+		if k := resolve(item.Content[i]); k != nil && k.ShortTag() == "!!merge" {
 			pairs = append(pairs, mergedPairs(item.Content[i+1])...)
 		}
 	}
 	for i := 0; i+1 < len(pairs); i += 2 {
 		k, v := resolve(pairs[i]), resolve(pairs[i+1])
+		if k == nil || v == nil {
+			rt.broken = true // a dangling alias: yaml.v3 refuses the file
+			continue
+		}
 		if k.ShortTag() == "!!merge" {
 			continue
 		}
 		if _, seen := rt.keys[k.Value]; seen && i >= len(item.Content) {
 			continue // overridden in the rule itself
 		}
-		if isNull(k) || k.Value == "" {
-			c.add(k.Line, "a key in rule %d is empty; expected one of: %s", j+1, strings.Join(ruleKeys, ", "))
-			rt.broken = true
-			continue
-		}
 		if !known[k.Value] {
-			rt.broken = true // reported by the strict pass
+			rt.broken = true // an unknown or empty key: reported by yamlx
 			continue
 		}
 		rt.keys[k.Value], rt.vals[k.Value] = k, v
-		idx.add(k.Value, v)
 		switch k.Value {
 		case "values":
-			walkValues(rt, v, c, idx)
+			walkValues(rt, v, c)
 		case "when":
-			rt.when = walkPairs(v, "when", c, idx)
+			rt.when = walkPairs(v, "when", c)
 		case "transform":
 			if v.Kind == yaml.SequenceNode {
 				for _, e := range v.Content {
-					e = resolve(e)
-					idx.add("transform", e)
-					rt.tforms = append(rt.tforms, pairTree{key: e.Value, line: e.Line})
+					if e = resolve(e); e != nil {
+						rt.tforms = append(rt.tforms, pairTree{key: e.Value, line: e.Line})
+					}
 				}
 			}
 		}
 	}
-	if err := item.Decode(&rt.r); err != nil {
-		rt.broken = true // the strict pass reports the same type error
+	if err := yamlx.Unmarshal(item, &rt.r); err != nil {
+		rt.broken = true // yamlx reports the same type error
 	}
 	return rt
 }
@@ -339,223 +328,51 @@ func mergedPairs(v *yaml.Node) []*yaml.Node {
 	return nil
 }
 
-func walkValues(rt *ruleTree, v *yaml.Node, c *errs, idx *nodeIndex) {
+func walkValues(rt *ruleTree, v *yaml.Node, c *errs) {
 	if v.Kind != yaml.MappingNode {
 		return
 	}
 	for i := 0; i+1 < len(v.Content); i += 2 {
 		k, e := resolve(v.Content[i]), resolve(v.Content[i+1])
-		if k.ShortTag() == "!!merge" {
+		if k == nil || e == nil || k.ShortTag() == "!!merge" {
 			continue
 		}
 		if isNull(k) {
 			c.add(k.Line, "a values key is empty (null); write the native value, quoted if needed (an absent native value is handled by default)")
 			continue
 		}
-		idx.add("values", e)
 		vt := valueTree{key: k.Value, line: k.Line}
 		if isNull(e) {
 			vt.assign = nil
 		} else {
-			vt.assign = walkPairs(e, "values", c, idx)
+			vt.assign = walkPairs(e, "values", c)
 		}
 		rt.values = append(rt.values, vt)
 	}
 }
 
-func walkPairs(v *yaml.Node, where string, c *errs, idx *nodeIndex) []pairTree {
+func walkPairs(v *yaml.Node, where string, c *errs) []pairTree {
 	if v.Kind != yaml.MappingNode {
 		return nil
 	}
 	var out []pairTree
 	for i := 0; i+1 < len(v.Content); i += 2 {
 		k, e := resolve(v.Content[i]), resolve(v.Content[i+1])
-		if k.ShortTag() == "!!merge" {
+		if k == nil || e == nil || k.ShortTag() == "!!merge" {
 			continue
 		}
 		if isNull(k) || k.Value == "" {
 			c.add(k.Line, "a key under %s is empty; expected a canonical field name", where)
 			continue
 		}
-		idx.add(where, e)
 		out = append(out, pairTree{key: k.Value, line: k.Line})
 	}
 	return out
 }
 
-var (
-	reLine     = regexp.MustCompile(`^line (\d+): (.*)$`)
-	reSyntax   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-	reNotFound = regexp.MustCompile(`^field (.+) not found in type (\S+)$`)
-	reUnmarsh  = regexp.MustCompile("^cannot unmarshal (!!\\w+)(?: `(.*)`)? into (.+)$")
-	reDupKey   = regexp.MustCompile(`^mapping key (".*") already defined at line (\d+)$`)
-)
-
-// addYAMLError reports a syntax error of the YAML library with its line.
-func (c *errs) addYAMLError(err error, data []byte) {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := 1
-	if m := reSyntax.FindStringSubmatch(err.Error()); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-		// yaml.v3 counts lines from 0 in parser (not scanner) errors, and
-		// names the line where the enclosing block began rather than the
-		// line at fault: look for the first line that breaks the document.
-		if strings.HasPrefix(msg, "did not find expected") {
-			line++
-			if bad := firstBadLine(data); bad > 0 {
-				line = bad
-			}
-		}
-	}
-	if strings.Contains(msg, "tab character") {
-		// Point at the tab itself rather than where the block began.
-		for i, l := range strings.Split(string(data), "\n") {
-			if indent := l[:len(l)-len(strings.TrimLeft(l, " \t"))]; strings.Contains(indent, "\t") {
-				line = i + 1
-				msg += " (indent with spaces, not tabs)"
-				break
-			}
-		}
-	}
-	c.add(line, "invalid YAML: %s", msg)
-}
-
-// firstBadLine returns the smallest n such that the first n lines of data
-// are not valid YAML, or 0 when that cannot be told.
-func firstBadLine(data []byte) int {
-	if len(data) > 1<<20 {
-		return 0
-	}
-	lines := strings.SplitAfter(string(data), "\n")
-	fails := func(n int) bool {
-		dec := yaml.NewDecoder(strings.NewReader(strings.Join(lines[:n], "")))
-		for {
-			var node yaml.Node
-			err := dec.Decode(&node)
-			if errors.Is(err, io.EOF) {
-				return false
-			}
-			if err != nil {
-				return true
-			}
-		}
-	}
-	lo, hi := 0, len(lines)
-	if !fails(hi) {
-		return 0
-	}
-	for hi-lo > 1 {
-		mid := (lo + hi) / 2
-		if fails(mid) {
-			hi = mid
-		} else {
-			lo = mid
-		}
-	}
-	return hi
-}
-
-// addTypeErrors turns the strict decoder's errors into admin-facing
-// problems that name the key and what it expects.
-func (c *errs) addTypeErrors(err error, idx *nodeIndex) {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		c.addYAMLError(err, nil)
-		return
-	}
-	for _, msg := range te.Errors {
-		line, text := 1, msg
-		if m := reLine.FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			text = m[2]
-		}
-		c.add(line, "%s", translate(line, text, idx))
-	}
-}
-
-func translate(line int, text string, idx *nodeIndex) string {
-	if m := reNotFound.FindStringSubmatch(text); m != nil {
-		key := m[1]
-		switch m[2] {
-		case "mapping.fileYAML":
-			return fmt.Sprintf("unknown top-level key %q; %s", key, suggest(key, topKeys))
-		case "mapping.ruleYAML":
-			return fmt.Sprintf("unknown key %q in a rule; %s", key, suggest(key, ruleKeys))
-		}
-		return fmt.Sprintf("unknown key %q", key)
-	}
-	if m := reDupKey.FindStringSubmatch(text); m != nil {
-		return fmt.Sprintf("key %s is written twice (first at line %s); keep one", m[1], m[2])
-	}
-	if m := reUnmarsh.FindStringSubmatch(text); m != nil {
-		tag, val, into := m[1], m[2], m[3]
-		key := ""
-		if idx != nil {
-			// Several keys may share a line (flow style): prefer the one
-			// whose value the library quoted, then any with the same tag.
-			var found *indexed
-			for i := range idx.entries {
-				e := &idx.entries[i]
-				if e.line != line || e.node.ShortTag() != tag {
-					continue
-				}
-				if found == nil || (yamlQuoted(e.node.Value) == val && yamlQuoted(found.node.Value) != val) {
-					found = e
-				}
-			}
-			if found != nil {
-				key, val = found.key, found.node.Value
-			}
-		}
-		got := describeNode(tag, val)
-		if key == "" {
-			switch into {
-			case "mapping.fileYAML":
-				return fmt.Sprintf("the file holds %s; expected a mapping with the keys system and rules", got)
-			case "mapping.ruleYAML":
-				return fmt.Sprintf("a rule is %s; expected a mapping with native and canonical (or values)", got)
-			}
-			return fmt.Sprintf("found %s; expected %s", got, expectType(into))
-		}
-		if into == "mapping.ruleYAML" && key == "rules" {
-			return fmt.Sprintf("a rule is %s; expected a mapping with native and canonical (or values)", got)
-		}
-		return fmt.Sprintf("%s: found %s; expected %s", key, got, expectKey(key, into))
-	}
-	return text
-}
-
-// yamlQuoted shortens a value the way yaml.v3 does in its type errors.
-func yamlQuoted(v string) string {
-	if len(v) > 10 {
-		return v[:7] + "..."
-	}
-	return v
-}
-
-func describeNode(tag, val string) string {
-	if len(val) > 40 {
-		val = val[:37] + "..."
-	}
-	switch tag {
-	case "!!str":
-		return fmt.Sprintf("the text %q", val)
-	case "!!seq":
-		return "a list"
-	case "!!map":
-		return "a mapping"
-	case "!!int", "!!float":
-		return "the number " + val
-	case "!!bool":
-		return "the boolean " + val
-	case "!!null":
-		return "nothing"
-	}
-	return tag + " " + val
-}
-
-func expectKey(key, into string) string {
+// expectKey says what the value of a rule's key (or the file's) should be,
+// for yamlx's "found ...; expected ..." ("" lets yamlx say it from t).
+func expectKey(key string, t reflect.Type) string {
 	switch key {
 	case "system":
 		return "the system name as text, e.g. tribecrm"
@@ -566,7 +383,7 @@ func expectKey(key, into string) string {
 	case "canonical":
 		return "a canonical field name as text, e.g. email"
 	case "values":
-		if into == "map[string]interface {}" {
+		if t == reflect.TypeOf(map[string]any{}) {
 			return "canonical fields with their values, e.g. {kind: organization, stage: lead}"
 		}
 		return "a mapping from native value to canonical fields, e.g. {\"1\": {stage: suspect}}"
@@ -583,21 +400,5 @@ func expectKey(key, into string) string {
 	case "transform":
 		return "a list of transforms, e.g. [trim, lower]"
 	}
-	return expectType(into)
-}
-
-func expectType(into string) string {
-	switch into {
-	case "string":
-		return "text"
-	case "bool":
-		return "true or false"
-	case "[]string":
-		return "a list"
-	case "[]mapping.ruleYAML":
-		return "a list of rules"
-	case "map[string]interface {}", "map[string]map[string]interface {}":
-		return "a mapping"
-	}
-	return into
+	return ""
 }
