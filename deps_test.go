@@ -31,7 +31,7 @@ var layers = map[string][]string{
 	"engine":              {"connectors", "funnel", "mapping", "state"},
 	"config":              {"connectors", "connectors/httpx", "engine", "funnel", "yamlx"},
 	"metrics":             {"engine"},
-	"schema":              {"config", "connectors", "engine", "funnel"},
+	"schema":              {"config", "connectors", "engine", "funnel", "mapping"},
 	"daemon":              {"engine", "state"},
 	// Each CRM: an emulator sub-package never imports its client; the
 	// client imports its emulator only to register it (register.go, checked

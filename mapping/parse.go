@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -401,4 +402,11 @@ func expectKey(key string, t reflect.Type) string {
 		return "a list of transforms, e.g. [trim, lower]"
 	}
 	return ""
+}
+
+// FileShape returns the struct a mapping file decodes into (for JSON
+// Schema reflection, package schema), and the values its enumerated keys
+// take: direction, type and transform.
+func FileShape() (shape any, directions, types, transforms []string) {
+	return &fileYAML{}, []string{"both", "inbound", "outbound"}, slices.Clone(typeNames), slices.Clone(transformNames)
 }

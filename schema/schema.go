@@ -19,6 +19,7 @@ import (
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/engine"
 	"github.com/crmsync/crmsync/funnel"
+	"github.com/crmsync/crmsync/mapping"
 )
 
 // durationPattern is Go's duration syntax (time.ParseDuration).
@@ -87,6 +88,34 @@ func Config(types *connectors.Registry) ([]byte, error) {
 			Then: branch,
 		})
 	}
+	return json.MarshalIndent(root, "", "  ")
+}
+
+// Mapping returns the JSON Schema of a mapping file for the system types
+// of types.
+func Mapping(types *connectors.Registry) ([]byte, error) {
+	shape, directions, typeNames, transforms := mapping.FileShape()
+	r := reflector()
+	root := r.Reflect(shape)
+	root.Title = "crmsync mapping"
+	root.Required = []string{"system", "rules"}
+	if sys, ok := root.Properties.Get("system"); ok {
+		sys.Enum = anys(types.Names())
+	}
+	rules, ok := root.Properties.Get("rules")
+	if !ok || rules.Items == nil {
+		return nil, fmt.Errorf("schema: mapping has no rules list")
+	}
+	rule := rules.Items
+	set := func(key string, f func(*jsonschema.Schema)) {
+		if p, ok := rule.Properties.Get(key); ok {
+			f(p)
+		}
+	}
+	set("canonical", func(p *jsonschema.Schema) { p.Enum = anys(funnel.FieldNames()) })
+	set("direction", func(p *jsonschema.Schema) { p.Enum = anys(directions) })
+	set("type", func(p *jsonschema.Schema) { p.Enum = anys(typeNames) })
+	set("transform", func(p *jsonschema.Schema) { p.Items.Enum = anys(transforms) })
 	return json.MarshalIndent(root, "", "  ")
 }
 

@@ -3,6 +3,7 @@ package schema_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -45,7 +46,7 @@ func asJSON(t *testing.T, text string) any {
 	if err := yaml.Unmarshal([]byte(text), &v); err != nil {
 		t.Fatal(err)
 	}
-	b, err := json.Marshal(v)
+	b, err := json.Marshal(stringKeys(v))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +55,30 @@ func asJSON(t *testing.T, text string) any {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// stringKeys turns YAML maps with non-string keys (a value map's 1: x) into
+// the string-keyed objects JSON has, as an editor's YAML server does.
+func stringKeys(v any) any {
+	switch x := v.(type) {
+	case map[any]any:
+		out := map[string]any{}
+		for k, e := range x {
+			out[fmt.Sprint(k)] = stringKeys(e)
+		}
+		return out
+	case map[string]any:
+		for k, e := range x {
+			x[k] = stringKeys(e)
+		}
+		return x
+	case []any:
+		for i, e := range x {
+			x[i] = stringKeys(e)
+		}
+		return x
+	}
+	return v
 }
 
 func TestConfigSchemaAcceptsTheExampleAndRefusesMistakes(t *testing.T) {
@@ -74,6 +99,57 @@ func TestConfigSchemaAcceptsTheExampleAndRefusesMistakes(t *testing.T) {
 	} {
 		text := strings.Replace(string(example), c.from, c.to, 1)
 		if text == string(example) {
+			t.Fatalf("%s: %q not found in the example", c.name, c.from)
+		}
+		if err := s.Validate(asJSON(t, text)); err == nil {
+			t.Errorf("%s: accepted", c.name)
+		}
+	}
+}
+
+func compileMapping(t *testing.T) *jsv.Schema {
+	t.Helper()
+	data, err := schema.Mapping(builtin.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsv.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsv.NewCompiler()
+	if err := c.AddResource("mapping.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile("mapping.schema.json")
+	if err != nil {
+		t.Fatalf("the generated mapping schema does not compile: %v\n%s", err, data)
+	}
+	return s
+}
+
+func TestMappingSchemaAcceptsTheExamplesAndRefusesMistakes(t *testing.T) {
+	s := compileMapping(t)
+	var tribe string
+	for _, name := range []string{"tribecrm.yaml", "overplane.yaml", "bluerocktel.yaml"} {
+		data, err := os.ReadFile("../examples/mappings/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Validate(asJSON(t, string(data))); err != nil {
+			t.Errorf("examples/mappings/%s is refused: %v", name, err)
+		}
+		if name == "tribecrm.yaml" {
+			tribe = string(data)
+		}
+	}
+	for _, c := range []struct{ name, from, to string }{
+		{"unknown system", "system: tribecrm", "system: hubspot"},
+		{"misspelt rule key", "    canonical: active", "    canonicl: active"},
+		{"unknown canonical field", "canonical: email", "canonical: e_mail"},
+	} {
+		text := strings.Replace(tribe, c.from, c.to, 1)
+		if text == tribe {
 			t.Fatalf("%s: %q not found in the example", c.name, c.from)
 		}
 		if err := s.Validate(asJSON(t, text)); err == nil {
