@@ -71,7 +71,8 @@ type RunOptions struct {
 	Since time.Time
 	// Stop, when closed, ends the run after the page in hand is committed.
 	Stop <-chan struct{}
-	// Progress is called after every handled page.
+	// Progress is called after every handled page, and while a target is
+	// read before its first creates; never by two goroutines at once.
 	Progress func(Progress)
 }
 
@@ -80,6 +81,16 @@ func CursorKey(flow, source string) string { return "flow/" + flow + "/" + sourc
 
 // BackfillKey is the state key of a flow's backfill cursor.
 func BackfillKey(flow string) string { return "backfill/" + flow }
+
+// progress reports p to RunOptions.Progress, one call at a time.
+func (r *run) progress(p Progress) {
+	if r.ro.Progress == nil {
+		return
+	}
+	r.progressMu.Lock()
+	defer r.progressMu.Unlock()
+	r.ro.Progress(p)
+}
 
 // backfillDoneKey holds how many records an interrupted backfill handled,
 // committed with its cursor.
@@ -147,14 +158,17 @@ func (e *Engine) finish(res *Result, f Flow, mode Mode, err error) {
 }
 
 type run struct {
-	e       *Engine
-	f       Flow
-	ro      RunOptions
-	res     *Result
-	src     *System
-	targets []*targetSys
-	log     zerolog.Logger
-	plan    bool
+	// progressMu makes RunOptions.Progress calls one at a time: the
+	// target reads before creates report from the write workers.
+	progressMu sync.Mutex
+	e          *Engine
+	f          Flow
+	ro         RunOptions
+	res        *Result
+	src        *System
+	targets    []*targetSys
+	log        zerolog.Logger
+	plan       bool
 	// bulk is true for a first sync (no cursor yet) or a backfill.
 	bulk bool
 	// failedRun holds source records (key → content hash) that failed in
@@ -299,7 +313,7 @@ func (r *run) do(ctx context.Context) error {
 			if total >= 0 {
 				total += before // the connector's total covers the pull from the cursor on
 			}
-			r.ro.Progress(Progress{Flow: r.f.Name, Records: before + pulled, Pages: r.res.Pages, Total: total})
+			r.progress(Progress{Flow: r.f.Name, Records: before + pulled, Pages: r.res.Pages, Total: total})
 		}
 		if page.Done {
 			break

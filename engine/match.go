@@ -259,9 +259,7 @@ func (r *run) indexFor(ctx context.Context, t *targetSys) (*matchIndex, error) {
 			ix.add(t, t.keys, rec)
 			n++
 		}
-		if r.ro.Progress != nil {
-			r.ro.Progress(Progress{Flow: r.f.Name, Total: -1, Reading: t.Name, Read: n, Done: page.Done})
-		}
+		r.progress(Progress{Flow: r.f.Name, Total: -1, Reading: t.Name, Read: n, Done: page.Done})
 		cur = page.Next
 		if page.Done {
 			break
