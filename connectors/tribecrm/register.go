@@ -26,6 +26,12 @@ type Config struct {
 	// UpdateMethod is post (default, the vendor's own clients: POST Set with
 	// ID), patch, or put (GET, then PUT of the whole entity).
 	UpdateMethod string `yaml:"update_method"`
+	// WatchRelations (default true) makes each pull also read the changes
+	// of Relation_Organization and Relation_Person, because an edit of a
+	// company or person does not move its relationship's LastMutationDate.
+	// Set false for an application that may not read those sets (403):
+	// such edits then arrive with the next change of the relationship.
+	WatchRelations *bool `yaml:"watch_relations"`
 }
 
 // OAuthConfig holds OAuth2 client credentials.
@@ -44,6 +50,10 @@ func (c *Config) Default() {
 	}
 	if c.UpgradeField == "" {
 		c.UpgradeField = DefaultUpgradeField
+	}
+	if c.WatchRelations == nil {
+		watch := true
+		c.WatchRelations = &watch
 	}
 }
 
@@ -82,7 +92,8 @@ func Type() connectors.Type {
 			opts := Options{BaseURL: s.BaseURL, Token: s.Token.Value(), HTTP: hc,
 				Logger:   s.Logger.With().Str("system", s.Name).Logger(),
 				PageSize: s.PageSize, Overlap: s.Overlap,
-				UpgradeField: c.UpgradeField, Stages: c.Stages, UpdateMethod: c.UpdateMethod}
+				UpgradeField: c.UpgradeField, Stages: c.Stages, UpdateMethod: c.UpdateMethod,
+				SkipRelations: c.WatchRelations != nil && !*c.WatchRelations}
 			if c.OAuth != nil {
 				opts.ClientID, opts.ClientSecret = c.OAuth.ClientID, c.OAuth.ClientSecret.Value()
 				opts.TokenURL, opts.Scope = c.OAuth.TokenURL, c.OAuth.Scope
