@@ -229,12 +229,15 @@ func BearerToken(r *http.Request) string {
 // Clock is a monotonic server clock for emulators: every call returns a time
 // strictly after the previous one at the given precision, unless Freeze is
 // set, which makes many records share one timestamp (the ties knob).
+// Advance moves it forward without waiting (tests expire tokens or step past
+// a timestamp that way).
 type Clock struct {
 	mu        sync.Mutex
 	now       func() time.Time
 	precision time.Duration
 	last      time.Time
 	frozen    time.Time
+	offset    time.Duration // added to now by Advance
 }
 
 // NewClock returns a clock ticking at precision (e.g. time.Millisecond).
@@ -252,6 +255,21 @@ func (c *Clock) Freeze(t time.Time) {
 	c.frozen = t.UTC().Truncate(c.precision)
 }
 
+// Advance moves the clock forward by d at once (d <= 0 does nothing): from
+// now on it runs d ahead of its time source. A frozen clock stays frozen, at
+// the frozen instant plus d, and runs d ahead once unfrozen.
+func (c *Clock) Advance(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+	if !c.frozen.IsZero() {
+		c.frozen = c.frozen.Add(d).Truncate(c.precision)
+	}
+}
+
 // Now returns the next server timestamp in UTC.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
@@ -259,7 +277,7 @@ func (c *Clock) Now() time.Time {
 	if !c.frozen.IsZero() {
 		return c.frozen
 	}
-	t := c.now().UTC().Truncate(c.precision)
+	t := c.now().Add(c.offset).UTC().Truncate(c.precision)
 	if !t.After(c.last) {
 		t = c.last.Add(c.precision)
 	}

@@ -41,6 +41,7 @@ func post(t *testing.T, url string) (*http.Response, string, error) {
 }
 
 func TestActedFaultsCarryTheRequestOutAndLoseTheAnswer(t *testing.T) {
+	t.Parallel()
 	srv, acted := faultServer(t, Faults{ActedResetRate: 1})
 	if _, _, err := post(t, srv.URL); err == nil {
 		t.Fatal("acted-reset: want a transport error, got an answer")
@@ -60,6 +61,7 @@ func TestActedFaultsCarryTheRequestOutAndLoseTheAnswer(t *testing.T) {
 }
 
 func TestFaultsBeforeActingDoNotCarryTheRequestOut(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name   string
 		f      Faults
@@ -86,6 +88,7 @@ func TestFaultsBeforeActingDoNotCarryTheRequestOut(t *testing.T) {
 }
 
 func TestNewFaultKindsLeaveSeededSequencesAlone(t *testing.T) {
+	t.Parallel()
 	// Seeded tests elsewhere rely on the 5xx/reset sequence of a seed; a
 	// kind that is off must not draw from the random source.
 	seq := func(f Faults) string {

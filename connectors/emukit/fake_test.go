@@ -3,6 +3,7 @@ package emukit
 import "testing"
 
 func TestFakeCompaniesUniqueAndStable(t *testing.T) {
+	t.Parallel()
 	seen := map[string]int{}
 	for i := 0; i < 30000; i++ {
 		p := Fake(i)
