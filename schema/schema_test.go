@@ -11,16 +11,17 @@ import (
 	jsv "github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
 
+	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/builtin"
 	"github.com/crmsync/crmsync/schema"
 )
 
-// compile builds a validator from the generated schema with an independent
+// compile builds a validator from a generated schema with an independent
 // implementation (santhosh-tekuri/jsonschema), so the schema is checked as
 // an editor would use it, not by the code that wrote it.
-func compile(t *testing.T) *jsv.Schema {
+func compile(t *testing.T, build func(*connectors.Registry) ([]byte, error)) *jsv.Schema {
 	t.Helper()
-	data, err := schema.Config(builtin.Registry())
+	data, err := build(builtin.Registry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,10 +30,10 @@ func compile(t *testing.T) *jsv.Schema {
 		t.Fatal(err)
 	}
 	c := jsv.NewCompiler()
-	if err := c.AddResource("config.schema.json", doc); err != nil {
+	if err := c.AddResource("generated.schema.json", doc); err != nil {
 		t.Fatal(err)
 	}
-	s, err := c.Compile("config.schema.json")
+	s, err := c.Compile("generated.schema.json")
 	if err != nil {
 		t.Fatalf("the generated schema does not compile: %v\n%s", err, data)
 	}
@@ -82,7 +83,7 @@ func stringKeys(v any) any {
 }
 
 func TestConfigSchemaAcceptsTheExampleAndRefusesMistakes(t *testing.T) {
-	s := compile(t)
+	s := compile(t, schema.Config)
 	example, err := os.ReadFile("../config.example.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -107,29 +108,8 @@ func TestConfigSchemaAcceptsTheExampleAndRefusesMistakes(t *testing.T) {
 	}
 }
 
-func compileMapping(t *testing.T) *jsv.Schema {
-	t.Helper()
-	data, err := schema.Mapping(builtin.Registry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsv.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsv.NewCompiler()
-	if err := c.AddResource("mapping.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile("mapping.schema.json")
-	if err != nil {
-		t.Fatalf("the generated mapping schema does not compile: %v\n%s", err, data)
-	}
-	return s
-}
-
 func TestMappingSchemaAcceptsTheExamplesAndRefusesMistakes(t *testing.T) {
-	s := compileMapping(t)
+	s := compile(t, schema.Mapping)
 	var tribe string
 	for _, name := range []string{"tribecrm.yaml", "overplane.yaml", "bluerocktel.yaml"} {
 		data, err := os.ReadFile("../examples/mappings/" + name)
