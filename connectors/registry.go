@@ -114,6 +114,23 @@ type EmulatorOptions struct {
 	Params map[string]string
 }
 
+// Knobs are what every emulator offers for the shared options: one clock
+// for every later write (Ties), and edits while a client pages.
+type Knobs interface {
+	Freeze(t time.Time)
+	EditDuringPaging(n int)
+}
+
+// Apply sets the shared knobs of o on em.
+func (o EmulatorOptions) Apply(em Knobs) {
+	if !o.Ties.IsZero() {
+		em.Freeze(o.Ties)
+	}
+	if o.EditDuringPaging > 0 {
+		em.EditDuringPaging(o.EditDuringPaging)
+	}
+}
+
 // EmulatorType says how to start a type's emulator.
 type EmulatorType struct {
 	// Addr is its default listen address (`crmsync emulate`).

@@ -99,12 +99,7 @@ func Type() connectors.Type {
 					}
 				}
 				em := emulator.New(eo)
-				if !o.Ties.IsZero() {
-					em.Freeze(o.Ties)
-				}
-				if o.EditDuringPaging > 0 {
-					em.EditDuringPaging(o.EditDuringPaging)
-				}
+				o.Apply(em)
 				return em, nil
 			},
 		},

@@ -45,12 +45,7 @@ func Type() connectors.Type {
 					eo.SeedTieGroup = max(o.Records, 1)
 				}
 				em := emulator.New(eo)
-				if !o.Ties.IsZero() {
-					em.Freeze(o.Ties)
-				}
-				if o.EditDuringPaging > 0 {
-					em.EditDuringPaging(o.EditDuringPaging)
-				}
+				o.Apply(em)
 				return em, nil
 			},
 		},

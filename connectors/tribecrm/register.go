@@ -104,12 +104,7 @@ func Type() connectors.Type {
 			Addr: "127.0.0.1:8081",
 			New: func(o connectors.EmulatorOptions) (http.Handler, error) {
 				em := emulator.New(emulator.Options{Token: o.Token, Records: o.Records, Faults: o.Faults, PageCap: o.PageCap})
-				if !o.Ties.IsZero() {
-					em.Freeze(o.Ties)
-				}
-				if o.EditDuringPaging > 0 {
-					em.EditDuringPaging(o.EditDuringPaging)
-				}
+				o.Apply(em)
 				return em, nil
 			},
 		},
