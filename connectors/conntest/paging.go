@@ -45,7 +45,10 @@ var pagingCases = []pagingCase{
 
 func (s *suite) paging(t *testing.T) {
 	for _, pc := range pagingCases {
-		t.Run(pc.name, func(t *testing.T) { s.pagingOne(t, pc) })
+		t.Run(pc.name, func(t *testing.T) {
+			t.Parallel()
+			s.pagingOne(t, pc)
+		})
 	}
 }
 

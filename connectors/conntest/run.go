@@ -18,20 +18,32 @@ import (
 )
 
 // Run runs the contract suite against the connector h describes. Each case
-// is a subtest of t; every case starts its own emulator.
+// is a subtest of t; every case starts its own emulator, so the cases (and
+// the Paging knobs) run in parallel with each other: Harness.Start and
+// NewClient must be safe to call from several goroutines.
 func Run(t *testing.T, h Harness) {
 	h.validate(t)
 	s := &suite{h: &h}
-	t.Run("Paging", s.paging)
-	t.Run("Resume", s.resume)
-	t.Run("Incremental", s.incremental)
-	t.Run("CreateGetFind", s.createGetFind)
-	t.Run("UpdateOnlyChanged", s.updateOnlyChanged)
-	t.Run("ConvertStage", s.convertStage)
-	t.Run("Delete", s.delete)
-	t.Run("AuthRefresh", s.authRefresh)
-	t.Run("RateLimitHonoured", s.rateLimitHonoured)
-	t.Run("Ties5000", s.ties5000)
+	for _, c := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"Paging", s.paging},
+		{"Resume", s.resume},
+		{"Incremental", s.incremental},
+		{"CreateGetFind", s.createGetFind},
+		{"UpdateOnlyChanged", s.updateOnlyChanged},
+		{"ConvertStage", s.convertStage},
+		{"Delete", s.delete},
+		{"AuthRefresh", s.authRefresh},
+		{"RateLimitHonoured", s.rateLimitHonoured},
+		{"Ties5000", s.ties5000},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.run(t)
+		})
+	}
 }
 
 type suite struct {
