@@ -137,6 +137,7 @@ type deadLetterList struct {
 }
 
 func TestDeadLettersListShowReplayDrop(t *testing.T) {
+	t.Parallel()
 	w := newCLIWorld(t, 3, "warn", nil)
 	x := w.createOrg("Lead", "X")
 	w.createOrg("Lead", "Y")
@@ -220,6 +221,7 @@ type planOutput struct {
 }
 
 func TestPlanJSONWritesNothingAndSyncFollowsIt(t *testing.T) {
+	t.Parallel()
 	w := newCLIWorld(t, 12, "warn", nil)
 	// No state file yet: plan must not create one.
 	p := decode[planOutput](t, w.mustRun("plan", "--config", w.cfg, "--json"))
@@ -291,6 +293,7 @@ func TestPlanJSONWritesNothingAndSyncFollowsIt(t *testing.T) {
 }
 
 func TestBackfillPrintsPlainProgressWithoutATerminal(t *testing.T) {
+	t.Parallel()
 	w := newCLIWorld(t, 40, "info", nil)
 	w.mustRun("sync", "--config", w.cfg)
 	code, out, errOut := w.run("backfill", "t2b", "--config", w.cfg)
@@ -338,6 +341,7 @@ func TestBackfillPrintsPlainProgressWithoutATerminal(t *testing.T) {
 }
 
 func TestMappingTestPrintsCanonicalAndBack(t *testing.T) {
+	t.Parallel()
 	w := newCLIWorld(t, 0, "warn", nil)
 	sample := filepath.Join(w.dir, "prospect.json")
 	if err := os.WriteFile(sample, []byte(`{"@entity": "prospects", "id": 7, "name": "Acme BV", "email_address": "info@acme.example",
@@ -368,6 +372,7 @@ func TestMappingTestPrintsCanonicalAndBack(t *testing.T) {
 }
 
 func TestMappingTestReportsABadFieldWithFileAndLine(t *testing.T) {
+	t.Parallel()
 	m, err := os.ReadFile(filepath.Join("..", "examples", "mappings", "bluerocktel.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -390,6 +395,7 @@ func TestMappingTestReportsABadFieldWithFileAndLine(t *testing.T) {
 }
 
 func TestValidateExamples(t *testing.T) {
+	t.Parallel()
 	for _, path := range []string{filepath.Join("..", "examples", "mesh.yaml"), filepath.Join("..", "config.example.yaml")} {
 		var out, errOut bytes.Buffer
 		code := Execute(context.Background(), []string{"validate", "--config", path}, Env{Stdout: &out, Stderr: &errOut})
@@ -401,6 +407,7 @@ func TestValidateExamples(t *testing.T) {
 
 // TestVersion: `crmsync --version` says which build runs (issue 11).
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	code := Execute(context.Background(), []string{"--version"}, Env{Stdout: &out, Stderr: &errOut})
 	if code != 0 || !strings.HasPrefix(out.String(), "crmsync ") || !strings.Contains(out.String(), runtime.Version()) {
@@ -411,6 +418,7 @@ func TestVersion(t *testing.T) {
 // TestSyncJSONHasEveryCount: a script reading `sync --json` finds every
 // count, 0 included (issue 11: "linked" was left out when 0).
 func TestSyncJSONHasEveryCount(t *testing.T) {
+	t.Parallel()
 	w := newCLIWorld(t, 3, "", nil)
 	var out struct {
 		Flows map[string]struct {

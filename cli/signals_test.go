@@ -87,6 +87,7 @@ func stopClosed(stop <-chan struct{}) bool {
 }
 
 func TestSignalsFirstClosesStopAndGraceCancels(t *testing.T) {
+	t.Parallel()
 	const grace = 300 * time.Millisecond
 	r := newSignalRig(t, context.Background(), grace)
 	if stopClosed(r.stop) {
@@ -123,6 +124,7 @@ func TestSignalsFirstClosesStopAndGraceCancels(t *testing.T) {
 }
 
 func TestSignalsSecondCancelsAtOnce(t *testing.T) {
+	t.Parallel()
 	r := newSignalRig(t, context.Background(), time.Hour)
 	r.signal(syscall.SIGINT)
 	r.waitStop()
@@ -152,6 +154,7 @@ func TestSignalsSecondCancelsAtOnce(t *testing.T) {
 }
 
 func TestSignalsSecondAfterGraceStillExits130(t *testing.T) {
+	t.Parallel()
 	r := newSignalRig(t, context.Background(), 10*time.Millisecond)
 	r.signal(syscall.SIGTERM)
 	r.waitDone(5 * time.Second)
@@ -168,6 +171,7 @@ func TestSignalsSecondAfterGraceStillExits130(t *testing.T) {
 }
 
 func TestSignalsNoneThenFinish(t *testing.T) {
+	t.Parallel()
 	r := newSignalRig(t, context.Background(), time.Hour)
 	if err := r.finish(); err != nil {
 		t.Fatalf("finish: %v", err)
@@ -195,6 +199,7 @@ func TestSignalsNoneThenFinish(t *testing.T) {
 }
 
 func TestSignalsParentCancelled(t *testing.T) {
+	t.Parallel()
 	parent, cancel := context.WithCancel(context.Background())
 	r := newSignalRig(t, parent, time.Hour)
 	cancel()
@@ -208,6 +213,7 @@ func TestSignalsParentCancelled(t *testing.T) {
 }
 
 func TestHandleSignalsRegistersAndFinishes(t *testing.T) {
+	t.Parallel()
 	// No signal is sent: this checks the wiring (Notify, Stop, finish).
 	ctx, stop, finish := handleSignals(context.Background(), time.Second, zerolog.Nop(), &bytes.Buffer{})
 	if ctx.Err() != nil || stopClosed(stop) {
@@ -244,6 +250,7 @@ func (b *syncBuf) String() string {
 
 // --shutdown-grace is on sync, backfill and run, and must be positive.
 func TestShutdownGraceFlag(t *testing.T) {
+	t.Parallel()
 	w := newCLIWorld(t, 1, "info", nil)
 	for _, args := range [][]string{{"sync"}, {"backfill", "t2b"}, {"run", "--admin", ""}} {
 		name := args[0]

@@ -15,6 +15,7 @@ import (
 // flow's state, last run, writes, and what it owes which target; an API's
 // error text is shown escaped, never as markup.
 func TestConsoleShowsFlowsAndEscapesErrors(t *testing.T) {
+	t.Parallel()
 	d, _ := newHangingDaemon(t, Options{})
 	var b state.Batch
 	fin := time.Now().UTC().Add(-3 * time.Minute)

@@ -82,6 +82,7 @@ func waitReturn(t *testing.T, done chan error, within time.Duration) time.Durati
 }
 
 func TestDefaultShutdownGrace(t *testing.T) {
+	t.Parallel()
 	if d := New(Options{}); d.o.ShutdownGrace != DefaultShutdownGrace || DefaultShutdownGrace != 10*time.Second {
 		t.Errorf("default grace %s, want 10s", d.o.ShutdownGrace)
 	}
@@ -89,6 +90,7 @@ func TestDefaultShutdownGrace(t *testing.T) {
 
 // A stop waits for the hung run up to the grace, then cancels it.
 func TestShutdownGraceCancelsAHungRun(t *testing.T) {
+	t.Parallel()
 	const grace = 300 * time.Millisecond
 	d, pulling := newHangingDaemon(t, Options{ShutdownGrace: grace})
 	ctx, stop := context.WithCancel(context.Background())
@@ -103,6 +105,7 @@ func TestShutdownGraceCancelsAHungRun(t *testing.T) {
 // Cancelling RunContext (the CLI does at a second signal) cuts the hung run
 // at once, long before the grace ends.
 func TestRunContextCancelCutsAtOnce(t *testing.T) {
+	t.Parallel()
 	runCtx, cut := context.WithCancel(context.Background())
 	d, pulling := newHangingDaemon(t, Options{ShutdownGrace: time.Hour, RunContext: runCtx})
 	ctx, stop := context.WithCancel(runCtx)
@@ -121,6 +124,7 @@ func TestRunContextCancelCutsAtOnce(t *testing.T) {
 
 // RunContext being done stops the daemon even when ctx is not.
 func TestRunContextDoneStops(t *testing.T) {
+	t.Parallel()
 	runCtx, cut := context.WithCancel(context.Background())
 	d, pulling := newHangingDaemon(t, Options{ShutdownGrace: time.Hour, RunContext: runCtx})
 	done := start(t, d, context.Background(), pulling)

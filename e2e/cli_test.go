@@ -42,6 +42,7 @@ func (e *testEnv) status(extra ...string) statusJSON {
 // TestStatusShowsCursorLastRunAndCounts: after a sync, status --json shows
 // the flow's cursor and its last run with the same counts and no error.
 func TestStatusShowsCursorLastRunAndCounts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{Seed: 12})
 	r := e.sync()
 	st := e.status()
@@ -85,6 +86,7 @@ func TestStatusShowsCursorLastRunAndCounts(t *testing.T) {
 // TestStateFlagOverridesConfig: --state makes sync and status use another
 // file and leaves the config's state file alone.
 func TestStateFlagOverridesConfig(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{Seed: 6})
 	other := filepath.Join(t.TempDir(), "other.db")
 	r := e.sync("--state", other)
@@ -112,6 +114,7 @@ func TestStateFlagOverridesConfig(t *testing.T) {
 // file: one runs, the other fails quickly saying another crmsync process
 // holds the file, and nothing is created twice.
 func TestTwoSyncsOnOneStateFile(t *testing.T) {
+	t.Parallel()
 	const seed = 10
 	// Every TribeCRM request waits at the gate, so whichever sync gets the
 	// state file first holds it until the test opens the gate.
@@ -159,6 +162,7 @@ func TestTwoSyncsOnOneStateFile(t *testing.T) {
 }
 
 func TestValidateExampleConfigIsOK(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{Seed: 1})
 	res := e.cli("validate")
 	if res.Code != 0 || res.Stdout != "ok\n" {
@@ -190,6 +194,7 @@ func replaceOnce(t *testing.T, text, old, new string) string {
 // TestValidateReportsEveryConfigProblem: every problem of a broken config
 // is printed with file:line, and the exit status is non-zero.
 func TestValidateReportsEveryConfigProblem(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{Seed: 1})
 	b, err := os.ReadFile(e.cfgPath)
 	if err != nil {
@@ -236,6 +241,7 @@ func TestValidateReportsEveryConfigProblem(t *testing.T) {
 // TestValidateReportsUnknownKeyAlongsideOtherProblems: a config with an
 // unknown key and a bad value reports both.
 func TestValidateReportsUnknownKeyAlongsideOtherProblems(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{Seed: 1})
 	b, err := os.ReadFile(e.cfgPath)
 	if err != nil {
@@ -262,6 +268,7 @@ func TestValidateReportsUnknownKeyAlongsideOtherProblems(t *testing.T) {
 // TestValidateReportsEveryMappingProblem: problems in two mapping files are
 // all printed with the mapping's file:line.
 func TestValidateReportsEveryMappingProblem(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{Seed: 1})
 	mdir := filepath.Join(e.dir, "examples", "mappings")
 	edit := func(file string, edits ...[2]string) string {
@@ -312,6 +319,7 @@ func TestValidateReportsEveryMappingProblem(t *testing.T) {
 // a first start that died at once) is a new state file for every command:
 // status and plan used to fail with "bad file descriptor" (issue 11).
 func TestEmptyStateFileIsTakenAsNew(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{Seed: 5})
 	if err := os.WriteFile(e.state, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -339,6 +347,7 @@ func TestEmptyStateFileIsTakenAsNew(t *testing.T) {
 // has something to write (issue 11: it went unnoticed while nothing needed
 // writing), and the token never appears in what it prints.
 func TestValidateOnlineReadsEverySystem(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{Seed: 3})
 	r := e.cli("validate", "--online")
 	if r.Code != 0 || strings.Count(r.Stdout, "ok (answered in") != 3 {
@@ -357,6 +366,7 @@ func TestValidateOnlineReadsEverySystem(t *testing.T) {
 // TestValidateJSON: `validate --json` gives a pipeline every problem with
 // its file and line, and the online check per system (issue 11).
 func TestValidateJSON(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{Seed: 3})
 	var out struct {
 		OK       bool `json:"ok"`

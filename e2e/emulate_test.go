@@ -73,6 +73,7 @@ func startEmulate(t *testing.T, args ...string) *emulateCmd {
 // TestEmulateSameSeedSameRecords: two `crmsync emulate --seed N` serve the
 // same records through every API; another seed serves other records.
 func TestEmulateSameSeedSameRecords(t *testing.T) {
+	t.Parallel()
 	a := startEmulate(t, "--seed", "15")
 	b := startEmulate(t, "--seed", "15")
 	c := startEmulate(t, "--seed", "16", "--json")
@@ -118,6 +119,7 @@ func TestEmulateSameSeedSameRecords(t *testing.T) {
 // TestEmulatorsRequireBearerToken: each emulator answers 401 without the
 // bearer token, and with a wrong one.
 func TestEmulatorsRequireBearerToken(t *testing.T) {
+	t.Parallel()
 	em := startEmulate(t, "--seed", "3", "--token", "e2e-token")
 	for system, p := range map[string]string{
 		tribecrm.System: "/v1/odata/Relationship_Organization_CommercialRelationship_Lead?$top=1",

@@ -45,6 +45,7 @@ func tenPercent(seed uint64) emukit.Faults {
 }
 
 func TestKill9UnderFaults(t *testing.T) {
+	t.Parallel()
 	records, kills, maxDelay := 600, 6, 1500*time.Millisecond
 	if *killLong {
 		records, kills, maxDelay = 20000, 50, 6*time.Second
@@ -67,16 +68,30 @@ func TestKill9UnderFaults(t *testing.T) {
 	}()
 
 	// The reference: the same seed synced once, without faults or kills.
+	// It shares nothing with the faulty environment until the edits are
+	// replayed on it at the end, so it runs meanwhile.
 	clean := newEnv(t, envOptions{Seed: records, ExampleConcurrency: true, Edit: unlimited})
-	started := time.Now()
-	if r := clean.cli("backfill", flowName, "--json", "--log-level", "warn"); r.Code != 0 {
-		t.Fatalf("clean backfill: %s", r)
+	var cleanTook time.Duration
+	cleanDone := make(chan cliResult, 1)
+	cleanExited := make(chan struct{})
+	go func() {
+		defer close(cleanExited)
+		started := time.Now()
+		r := runCLI(context.Background(), "backfill", flowName, "--json", "--log-level", "warn", "--config", clean.cfgPath)
+		cleanTook = time.Since(started)
+		cleanDone <- r
+	}()
+	t.Cleanup(func() { <-cleanExited }) // before the clean environment is torn down
+	waitClean := func() {
+		t.Helper()
+		if r := <-cleanDone; r.Code != 0 {
+			t.Fatalf("clean backfill: %s", r)
+		}
 	}
-	cleanTook := time.Since(started)
 
 	e := newEnv(t, envOptions{Seed: records, ExampleConcurrency: true, Edit: unlimited, Faults: tenPercent(rnd.Uint64())})
+	started := time.Now()
 	var edits []tribeEdit
-	started = time.Now()
 	killed, finished := 0, false
 	var exits []string
 	for killed < kills {
@@ -155,6 +170,7 @@ func TestKill9UnderFaults(t *testing.T) {
 	if r := e.cli("plan", "--log-level", "warn"); r.Code != 0 {
 		t.Errorf("plan after healing: %s", r)
 	}
+	waitClean()
 	for _, ed := range edits {
 		clean.applyEdit(ed)
 	}

@@ -16,6 +16,7 @@ import (
 // and the request, the cursor does not move past it, and once it heals the
 // next run syncs every record, each exactly once.
 func TestMalformedPageFailsClearlyAndLosesNothing(t *testing.T) {
+	t.Parallel()
 	const seed = 25
 	var lists atomic.Int32
 	var broken atomic.Bool
@@ -52,6 +53,7 @@ func TestMalformedPageFailsClearlyAndLosesNothing(t *testing.T) {
 // is a passing fault, like a 503: the request is sent again and the run
 // succeeds with every record once.
 func TestMalformedPageOnceIsSentAgain(t *testing.T) {
+	t.Parallel()
 	const seed = 25
 	var lists atomic.Int32
 	e := newEnv(t, envOptions{Seed: seed, Front: map[string]func(http.Handler) http.Handler{

@@ -123,6 +123,7 @@ func get(url string) (int, string) {
 // /healthz, /metrics and /status while running, syncs at start, and on
 // SIGTERM exits 0 with the run recorded in the state file.
 func TestProcessRunServesAdminAndStopsOnSIGTERM(t *testing.T) {
+	t.Parallel()
 	const seed = 15
 	// A free port for the admin endpoint, written into the config: `status`
 	// finds the running daemon there.
@@ -235,6 +236,7 @@ func TestProcessRunServesAdminAndStopsOnSIGTERM(t *testing.T) {
 // written lets that page finish, commits it and exits 0; the next sync
 // picks up from there without creating anything twice.
 func TestProcessSIGTERMMidPageCommitsThePage(t *testing.T) {
+	t.Parallel()
 	const seed = 40
 	g := newGate()
 	t.Cleanup(g.Open)
@@ -284,6 +286,7 @@ func TestProcessSIGTERMMidPageCommitsThePage(t *testing.T) {
 // TestProcessDemo: `crmsync demo` runs its three steps from the binary
 // alone and exits 0.
 func TestProcessDemo(t *testing.T) {
+	t.Parallel()
 	p := startProc(t, "demo", "--seed", "20")
 	if code := p.wait(120 * time.Second); code != 0 {
 		t.Fatalf("demo exited %d\n--- stdout\n%s--- stderr\n%s", code, p.stdout.String(), p.stderr.String())

@@ -62,6 +62,7 @@ func (p *proc) waitLog(s string) {
 // request hanging stops within shutdown_grace (1s) of SIGTERM, not after the
 // request's own timeouts, and says why.
 func TestProcessSIGTERMDuringHungRequestEndsAfterGrace(t *testing.T) {
+	t.Parallel()
 	e, g := hungEnv(t, 15, "1s")
 	p := startHung(t, g, "sync", "--config", e.cfgPath)
 	sent := time.Now()
@@ -101,6 +102,7 @@ func TestProcessSIGTERMDuringHungRequestEndsAfterGrace(t *testing.T) {
 // (1 minute here) stops `crmsync sync` at once with exit status 130; the
 // next sync does the work left.
 func TestProcessSecondSIGTERMExits130(t *testing.T) {
+	t.Parallel()
 	const seed = 15
 	e, g := hungEnv(t, seed, "1m")
 	p := startHung(t, g, "sync", "--config", e.cfgPath)
@@ -135,7 +137,9 @@ func TestProcessSecondSIGTERMExits130(t *testing.T) {
 // TestProcessRunShutdownGraceAndSecondSignal: `crmsync run` bounds its stop
 // by shutdown_grace (exit 0) and a second signal stops it at once (130).
 func TestProcessRunShutdownGraceAndSecondSignal(t *testing.T) {
+	t.Parallel()
 	t.Run("grace", func(t *testing.T) {
+		t.Parallel() // an environment of its own
 		e, g := hungEnv(t, 5, "1s")
 		p := startHung(t, g, "run", "--config", e.cfgPath, "--admin", "", "--log-format", "json")
 		sent := time.Now()
@@ -152,6 +156,7 @@ func TestProcessRunShutdownGraceAndSecondSignal(t *testing.T) {
 		}
 	})
 	t.Run("flag overrides the config", func(t *testing.T) {
+		t.Parallel() // an environment of its own
 		e, g := hungEnv(t, 5, "1s")
 		p := startHung(t, g, "run", "--config", e.cfgPath, "--admin", "", "--log-format", "json", "--shutdown-grace", "1m")
 		p.signal(syscall.SIGTERM)

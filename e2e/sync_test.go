@@ -17,6 +17,7 @@ import (
 // a first sync creates every record once, a second makes no write, and an
 // edit at the source makes exactly one update in each target holding it.
 func TestSyncLifecycle(t *testing.T) {
+	t.Parallel()
 	const seed = 30
 	e := newEnv(t, envOptions{Seed: seed})
 	orgs := e.tribeOrgs()
@@ -221,6 +222,7 @@ func TestSyncLifecycle(t *testing.T) {
 // (a name of one character: 422) is counted failed, dead-lettered, and the
 // other records of the run still sync.
 func TestRejectedRecordIsCountedAndFlowGoesOn(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{Seed: 20})
 	e.sync()
 	orgs := e.tribeOrgs()
@@ -281,6 +283,7 @@ func TestRejectedRecordIsCountedAndFlowGoesOn(t *testing.T) {
 // refuses, the run fails and says it is an authentication problem, and the
 // token appears nowhere in the output, not even at debug level.
 func TestWrongTokenFailsWithAuthErrorAndNeverShowsToken(t *testing.T) {
+	t.Parallel()
 	const good, wrong = "emulator-Token-7c1e", "Wrong-Secret-Token-93ab5f"
 	e := newEnv(t, envOptions{Seed: 5, EmulatorToken: good, ConfigToken: wrong})
 	res := e.cli("sync", "--json", "--log-level", "debug")
@@ -320,6 +323,7 @@ func TestWrongTokenFailsWithAuthErrorAndNeverShowsToken(t *testing.T) {
 // write_concurrency (4 writes in flight per target) creates every record
 // exactly once, without a data race.
 func TestConcurrentFirstSyncIsRaceFree(t *testing.T) {
+	t.Parallel()
 	const seed = 40
 	e := newEnv(t, envOptions{Seed: seed, ExampleConcurrency: true})
 	r := e.sync()

@@ -167,6 +167,7 @@ func TestProcessDeathBetweenCreateAndCommit(t *testing.T) {
 	// One write at a time, so "dies after create n" is an exact point.
 	for _, n := range []int{3, 14} { // on the first page (first sync, bulk) and on a later one
 		t.Run("dies after create "+strconv.Itoa(n), func(t *testing.T) {
+			t.Parallel() // a world of its own
 			d := &dying{n: n}
 			w := newWorld(t, worldOpts{tribe: 30, pageSize: 10, concurrency: 1, flows: oneWay, wrap: map[string]func(connectors.Connector) connectors.Connector{
 				"bluerocktel": func(c connectors.Connector) connectors.Connector { d.wrapped = wrapped{c}; return d }}})

@@ -133,6 +133,7 @@ func TestFailedUpdateIsRetriedUntilItLands(t *testing.T) {
 		{"cancelled", func() error { return context.Canceled }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // a world of its own
 			f := &faulty{}
 			w := newWorld(t, worldOpts{tribe: 0, flows: oneWay, wrap: faultyIn(bluerocktel.System, f)})
 			org := w.tribeCreateOrg("Lead", map[string]any{"Name": "Before Rename BV"})
@@ -192,6 +193,7 @@ func TestFailedConversionIsRetried(t *testing.T) {
 			name = "answer lost after converting"
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel() // a world of its own
 			f := &faulty{}
 			w := newWorld(t, worldOpts{tribe: 0, flows: oneWay, wrap: faultyIn(bluerocktel.System, f)})
 			org := w.tribeCreateOrg("Prospect", map[string]any{"Name": "Converting BV", "EmailAddress": "deal@converting.example"})

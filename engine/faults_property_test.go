@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,15 +64,30 @@ func TestDeliveryUnderFaults(t *testing.T) {
 	if *faultsSeed != 0 {
 		seeds = []uint64{*faultsSeed}
 	}
+	// Each seed has its own emulators and state file, and spends most of
+	// its time waiting (retry backoffs, hung requests), not computing: run
+	// up to seedsAtOnce of them at a time, not -parallel (sized for tests
+	// that compute) at a time.
+	sem := make(chan struct{}, seedsAtOnce)
+	var wg sync.WaitGroup
 	for _, seed := range seeds {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			ok := t.Run("run", func(t *testing.T) { deliveryUnderFaults(t, seed, size) })
-			if !ok {
-				t.Logf("replay: go test ./engine -run 'TestDeliveryUnderFaults/%d' -faults.seed=%d%s", seed, seed, map[bool]string{true: " -faults.long"}[*faultsLong])
-			}
-		})
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			t.Run(fmt.Sprint(seed), func(t *testing.T) {
+				ok := t.Run("run", func(t *testing.T) { deliveryUnderFaults(t, seed, size) })
+				if !ok {
+					t.Logf("replay: go test ./engine -run 'TestDeliveryUnderFaults/%d' -faults.seed=%d%s", seed, seed, map[bool]string{true: " -faults.long"}[*faultsLong])
+				}
+			})
+		}()
 	}
+	wg.Wait()
 }
+
+// seedsAtOnce bounds how many seeds of TestDeliveryUnderFaults run at once.
+const seedsAtOnce = 8
 
 // faultMix draws a fault configuration: every kind the issue lists, before
 // and after the server acted, at rates that add up to about 5-25 %.

@@ -289,6 +289,7 @@ func TestFunnelStageStepBack(t *testing.T) {
 	t.Parallel()
 	for _, allow := range []bool{false, true} {
 		t.Run(fmt.Sprintf("allow_stage_back=%v", allow), func(t *testing.T) {
+			t.Parallel() // a world of its own
 			flows := oneWay
 			if allow {
 				flows += "    allow_stage_back: true\n"

@@ -71,6 +71,7 @@ func problems(t *testing.T, err error) string {
 }
 
 func TestInboundErrorsListEveryProblem(t *testing.T) {
+	t.Parallel()
 	m := mustParse(t, `system: a
 rules:
   - native: "@entity"
@@ -120,6 +121,7 @@ rules:
 }
 
 func TestInboundValueMapMatchesAsText(t *testing.T) {
+	t.Parallel()
 	m := mustLoadExample(t, "bluerocktel")
 	for _, code := range []any{3.0, "3", " 3 ", json.Number("3")} {
 		rec, err := m.Inbound(Native{Entity: "prospects", Fields: map[string]any{"name": "Acme", "prospection_code_id": code}})
@@ -143,6 +145,7 @@ func TestInboundValueMapMatchesAsText(t *testing.T) {
 }
 
 func TestInboundRecordShape(t *testing.T) {
+	t.Parallel()
 	m := mustLoadExample(t, "tribecrm")
 	rec, err := m.Inbound(Native{Entity: "Relationship_Person_CommercialRelationship_Customer", Fields: fromJSON(t,
 		`{"IsActive": true, "Person": {"FirstName": " Ada ", "LastName": "Lovelace"}, "Organization": {"Name": "ignored for persons"}}`)})
@@ -165,6 +168,7 @@ func TestInboundRecordShape(t *testing.T) {
 }
 
 func TestInboundNeedsKind(t *testing.T) {
+	t.Parallel()
 	m := mustParse(t, `system: a
 rules:
   - native: type
@@ -180,6 +184,7 @@ rules:
 }
 
 func TestOutboundErrors(t *testing.T) {
+	t.Parallel()
 	m := mustLoadExample(t, "tribecrm")
 	rec := funnel.New("id-1")
 	rec.Fields = map[string]any{"kind": "organization", "email": "x@y.z"}
@@ -203,6 +208,7 @@ func TestOutboundErrors(t *testing.T) {
 }
 
 func TestOutboundValueMapChoosesFirstFullMatch(t *testing.T) {
+	t.Parallel()
 	m := mustParse(t, `system: a
 rules:
   - canonical: kind
@@ -246,6 +252,7 @@ rules:
 }
 
 func TestDefaultsAndDirections(t *testing.T) {
+	t.Parallel()
 	m := mustParse(t, `system: a
 rules:
   - canonical: kind
@@ -285,6 +292,7 @@ rules:
 }
 
 func TestNativePathAndCarries(t *testing.T) {
+	t.Parallel()
 	tribe := mustLoadExample(t, "tribecrm")
 	for _, tc := range []struct {
 		canonical string
@@ -321,6 +329,7 @@ func TestNativePathAndCarries(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
 	m := mustLoadExample(t, "tribecrm")
 	n := readNative(t, filepath.Join("testdata", "tribecrm-organization", "native.json"))
 	var wg sync.WaitGroup

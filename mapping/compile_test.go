@@ -93,6 +93,7 @@ var compileRuleCases = []struct {
 }
 
 func TestCompileRuleProblems(t *testing.T) {
+	t.Parallel()
 	for _, tc := range compileRuleCases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("x.yaml", []byte("system: a\nrules:\n"+tc.yaml))
@@ -109,6 +110,7 @@ func TestCompileRuleProblems(t *testing.T) {
 
 // TestCompileRuleResults pins what some rules compile to.
 func TestCompileRuleResults(t *testing.T) {
+	t.Parallel()
 	m := mustParse(t, `system: a
 rules:
   - {canonical: kind, default: person}

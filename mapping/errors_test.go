@@ -605,6 +605,7 @@ rules:
 }
 
 func TestParseErrors(t *testing.T) {
+	t.Parallel()
 	for _, tc := range parseErrorCases {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := Parse("x.yaml", []byte(tc.yaml))
@@ -636,6 +637,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestLoadMissingFile(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "nope.yaml")
 	_, err := Load(path)
 	var es *Errors
@@ -648,6 +650,7 @@ func TestLoadMissingFile(t *testing.T) {
 }
 
 func TestLoadNamesTheFile(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "broken.yaml")
 	if err := os.WriteFile(path, []byte("system: a\nrules:\n  - canonical: kind\n    default: organization\n  - native: x\n    canonical: emial\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -659,6 +662,7 @@ func TestLoadNamesTheFile(t *testing.T) {
 }
 
 func TestExamplesLoad(t *testing.T) {
+	t.Parallel()
 	for _, sys := range []string{"tribecrm", "bluerocktel", "overplane"} {
 		path := filepath.Join("..", "examples", "mappings", sys+".yaml")
 		m, err := Load(path)

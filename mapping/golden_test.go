@@ -79,6 +79,7 @@ func golden(t *testing.T, path string, got []byte) {
 // canonical.json, then maps that record outbound and compares with
 // native_out.json.
 func TestGolden(t *testing.T) {
+	t.Parallel()
 	dirs, err := filepath.Glob(filepath.Join("testdata", "*", "native.json"))
 	if err != nil || len(dirs) == 0 {
 		t.Fatalf("no golden cases found: %v", err)

@@ -13,6 +13,7 @@ import (
 // yaml.v3, yamlx (the YAML layer) and funnel: mapping knows nothing of HTTP,
 // connectors, state or logging.
 func TestImports(t *testing.T) {
+	t.Parallel()
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 )
 
 func TestOwnerMarksFieldsThisSystemWins(t *testing.T) {
+	t.Parallel()
 	m, err := Parse("m.yaml", []byte(`system: tribecrm
 rules:
   - canonical: kind
@@ -39,6 +40,7 @@ rules:
 }
 
 func TestOutboundValueMapFallsBackToDefault(t *testing.T) {
+	t.Parallel()
 	m := mustLoadExample(t, "bluerocktel")
 	for stage, want := range map[funnel.Stage]string{funnel.Customer: "customers", funnel.Prospect: "prospects", funnel.Suspect: "prospects"} {
 		r := funnel.New("x")
@@ -56,6 +58,7 @@ func TestOutboundValueMapFallsBackToDefault(t *testing.T) {
 }
 
 func TestNumericSegmentReadsListRows(t *testing.T) {
+	t.Parallel()
 	m := mustLoadExample(t, "overplane")
 	rec, err := m.Inbound(Native{Entity: "prospect", Fields: map[string]any{
 		"company_name": "Acme",

@@ -215,6 +215,7 @@ func checkRoundTrip(t *testing.T, m *Mapping, n Native) {
 }
 
 func TestRoundTripExamples(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		sys     string
 		records []Native
@@ -240,6 +241,7 @@ func TestRoundTripExamples(t *testing.T) {
 // sync does, and checks the canonical content that both sides carry
 // survives.
 func TestCrossSystem(t *testing.T) {
+	t.Parallel()
 	systems := map[string][]Native{"tribecrm": tribeRecords(), "bluerocktel": bluerocktelRecords(), "overplane": overplaneRecords()}
 	maps := map[string]*Mapping{}
 	for sys := range systems {

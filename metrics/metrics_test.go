@@ -21,6 +21,7 @@ func scrape(t *testing.T, m *Metrics) string {
 // Issue 11: after a restart, the series alerts read must exist before the
 // first run ends, and the last success must survive the restart.
 func TestPrimeGivesAlertsTheirSeriesAtStart(t *testing.T) {
+	t.Parallel()
 	m := New()
 	last := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	m.Prime([]Flow{{Name: "f", Source: "tribecrm", Targets: []string{"overplane"}, LastSuccess: last, DeadLetters: 2, Pending: map[string]int{"overplane": 5}}})
@@ -47,6 +48,7 @@ func TestPrimeGivesAlertsTheirSeriesAtStart(t *testing.T) {
 }
 
 func TestPrimeWithoutHistoryLeavesLastSuccessAbsent(t *testing.T) {
+	t.Parallel()
 	m := New()
 	m.Prime([]Flow{{Name: "f", Source: "a", Targets: []string{"b"}}})
 	if strings.Contains(scrape(t, m), "crmsync_last_success_timestamp_seconds{") {

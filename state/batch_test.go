@@ -15,6 +15,7 @@ import (
 // A batch with one value that cannot be encoded writes none of its changes,
 // including the ones added before it.
 func TestCommitAllOrNothingOnEncodingFailure(t *testing.T) {
+	t.Parallel()
 	bad := []struct {
 		name string
 		add  func(b *Batch)
@@ -72,6 +73,7 @@ func TestCommitAllOrNothingOnEncodingFailure(t *testing.T) {
 // decodes, found while PutRecord looks for stale links) rolls back the
 // changes already applied in that transaction.
 func TestCommitAllOrNothingInsideTransaction(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketRecords).Put([]byte("broken"), []byte("{not json"))
@@ -102,6 +104,7 @@ func TestCommitAllOrNothingInsideTransaction(t *testing.T) {
 
 // Changes apply in the order they were added.
 func TestBatchOrderAndReset(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	var b Batch
 	b.Link("overplane", "1", "a")

@@ -58,6 +58,7 @@ func wantCorrupt(t *testing.T, path string, err error) {
 }
 
 func TestOpenRandomBytes(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, size := range []int{10, 1000, 4096, 8192, 64 << 10} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
@@ -82,6 +83,7 @@ func TestOpenRandomBytes(t *testing.T) {
 }
 
 func TestOpenTruncatedFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	orig := filepath.Join(dir, "orig.db")
 	size := fillStore(t, orig, 1500)
@@ -91,6 +93,7 @@ func TestOpenTruncatedFile(t *testing.T) {
 	}
 	for _, cut := range []int64{100, 4096, 2 * 4096, 3 * 4096, size / 4, size / 2, size - 4096} {
 		t.Run(fmt.Sprint(cut), func(t *testing.T) {
+			t.Parallel() // each cut writes a file of its own
 			path := filepath.Join(t.TempDir(), "truncated.db")
 			if err := os.WriteFile(path, data[:cut], 0o600); err != nil {
 				t.Fatal(err)
@@ -128,10 +131,22 @@ func TestOpenTruncatedFile(t *testing.T) {
 // reads through an open Store fail with ErrCorrupt instead of panicking, and
 // a later Open reports the file.
 func TestDamagedPagesDoNotPanic(t *testing.T) {
+	t.Parallel()
+	// One healthy file, filled once; each seed damages a copy of it.
+	orig := filepath.Join(t.TempDir(), "orig.db")
+	fillStore(t, orig, 1500)
+	healthy, err := os.ReadFile(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for seed := uint64(1); seed <= 4; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Parallel()
 			path := filepath.Join(t.TempDir(), "damaged.db")
-			size := fillStore(t, path, 1500)
+			if err := os.WriteFile(path, healthy, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			size := int64(len(healthy))
 			s, err := Open(path, Options{ReadOnly: true})
 			if err != nil {
 				t.Fatal(err)
@@ -183,6 +198,7 @@ func TestDamagedPagesDoNotPanic(t *testing.T) {
 }
 
 func TestOpenOtherBboltFile(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "other.db")
 	db, err := bbolt.Open(path, 0o600, nil)
 	if err != nil {
@@ -203,6 +219,7 @@ func TestOpenOtherBboltFile(t *testing.T) {
 }
 
 func TestEmptyFilesAreInitialised(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	zero := filepath.Join(dir, "zero.db")
 	if err := os.WriteFile(zero, nil, 0o600); err != nil {
@@ -253,6 +270,7 @@ func setMeta(t *testing.T, path string, key, val string) {
 }
 
 func TestSchemaVersion(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "crmsync.db")
 	fillStore(t, path, 1)
 
@@ -287,6 +305,7 @@ func TestSchemaVersion(t *testing.T) {
 
 // A value written in a future value format is refused, not guessed at.
 func TestNewerValueVersionIsReported(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketFingerprints).Put(pairKey("overplane", "1"), []byte(`{"v":2,"hash":"h"}`))
@@ -303,6 +322,7 @@ func TestNewerValueVersionIsReported(t *testing.T) {
 // whose freelist page was cut off, which Open itself avoids by checking the
 // length first), the file and its lock are released.
 func TestPanicDuringOpenReleasesLock(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	orig := filepath.Join(dir, "orig.db")
 	fillStore(t, orig, 300)

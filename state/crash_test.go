@@ -66,6 +66,7 @@ func TestHelperCommitForever(t *testing.T) {
 // opens, holds every page it reported committed, and holds each page either
 // entirely or not at all.
 func TestKillDuringCommits(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "crmsync.db")
 	acked := 0
 	for round, after := range []int{3, 7, 12} {

@@ -22,6 +22,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden.json from the
 // `go test ./state -run TestGolden -update`. They are indented for reading;
 // the stored value is the same JSON without the whitespace.
 func TestGoldenEncoding(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	payload := map[string]any{"Organization": map[string]any{"Name": "Acme B.V.", "ChamberOfCommerceNumber": "12345678"},
 		"Prospect": true, "Score": float64(42.5), "Tags": []any{"a", "b"}}
@@ -111,6 +112,7 @@ func TestGoldenEncoding(t *testing.T) {
 
 // The key formats documented in doc.go.
 func TestKeyFormats(t *testing.T) {
+	t.Parallel()
 	if k := string(pairKey("tribecrm", "0b6c")); k != "tribecrm\x000b6c" {
 		t.Errorf("link/fingerprint/intent key = %q", k)
 	}

@@ -3,6 +3,7 @@ package state
 import "testing"
 
 func TestLinksListsOneSystemOnly(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	b := &Batch{}
 	b.Link("tribecrm", "t1", "c1")

@@ -15,6 +15,7 @@ import (
 )
 
 func TestSecondOpenInProcessIsLocked(t *testing.T) {
+	t.Parallel()
 	s, path := newStore(t)
 	_, err := Open(path, Options{}) // default wait: 1s
 	if !errors.Is(err, ErrLocked) {
@@ -41,6 +42,7 @@ func TestSecondOpenInProcessIsLocked(t *testing.T) {
 }
 
 func TestReadersShareTheFile(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "crmsync.db")
 	w, err := Open(path, Options{})
 	if err != nil {
@@ -86,11 +88,13 @@ func TestHelperHoldLock(t *testing.T) {
 }
 
 func TestSecondProcessIsLocked(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "crmsync.db")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperHoldLock$", "-test.count=1")
-	cmd.Env = append(os.Environ(), holdEnv+"="+path)
+	// A race-enabled child sleeps a second at a clean exit unless told not to.
+	cmd.Env = append(os.Environ(), holdEnv+"="+path, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -58,6 +58,7 @@ func sampleRecord(id string) *funnel.Record {
 }
 
 func TestOpenCreatesFileAndDirectories(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "nested", "dir", "crmsync.db")
 	s := openT(t, path)
 	if s.Path() != path {
@@ -82,6 +83,7 @@ func TestOpenCreatesFileAndDirectories(t *testing.T) {
 }
 
 func TestEmptyStoreReadsNothing(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	if c, err := s.Cursor("flow/a/tribecrm"); err != nil || c != nil {
 		t.Errorf("Cursor = %q, %v; want nil, nil", c, err)
@@ -116,6 +118,7 @@ func TestEmptyStoreReadsNothing(t *testing.T) {
 }
 
 func TestCursorRoundTrip(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	c := []byte(`{"ts":"2025-03-14T09:26:53Z","id":"42"}`)
 	commit(t, s, func(b *Batch) {
@@ -138,6 +141,7 @@ func TestCursorRoundTrip(t *testing.T) {
 }
 
 func TestRecordRoundTripAndLinks(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	r := sampleRecord("c0ffee00-0000-4000-8000-000000000001")
 	commit(t, s, func(b *Batch) { b.PutRecord(r) })
@@ -175,6 +179,7 @@ func TestRecordRoundTripAndLinks(t *testing.T) {
 }
 
 func TestPutRecordKeepsLinkTakenOverByAnotherRecord(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	a := funnel.New("a")
 	a.Links["overplane"] = "1"
@@ -193,6 +198,7 @@ func TestPutRecordKeepsLinkTakenOverByAnotherRecord(t *testing.T) {
 }
 
 func TestLinkUnlink(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	commit(t, s, func(b *Batch) {
 		b.Link("bluerocktel", "p-17", "id-1")
@@ -213,6 +219,7 @@ func TestLinkUnlink(t *testing.T) {
 }
 
 func TestFingerprintRoundTrip(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	payload := map[string]any{"name": "Acme", "id": float64(4711), "active": true,
 		"address": map[string]any{"city": "Utrecht"}, "tags": []any{"a", "b"}, "none": nil}
@@ -238,6 +245,7 @@ func TestFingerprintRoundTrip(t *testing.T) {
 }
 
 func TestIntentsRoundTripAndSurviveReopen(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "crmsync.db")
 	s, err := Open(path, Options{})
@@ -281,6 +289,7 @@ func TestIntentsRoundTripAndSurviveReopen(t *testing.T) {
 }
 
 func TestDeadLetters(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	d := DeadLetter{Flow: "leads", System: "bluerocktel", CanonicalID: "id-1", SourceSystem: "tribecrm", SourceID: "t-1",
 		Op: "create", Error: "422: The email field must be a valid email address.", Payload: map[string]any{"email": "nope"},
@@ -351,6 +360,7 @@ func TestDeadLetters(t *testing.T) {
 }
 
 func TestRunsHistoryCappedNewestFirst(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	const n = MaxRunsPerFlow + 25
 	// Several commits, some with more than one run, as a daemon would.
@@ -406,6 +416,7 @@ func TestRunsHistoryCappedNewestFirst(t *testing.T) {
 }
 
 func TestReopenSeesEverything(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "crmsync.db")
 	s, err := Open(path, Options{})
 	if err != nil {
@@ -479,6 +490,7 @@ func TestReopenSeesEverything(t *testing.T) {
 }
 
 func TestReadOnlyMissingFile(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "missing.db")
 	_, err := Open(path, Options{ReadOnly: true})
 	if err == nil || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), path) {
@@ -492,6 +504,7 @@ func TestReadOnlyMissingFile(t *testing.T) {
 // Readers running while pages commit see whole pages: a cursor at page p
 // means every record of page p is there.
 func TestConcurrentReadsSeeWholeCommits(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	const pages = 30
 	done := make(chan struct{})

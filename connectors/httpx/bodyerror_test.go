@@ -30,6 +30,7 @@ func flakyBodies(t *testing.T, n int64) (*httptest.Server, *atomic.Int64) {
 }
 
 func TestErrorObjectIn200IsRetriedForIdempotentRequests(t *testing.T) {
+	t.Parallel()
 	srv, seen := flakyBodies(t, 2)
 	c := New(Options{System: "x", RetryWaitMin: time.Millisecond, RetryWaitMax: 2 * time.Millisecond})
 	resp, err := c.Do(context.Background(), Request{Method: http.MethodGet, URL: srv.URL + "/r/1", ErrorObjects: true})
@@ -39,6 +40,7 @@ func TestErrorObjectIn200IsRetriedForIdempotentRequests(t *testing.T) {
 }
 
 func TestErrorObjectIn200ToPOSTIsOutcomeUnknownAndNotResent(t *testing.T) {
+	t.Parallel()
 	srv, seen := flakyBodies(t, 1)
 	c := New(Options{System: "x", RetryWaitMin: time.Millisecond, RetryWaitMax: 2 * time.Millisecond})
 	_, err := c.Do(context.Background(), Request{Method: http.MethodPost, URL: srv.URL + "/r", JSON: map[string]any{}, ErrorObjects: true})
@@ -49,6 +51,7 @@ func TestErrorObjectIn200ToPOSTIsOutcomeUnknownAndNotResent(t *testing.T) {
 }
 
 func TestCheckFailureIsRetriedThenReported(t *testing.T) {
+	t.Parallel()
 	srv, seen := flakyBodies(t, 0)
 	c := New(Options{System: "x", RetryMax: 2, RetryWaitMin: time.Millisecond, RetryWaitMax: 2 * time.Millisecond})
 	bad := &connectors.Error{System: "x", Op: "GET /r", Kind: connectors.Retryable, Message: `reply has no "data" array`}
@@ -66,6 +69,7 @@ func TestCheckFailureIsRetriedThenReported(t *testing.T) {
 }
 
 func TestErrorInBodyLeavesRecordsAlone(t *testing.T) {
+	t.Parallel()
 	for _, body := range []string{`{"id":"p1","error":{"message":"a field called error"}}`, `{"ID":"x","error":{}}`, `{"value":[]}`, `[]`, ``, `{"error":"text"}`} {
 		if err := ErrorInBody("x", http.MethodGet, "GET /", &Response{Status: 200, Body: []byte(body)}); err != nil {
 			t.Errorf("%s: %v", body, err)

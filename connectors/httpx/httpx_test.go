@@ -24,6 +24,7 @@ func newClient(o Options) *Client {
 }
 
 func TestGetRetriedOn503ThenSucceeds(t *testing.T) {
+	t.Parallel()
 	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if n.Add(1) < 3 {
@@ -44,6 +45,7 @@ func TestGetRetriedOn503ThenSucceeds(t *testing.T) {
 }
 
 func TestPostNotRetriedOn500AndOutcomeUnknown(t *testing.T) {
+	t.Parallel()
 	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
@@ -61,6 +63,7 @@ func TestPostNotRetriedOn500AndOutcomeUnknown(t *testing.T) {
 }
 
 func TestPostRetriedOn429WithCappedRetryAfter(t *testing.T) {
+	t.Parallel()
 	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if n.Add(1) == 1 {
@@ -84,6 +87,7 @@ func TestPostRetriedOn429WithCappedRetryAfter(t *testing.T) {
 }
 
 func TestErrorKindsAndRedaction(t *testing.T) {
+	t.Parallel()
 	secret := "s3cr3t-token-value"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -116,6 +120,7 @@ func TestErrorKindsAndRedaction(t *testing.T) {
 }
 
 func TestCancelledContextIsReported(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 	}))
@@ -130,6 +135,7 @@ func TestCancelledContextIsReported(t *testing.T) {
 }
 
 func TestRateLimitPacesRequests(t *testing.T) {
+	t.Parallel()
 	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { n.Add(1) }))
 	defer srv.Close()

@@ -17,6 +17,7 @@ type testEnvelope struct {
 }
 
 func TestDecodeListAcceptsPages(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, body string
 		ids        []string
@@ -56,6 +57,7 @@ func TestDecodeListAcceptsPages(t *testing.T) {
 }
 
 func TestDecodeListRejectsRepliesWithoutTheirArray(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, body, msg string }{
 		{"error object", `{"error":{"code":"500","message":"x"}}`, `reply has no "value" array (top-level members: "error")`},
 		{"empty object", `{}`, `reply has no "value" array (empty object)`},
@@ -107,6 +109,7 @@ func TestDecodeListRejectsRepliesWithoutTheirArray(t *testing.T) {
 }
 
 func TestDecodeListLongMemberNamesAreCut(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("é", 100)
 	_, err := DecodeList[any]("s", "op", []byte(`{"`+long+`":1}`), "data", nil)
 	var ce *connectors.Error
@@ -116,6 +119,7 @@ func TestDecodeListLongMemberNamesAreCut(t *testing.T) {
 }
 
 func TestOpNameMatchesDo(t *testing.T) {
+	t.Parallel()
 	var got string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusTeapot)

@@ -35,6 +35,7 @@ func blockingServer(t *testing.T) (srv *httptest.Server, n *atomic.Int32) {
 // on (OutcomeUnknown), an idempotent request is simply Retryable; the
 // context's error stays in the chain either way.
 func TestCancelledAfterSendingOutcome(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		method   string
@@ -48,6 +49,7 @@ func TestCancelledAfterSendingOutcome(t *testing.T) {
 		{"PUT cancelled", http.MethodPut, false, connectors.Retryable, context.Canceled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // a server and a client of its own
 			srv, n := blockingServer(t)
 			c := newClient(Options{})
 			var ctx context.Context
@@ -77,6 +79,7 @@ func TestCancelledAfterSendingOutcome(t *testing.T) {
 // A POST cancelled while it waits for a rate-limiter token was never sent:
 // Retryable.
 func TestPostCancelledWaitingForRateLimitIsRetryable(t *testing.T) {
+	t.Parallel()
 	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { n.Add(1) }))
 	defer srv.Close()
@@ -105,6 +108,7 @@ func TestPostCancelledWaitingForRateLimitIsRetryable(t *testing.T) {
 // A POST whose attempt ran out of its per-attempt Timeout while waiting out a
 // pause was never sent: Retryable, although the caller's context is alive.
 func TestPostTimedOutBeforeSendingIsRetryable(t *testing.T) {
+	t.Parallel()
 	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if n.Add(1) == 1 {
@@ -131,6 +135,7 @@ func TestPostTimedOutBeforeSendingIsRetryable(t *testing.T) {
 // A 429 is a definite "not processed": a POST cancelled while it waits to
 // retry one was not acted on.
 func TestPostCancelledAfter429IsRetryable(t *testing.T) {
+	t.Parallel()
 	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
@@ -157,6 +162,7 @@ func TestPostCancelledAfter429IsRetryable(t *testing.T) {
 // A POST answered 429, retried, and cut by its context while the retry is
 // in flight may have been acted on by the retry.
 func TestPostCancelledDuringRetryAfter429IsOutcomeUnknown(t *testing.T) {
+	t.Parallel()
 	var n atomic.Int32
 	release := make(chan struct{})
 	arrived := make(chan struct{}, 4)
@@ -200,6 +206,7 @@ func TestPostCancelledDuringRetryAfter429IsOutcomeUnknown(t *testing.T) {
 // A POST answered 201 whose context ends before the answer is handed back
 // was acted on: not Retryable.
 func TestPostCancelledAfter2xxIsOutcomeUnknown(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusCreated)
 		_, _ = w.Write([]byte(`{"id":1}`))
@@ -230,6 +237,7 @@ func TestPostCancelledAfter2xxIsOutcomeUnknown(t *testing.T) {
 // connection could not be opened is Retryable, one cut after it was sent is
 // OutcomeUnknown.
 func TestPostTransportErrors(t *testing.T) {
+	t.Parallel()
 	t.Run("connection refused", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

@@ -56,8 +56,10 @@ func limitedOnce(t *testing.T) (*arrivals, *httptest.Server) {
 // A 429 with Retry-After seen by one request holds every goroutine using the
 // same Client, whichever method got it and whichever method the others send.
 func TestRetryAfterPausesWholeClient(t *testing.T) {
+	t.Parallel()
 	for _, first := range []string{http.MethodGet, http.MethodPost} {
 		t.Run("429 on "+first, func(t *testing.T) {
+			t.Parallel() // a server and a client of its own
 			arr, srv := limitedOnce(t)
 
 			// The workers start once the client has the 429 in hand, so
@@ -130,6 +132,7 @@ func TestRetryAfterPausesWholeClient(t *testing.T) {
 // Which answers pause the Client and for how long: the gap, seen by the
 // server, between the answer and the next request of another call.
 func TestPauseTriggers(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		status     int
@@ -148,6 +151,7 @@ func TestPauseTriggers(t *testing.T) {
 		{name: "500 with Retry-After", status: 500, retryAfter: "1", maxGap: 900 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // a server and a client of its own
 			var arr arrivals
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				arr.add(r)
@@ -191,8 +195,10 @@ func TestPauseTriggers(t *testing.T) {
 // without sending anything; a POST so cancelled was not sent, so it is
 // Retryable.
 func TestCancelDuringPauseReturnsPromptly(t *testing.T) {
+	t.Parallel()
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		t.Run(method, func(t *testing.T) {
+			t.Parallel() // a server and a client of its own
 			var n atomic.Int32
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if n.Add(1) == 1 {
@@ -232,6 +238,7 @@ func TestCancelDuringPauseReturnsPromptly(t *testing.T) {
 // After a pause the rate limiter, not a burst of callers that queued during
 // the pause, paces what is sent.
 func TestRateLimitPacesRequestsAfterPause(t *testing.T) {
+	t.Parallel()
 	arr, srv := limitedOnce(t)
 	c := newClient(Options{RetryMax: -1, RateLimit: 20, Burst: 1})
 	if _, err := c.Do(t.Context(), Request{Method: "GET", URL: srv.URL + "/first"}); !connectors.IsRetryable(err) {
@@ -272,6 +279,7 @@ func TestRateLimitPacesRequestsAfterPause(t *testing.T) {
 }
 
 func TestPauseExtendsNeverShortens(t *testing.T) {
+	t.Parallel()
 	var p pause
 	if p.remaining() > 0 {
 		t.Fatal("a new pause is in force")
