@@ -637,8 +637,8 @@ func (r *recordingPulls) firstCursorNil() bool {
 
 func TestFiveThousandRecordsOnOneTimestampNoneLost(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("5,000 records: skipped with -short")
+	if testing.Short() || !*tiesLong {
+		t.Skip("5,000 records: run with -ties.long (TestThousandRecordsOnOneTimestampNoneLost runs 1,000 by default)")
 	}
 	w := newWorld(t, worldOpts{tribe: 5000, pageSize: 100, flows: oneWay})
 	w.srv.TribeCRM.Freeze(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
