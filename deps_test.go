@@ -30,7 +30,8 @@ var layers = map[string][]string{
 	"connectors/builtin":  {"connectors", "connectors/*"},
 	"engine":              {"connectors", "funnel", "mapping", "state"},
 	"config":              {"connectors", "connectors/httpx", "engine", "funnel", "yamlx"},
-	"metrics":             {"engine"},
+	"metrics":             {"buildinfo", "engine"},
+	"buildinfo":           {},
 	"schema":              {"config", "connectors", "engine", "funnel", "mapping"},
 	"daemon":              {"engine", "state"},
 	// Each CRM: an emulator sub-package never imports its client; the
@@ -46,7 +47,7 @@ var layers = map[string][]string{
 	"emulate":         {"connectors", "connectors/emukit"},
 	"emulate/emutest": {"connectors/*", "emulate"}, // tests' typed access to the built-in emulators
 	"app":             {"config", "connectors", "engine", "mapping", "state"},
-	"cli":             {"app", "config", "connectors", "connectors/builtin", "connectors/emukit", "daemon", "emulate", "engine", "funnel", "mapping", "metrics", "schema", "state"},
+	"cli":             {"app", "buildinfo", "config", "connectors", "connectors/builtin", "connectors/emukit", "daemon", "emulate", "engine", "funnel", "mapping", "metrics", "schema", "state"},
 	"":                {"cli", "connectors/builtin"},
 	"e2e":             {}, // tests only; its tests may import anything
 	// BlueRockTel's emulator is a package of its own that never imports the

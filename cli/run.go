@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crmsync/crmsync/app"
+	"github.com/crmsync/crmsync/buildinfo"
 	"github.com/crmsync/crmsync/config"
 	"github.com/crmsync/crmsync/daemon"
 	"github.com/crmsync/crmsync/engine"
@@ -43,7 +44,7 @@ signal cancels them at once and exits 130.`,
 				return err
 			}
 			log := g.logger(cfg)
-			m := metrics.New()
+			m := metrics.New(buildinfo.Read())
 			a, err := app.Open(cfg, log, app.Options{StatePath: g.state, Metrics: m, Observe: m.HTTP})
 			if err != nil {
 				return err
@@ -82,7 +83,8 @@ signal cancels them at once and exits 130.`,
 				}
 			}()
 			do := daemon.Options{Engine: a.Engine, Store: a.Store, Jobs: jobs, Parser: config.ScheduleParser(),
-				Logger: log, AdminListen: listen, Metrics: m.Handler(), RunAtStart: !noStartRun, ShutdownGrace: grace, RunContext: runCtx}
+				Logger: log, AdminListen: listen, Metrics: m.Handler(), RunAtStart: !noStartRun, ShutdownGrace: grace, RunContext: runCtx,
+				Version: buildinfo.Read().String()}
 			if jsonOut {
 				do.OnResult = jsonLines(g.env.Stdout)
 			}

@@ -37,9 +37,10 @@ type consoleOwed struct {
 }
 
 type consolePage struct {
-	Now   string
-	Flows []consoleFlow
-	Error string
+	Version string
+	Now     string
+	Flows   []consoleFlow
+	Error   string
 }
 
 var consoleTmpl = template.Must(template.New("console").Parse(`<!doctype html>
@@ -55,7 +56,7 @@ th{background:#f5f5f5}
 small{color:#777}
 </style></head><body>
 <h1>crmsync</h1>
-<p><small>{{.Now}} UTC · refreshes every 15 s · <a href="/status">/status</a> (JSON) · <a href="/metrics">/metrics</a> · <a href="/readyz">/readyz</a></small></p>
+<p><small>crmsync {{.Version}} · {{.Now}} UTC · refreshes every 15 s · <a href="/status">/status</a> (JSON) · <a href="/metrics">/metrics</a> · <a href="/readyz">/readyz</a></small></p>
 {{if .Error}}<p class="err">state: {{.Error}}</p>{{end}}
 <table>
 <tr><th>flow</th><th>systems</th><th>schedule</th><th>state</th><th>last run</th><th>writes</th><th>pending writes</th><th>dead letters</th></tr>
@@ -75,7 +76,7 @@ small{color:#777}
 
 func (d *Daemon) console(w http.ResponseWriter, r *http.Request) {
 	now := time.Now().UTC()
-	page := consolePage{Now: now.Format("2006-01-02 15:04:05")}
+	page := consolePage{Version: d.o.Version, Now: now.Format("2006-01-02 15:04:05")}
 	flows := make([]engine.Flow, len(d.o.Jobs))
 	for i, j := range d.o.Jobs {
 		flows[i] = j.Flow

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,7 +17,7 @@ import (
 // error text is shown escaped, never as markup.
 func TestConsoleShowsFlowsAndEscapesErrors(t *testing.T) {
 	t.Parallel()
-	d, _ := newHangingDaemon(t, Options{})
+	d, _ := newHangingDaemon(t, Options{Version: "v1.2.3, commit abc"})
 	var b state.Batch
 	fin := time.Now().UTC().Add(-3 * time.Minute)
 	b.PutRun(state.Run{Flow: "f", Mode: "sync", Started: fin.Add(-2 * time.Second), Finished: fin,
@@ -41,7 +42,7 @@ func TestConsoleShowsFlowsAndEscapesErrors(t *testing.T) {
 		t.Fatalf("GET /: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	for _, want := range []string{"<b>f</b>", "src → dst", "@every 1h", "failing", "3 min ago", "dst: 4, 1 failed", "dst: 2", `<span class="owed">1</span>`,
-		"&lt;script&gt;alert(1)&lt;/script&gt;"} {
+		"&lt;script&gt;alert(1)&lt;/script&gt;", "crmsync v1.2.3, commit abc"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("console lacks %q:\n%s", want, page)
 		}
@@ -49,6 +50,15 @@ func TestConsoleShowsFlowsAndEscapesErrors(t *testing.T) {
 	if strings.Contains(page, "<script>") {
 		t.Error("an error text reached the page as markup")
 	}
+	resp, err = http.Get(srv.URL + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct{ Version string }
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || st.Version != "v1.2.3, commit abc" {
+		t.Errorf("/status version = %q (%v); want the build's", st.Version, err)
+	}
+	resp.Body.Close()
 	if resp, err := http.Get(srv.URL + "/nope"); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /nope: %v %v; want 404 (the console is at / only)", resp.StatusCode, err)
 	}

@@ -52,6 +52,9 @@ type Options struct {
 	// OnResult, when non-nil, receives every finished run's result (`run
 	// --json` prints them). It may be called from several goroutines.
 	OnResult func(*engine.Result)
+	// Version names the running build (buildinfo.Info.String()); /status,
+	// the console and the start-up log show it.
+	Version string
 }
 
 // Daemon is a running scheduler.
@@ -112,7 +115,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		admin = &http.Server{Handler: d.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = admin.Serve(ln) }()
-		log.Info().Str("addr", ln.Addr().String()).Msg("admin endpoint listening (/healthz, /readyz, /metrics, /status)")
+		log.Info().Str("addr", ln.Addr().String()).Str("version", d.o.Version).Msg("admin endpoint listening (/healthz, /readyz, /metrics, /status)")
 		if d.o.Ready != nil {
 			d.o.Ready(ln.Addr().String())
 		}
@@ -224,7 +227,7 @@ func (d *Daemon) adminHandler() http.Handler {
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 			return
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"flows": st})
+		_ = json.NewEncoder(w).Encode(map[string]any{"version": d.o.Version, "flows": st})
 	})
 	if d.o.Metrics != nil {
 		mux.Handle("GET /metrics", d.o.Metrics)

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/crmsync/crmsync/buildinfo"
 	"github.com/crmsync/crmsync/engine"
 )
 
@@ -21,14 +22,16 @@ type Metrics struct {
 	runs        *prometheus.CounterVec
 	runDuration *prometheus.HistogramVec
 	lastSuccess *prometheus.GaugeVec
+	lastAttempt *prometheus.GaugeVec
 	deadLetters *prometheus.GaugeVec
 	pending     *prometheus.GaugeVec
 	httpReqs    *prometheus.CounterVec
 	httpDur     *prometheus.HistogramVec
 }
 
-// New registers every metric on a fresh registry.
-func New() *Metrics {
+// New registers every metric on a fresh registry; build is what
+// crmsync_build_info reports.
+func New(build buildinfo.Info) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crmsync_records_total",
@@ -40,6 +43,8 @@ func New() *Metrics {
 			Help: "Duration of flow runs.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}, []string{"flow"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "crmsync_last_success_timestamp_seconds",
 			Help: "Unix time of the last run that ended without error."}, []string{"flow"}),
+		lastAttempt: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "crmsync_last_attempt_timestamp_seconds",
+			Help: "Unix time of the last run that ended, with or without error (stale: the flow is not running at all)."}, []string{"flow"}),
 		deadLetters: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "crmsync_dead_letters",
 			Help: "Dead letters a flow holds after its last run (alert when it grows)."}, []string{"flow"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "crmsync_pending_writes",
@@ -49,7 +54,10 @@ func New() *Metrics {
 		httpDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "crmsync_http_request_duration_seconds",
 			Help: "Duration of HTTP attempts to CRM APIs.", Buckets: prometheus.DefBuckets}, []string{"system"}),
 	}
-	m.reg.MustRegister(m.records, m.runs, m.runDuration, m.lastSuccess, m.deadLetters, m.pending, m.httpReqs, m.httpDur,
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "crmsync_build_info",
+		Help: "Always 1; its labels say which build of crmsync runs."}, []string{"version", "revision", "go"})
+	info.WithLabelValues(build.Version, build.ShortRevision(), build.Go).Set(1)
+	m.reg.MustRegister(info, m.records, m.runs, m.runDuration, m.lastSuccess, m.lastAttempt, m.deadLetters, m.pending, m.httpReqs, m.httpDur,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		// go_build_info{path,version,checksum}: which build is running.
 		collectors.NewBuildInfoCollector())
@@ -103,6 +111,7 @@ func (m *Metrics) RunDone(flow string, mode engine.Mode, d time.Duration, err er
 	} else {
 		m.lastSuccess.WithLabelValues(flow).SetToCurrentTime()
 	}
+	m.lastAttempt.WithLabelValues(flow).SetToCurrentTime()
 	m.runs.WithLabelValues(flow, string(mode), result).Inc()
 	m.runDuration.WithLabelValues(flow).Observe(d.Seconds())
 }
