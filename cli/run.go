@@ -304,7 +304,10 @@ func primeMetrics(m *metrics.Metrics, st *state.Store, flows []engine.Flow) erro
 		if err != nil {
 			return err
 		}
-		for _, r := range runs { // newest first
+		if len(runs) > 0 { // newest first
+			out[i].LastAttempt = runs[0].Finished
+		}
+		for _, r := range runs {
 			if r.Error == "" && r.Mode == string(engine.ModeSync) {
 				out[i].LastSuccess = r.Finished
 				break

@@ -70,27 +70,43 @@ type Flow struct {
 	Targets      []string
 	// LastSuccess is when its last sync without error ended (zero: never).
 	LastSuccess time.Time
+	// LastAttempt is when its last run of any result ended (zero: never;
+	// Prime then uses the start-up time, so "has not run for too long"
+	// fires for a daemon that never gets to run a flow).
+	LastAttempt time.Time
 	DeadLetters int
 	Pending     map[string]int // per target
 }
 
 // Prime gives every series an alert reads a value at start-up, before the
-// first run ends: the counters of runs and failed records at 0 (so
-// "increase(...) > 0" sees the first failure after a restart), the last
-// success from the state file (so "no success for too long" holds across a
-// restart that fails from its first run), and the owed writes the state
-// file holds.
+// first run ends: every counter of runs and records at 0 for every flow,
+// mode, result, system and outcome (so "increase(...) > 0" sees the first
+// failure after a restart), the run-duration histogram empty, the last
+// success and last attempt from the state file (so "no success for too
+// long" holds across a restart that fails from its first run), and the
+// owed writes the state file holds.
 func (m *Metrics) Prime(flows []Flow) {
+	now := time.Now()
 	for _, f := range flows {
-		for _, r := range []string{"ok", "error"} {
-			m.runs.WithLabelValues(f.Name, string(engine.ModeSync), r).Add(0)
+		for _, mode := range []engine.Mode{engine.ModeSync, engine.ModeBackfill} {
+			for _, r := range []string{"ok", "error"} {
+				m.runs.WithLabelValues(f.Name, string(mode), r).Add(0)
+			}
 		}
 		for _, sys := range append([]string{f.Source}, f.Targets...) {
-			m.records.WithLabelValues(f.Name, sys, "failed").Add(0)
+			for _, o := range engine.Outcomes() {
+				m.records.WithLabelValues(f.Name, sys, o).Add(0)
+			}
 		}
+		m.runDuration.WithLabelValues(f.Name)
 		if !f.LastSuccess.IsZero() {
 			m.lastSuccess.WithLabelValues(f.Name).Set(float64(f.LastSuccess.UnixNano()) / 1e9)
 		}
+		attempt := f.LastAttempt
+		if attempt.IsZero() {
+			attempt = now
+		}
+		m.lastAttempt.WithLabelValues(f.Name).Set(float64(attempt.UnixNano()) / 1e9)
 		m.deadLetters.WithLabelValues(f.Name).Set(float64(f.DeadLetters))
 		for _, t := range f.Targets {
 			m.pending.WithLabelValues(f.Name, t).Set(float64(f.Pending[t]))
