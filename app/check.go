@@ -17,6 +17,28 @@ type Reach struct {
 	Err    error // nil: the API answered an authenticated read
 }
 
+// Fix says, for a failed check, what an admin should look at first, from
+// the kind of error the connector reported ("" when the check passed or the
+// kind says nothing more than the error does).
+func (r Reach) Fix() string {
+	if r.Err == nil {
+		return ""
+	}
+	switch connectors.KindOf(r.Err) {
+	case connectors.Auth:
+		return "the credentials were refused: check this system's token (or OAuth client) in the config and the ${VAR} it names"
+	case connectors.Forbidden:
+		return "the API user may not read this: give it read access to the entity sets the mapping uses"
+	case connectors.NotFound:
+		return "the URL answers but has no such endpoint: check the system's url (host, base path, API version)"
+	case connectors.Rejected:
+		return "the API refused the request itself: check the system's url and the mapping's entity names"
+	case connectors.Retryable, connectors.OutcomeUnknown:
+		return "not reachable or failing: check the url, DNS, the network or proxy between here and the API, and the vendor's status page"
+	}
+	return ""
+}
+
 // CheckOnline makes one small authenticated read of every system (the first
 // page of a pull, one record), so a wrong URL, a refused token or a down API
 // shows before a sync needs it, and not only once there is something to

@@ -100,7 +100,7 @@ Start with "crmsync demo" (no setup needed), then see README.md and docs/.`,
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "log level: trace, debug, info, warn, error (default: the config's, else info)")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "", "log format: console or json (default: the config's, else console)")
 	root.AddCommand(
-		newSyncCmd(g), newRunCmd(g), newStatusCmd(g), newValidateCmd(g),
+		newSyncCmd(g), newRunCmd(g), newStatusCmd(g), newValidateCmd(g), newCheckCmd(g, true),
 		newPlanCmd(g), newBackfillCmd(g), newDeadLettersCmd(g), newMappingCmd(g),
 		newEmulateCmd(g), newDemoCmd(g), newHealthCmd(g), newSchemaCmd(g),
 	)

@@ -216,6 +216,13 @@ func adminGet(ctx context.Context, listen, path string) (int, []byte, error) {
 }
 
 func newValidateCmd(g *globals) *cobra.Command {
+	return newCheckCmd(g, false)
+}
+
+// newCheckCmd builds `validate` (offline unless --online) or `check` (always
+// online): the same checks, one command an admin runs after editing a file,
+// the other an operator runs when a system seems unreachable.
+func newCheckCmd(g *globals, alwaysOnline bool) *cobra.Command {
 	var online bool
 	var timeout time.Duration
 	c := &cobra.Command{
@@ -227,11 +234,13 @@ system (the first record of a pull), so a wrong URL, a refused token or an API
 that is down shows now, not at the first sync that has something to write.
 Exit status 1 when anything is wrong.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			online = online || alwaysOnline
 			type reach struct {
 				System string `json:"system"`
 				OK     bool   `json:"ok"`
 				TookMS int64  `json:"took_ms"`
 				Error  string `json:"error,omitempty"`
+				Fix    string `json:"fix,omitempty"`
 			}
 			report := func(probs []problem, sys []reach) error {
 				ok := len(probs) == 0
@@ -270,12 +279,16 @@ Exit status 1 when anything is wrong.`,
 				sys = append(sys, reach{System: r.System, OK: r.Err == nil, TookMS: took.Milliseconds()})
 				if r.Err != nil {
 					sys[len(sys)-1].Error = r.Err.Error()
+					sys[len(sys)-1].Fix = r.Fix()
 				}
 				if g.jsonOut {
 					continue
 				}
 				if r.Err != nil {
 					fmt.Fprintf(g.env.Stdout, "%-12s FAILED after %s: %v\n", r.System, took, r.Err)
+					if fix := r.Fix(); fix != "" {
+						fmt.Fprintf(g.env.Stdout, "%-12s fix: %s\n", "", fix)
+					}
 				} else {
 					fmt.Fprintf(g.env.Stdout, "%-12s ok (answered in %s)\n", r.System, took)
 				}
@@ -284,8 +297,20 @@ Exit status 1 when anything is wrong.`,
 		},
 	}
 	g.addConfigFlags(c, false)
-	c.Flags().BoolVar(&g.jsonOut, "json", false, `print {"ok", "problems": [{file, line, message}], "systems": [...]}`)
-	c.Flags().BoolVar(&online, "online", false, "also make one authenticated read of every system")
+	c.Flags().BoolVar(&g.jsonOut, "json", false, `print {"ok", "problems": [{file, line, message}], "systems": [{system, ok, took_ms, error, fix}]}`)
+	if alwaysOnline {
+		c.Use = "check"
+		c.Short = "Check the configuration, the mappings and every system online; say what to fix"
+		c.Long = `Check the configuration and every mapping (as validate does), then make one
+small authenticated read of every system, and print one line per system: ok
+with the time it took, or FAILED with the API's error and what to fix (the
+token, the URL, the network, the API user's permissions). Write permission is
+not tested: no vendor API answers it without writing. Secrets never appear in
+the output. Exit status 1 when anything is wrong.`
+		c.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long each system may take")
+		return c
+	}
+	c.Flags().BoolVar(&online, "online", false, "also make one authenticated read of every system (as check does)")
 	c.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "with --online: how long each system may take")
 	return c
 }

@@ -361,6 +361,14 @@ func TestValidateOnlineReadsEverySystem(t *testing.T) {
 	if strings.Contains(r.Stdout+r.Stderr, "wrong-token-1234") {
 		t.Fatalf("the token appears in the output:\n%s", r)
 	}
+	// `check` is the same online check, and says what to fix.
+	r = bad.cli("check")
+	if r.Code != 1 || strings.Count(r.Stdout, "fix: the credentials were refused") != 3 || strings.Contains(r.Stdout+r.Stderr, "wrong-token-1234") {
+		t.Fatalf("check with a refused token: %s", r)
+	}
+	if r := e.cli("check"); r.Code != 0 || strings.Count(r.Stdout, "ok (answered in") != 3 {
+		t.Fatalf("check against healthy emulators: %s", r)
+	}
 }
 
 // TestValidateJSON: `validate --json` gives a pipeline every problem with
