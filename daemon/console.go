@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/engine"
+	"github.com/crmsync/crmsync/state"
 )
 
 // The operator console: GET / on the admin endpoint, one page a person
@@ -29,6 +30,30 @@ type consoleFlow struct {
 	Pending                         []consoleOwed
 	PendingTotal                    int
 	DeadLetters                     int
+	Chart                           *consoleChart
+}
+
+// consoleChart is a flow's recent runs as inline SVG (no script, no CDN):
+// one bar per run, its height the records written or failed, red when the
+// run failed, and a line of the runs' durations over it.
+type consoleChart struct {
+	W, H     int
+	Bars     []consoleBar
+	Duration string // polyline points
+	MaxRecs  int
+	MaxTook  string
+}
+
+type consoleBar struct {
+	X, Y, W, H int
+	Failed     bool
+	Title      string
+}
+
+type consoleDead struct {
+	Key, Flow, Target, Op, Source, Error, Last string
+	Pending                                    bool
+	Attempts                                   int
 }
 
 type consoleOwed struct {
@@ -37,11 +62,15 @@ type consoleOwed struct {
 }
 
 type consolePage struct {
-	Version string
-	Now     string
-	Flows   []consoleFlow
-	Error   string
+	Version     string
+	Now         string
+	Flows       []consoleFlow
+	DeadLetters []consoleDead
+	Error       string
 }
+
+// chartRuns is how many recent runs a flow's chart shows.
+const chartRuns = 30
 
 var consoleTmpl = template.Must(template.New("console").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="15">
@@ -52,14 +81,15 @@ table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:.4em .6em;border-bottom:1px solid #ddd;vertical-align:top}
 th{background:#f5f5f5}
 .ok{color:#176f2c}.failing{color:#b00020;font-weight:bold}.never{color:#777}
-.owed{color:#b35c00;font-weight:bold}.err{font-family:monospace;font-size:12px;color:#b00020;max-width:40em;overflow-wrap:anywhere}
+.owed{color:#b35c00;font-weight:bold}
+svg .run{fill:#5b8def}svg .run.failed{fill:#b00020}svg .took{fill:none;stroke:#222;stroke-width:1.5}svg text{font-size:10px;fill:#777}.err{font-family:monospace;font-size:12px;color:#b00020;max-width:40em;overflow-wrap:anywhere}
 small{color:#777}
 </style></head><body>
 <h1>crmsync</h1>
 <p><small>crmsync {{.Version}} · {{.Now}} UTC · refreshes every 15 s · <a href="/status">/status</a> (JSON) · <a href="/metrics">/metrics</a> · <a href="/readyz">/readyz</a></small></p>
 {{if .Error}}<p class="err">state: {{.Error}}</p>{{end}}
 <table>
-<tr><th>flow</th><th>systems</th><th>schedule</th><th>state</th><th>last run</th><th>writes</th><th>pending writes</th><th>dead letters</th></tr>
+<tr><th>flow</th><th>systems</th><th>schedule</th><th>state</th><th>last run</th><th>writes</th><th>pending writes</th><th>dead letters</th><th>recent runs</th></tr>
 {{range .Flows}}<tr>
 <td><b>{{.Name}}</b></td>
 <td>{{.Source}} → {{.Targets}}</td>
@@ -69,8 +99,18 @@ small{color:#777}
 <td>{{.Writes}}</td>
 <td>{{if .PendingTotal}}{{range .Pending}}<span class="owed">{{.Target}}: {{.N}}</span><br>{{end}}{{else}}none{{end}}</td>
 <td>{{if .DeadLetters}}<span class="owed">{{.DeadLetters}}</span>{{else}}0{{end}}</td>
+<td>{{with .Chart}}<svg width="{{.W}}" height="{{.H}}" role="img" aria-label="records and duration of recent runs">
+{{range .Bars}}<rect class="run{{if .Failed}} failed{{end}}" x="{{.X}}" y="{{.Y}}" width="{{.W}}" height="{{.H}}"><title>{{.Title}}</title></rect>
+{{end}}<polyline class="took" points="{{.Duration}}"/>
+<text x="0" y="10">{{.MaxRecs}} rec · {{.MaxTook}}</text></svg>{{else}}<small>none yet</small>{{end}}</td>
 </tr>{{end}}
 </table>
+<h2>Dead letters</h2>
+{{if .DeadLetters}}<p><small>Retry with <code>crmsync deadletters replay KEY</code>, forget with <code>crmsync deadletters drop KEY</code>.</small></p>
+<table>
+<tr><th>flow</th><th>target</th><th>op</th><th>source record</th><th>state</th><th>attempts</th><th>last</th><th>error</th><th>key</th></tr>
+{{range .DeadLetters}}<tr><td>{{.Flow}}</td><td>{{.Target}}</td><td>{{.Op}}</td><td>{{.Source}}</td><td>{{if .Pending}}<span class="owed">pending (target down)</span>{{else}}dead (record refused){{end}}</td><td>{{.Attempts}}</td><td>{{.Last}}</td><td class="err">{{.Error}}</td><td><small>{{.Key}}</small></td></tr>
+{{end}}</table>{{else}}<p>none</p>{{end}}
 </body></html>
 `))
 
@@ -107,7 +147,19 @@ func (d *Daemon) console(w http.ResponseWriter, r *http.Request) {
 		if e, bad := failing[j.Flow.Name]; bad {
 			cf.State, cf.Error = "failing", e
 		}
+		if runs, err := d.o.Store.Runs(j.Flow.Name, chartRuns); err == nil && len(runs) > 0 {
+			cf.Chart = runChart(runs)
+		}
 		page.Flows = append(page.Flows, cf)
+		dls, err := d.o.Store.DeadLetters(j.Flow.Name)
+		if err != nil && page.Error == "" {
+			page.Error = err.Error()
+		}
+		for _, dl := range dls {
+			page.DeadLetters = append(page.DeadLetters, consoleDead{Key: dl.Key, Flow: dl.Flow, Target: dl.System, Op: dl.Op,
+				Source: strings.TrimSpace(dl.SourceSystem + " " + dl.SourceEntity + " " + dl.SourceID), Error: dl.Error,
+				Last: dl.LastAt.UTC().Format("2006-01-02 15:04:05"), Pending: dl.Pending, Attempts: dl.Attempts})
+		}
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = consoleTmpl.Execute(w, page)
@@ -144,6 +196,51 @@ func (d *Daemon) fillConsoleFlow(cf *consoleFlow, st engine.FlowStatus, now time
 		}
 	}
 	cf.DeadLetters = st.DeadLetters
+}
+
+// runRecords is what a run's bar counts: records written or failed, over
+// every system.
+func runRecords(r state.Run) int {
+	n := 0
+	for _, c := range r.Counts {
+		n += c["created"] + c["updated"] + c["converted"] + c["deleted"] + c["closed"] + c["failed"]
+	}
+	return n
+}
+
+// runChart draws runs (newest first, as state.Runs gives them) oldest on
+// the left.
+func runChart(runs []state.Run) *consoleChart {
+	const barW, gap, h = 8, 2, 40
+	ch := &consoleChart{W: chartRuns * (barW + gap), H: h + 12}
+	var maxTook time.Duration
+	for _, r := range runs {
+		ch.MaxRecs = max(ch.MaxRecs, runRecords(r))
+		maxTook = max(maxTook, r.Finished.Sub(r.Started))
+	}
+	ch.MaxTook = maxTook.Round(time.Millisecond).String()
+	var pts []string
+	for i := range runs {
+		r := runs[len(runs)-1-i]
+		recs, took := runRecords(r), r.Finished.Sub(r.Started)
+		bh := 1
+		if ch.MaxRecs > 0 {
+			bh = max(1, recs*h/ch.MaxRecs)
+		}
+		x := i * (barW + gap)
+		title := r.Finished.UTC().Format("2006-01-02 15:04") + " " + r.Mode + ": " + strconv.Itoa(recs) + " records, took " + took.Round(time.Millisecond).String()
+		if r.Error != "" {
+			title += ", failed: " + r.Error
+		}
+		ch.Bars = append(ch.Bars, consoleBar{X: x, Y: 12 + h - bh, W: barW, H: bh, Failed: r.Error != "", Title: title})
+		y := 12 + h
+		if maxTook > 0 {
+			y -= int(int64(took) * h / int64(maxTook))
+		}
+		pts = append(pts, strconv.Itoa(x+barW/2)+","+strconv.Itoa(y))
+	}
+	ch.Duration = strings.Join(pts, " ")
+	return ch
 }
 
 func ago(d time.Duration) string {

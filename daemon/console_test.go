@@ -59,6 +59,18 @@ func TestConsoleShowsFlowsAndEscapesErrors(t *testing.T) {
 		t.Errorf("/status version = %q (%v); want the build's", st.Version, err)
 	}
 	resp.Body.Close()
+	// The chart of recent runs: one bar per run, a failed run marked, the
+	// numbers in each bar's tooltip.
+	if n := strings.Count(page, `<rect class="run`); n != 1 || !strings.Contains(page, `<rect class="run failed"`) ||
+		!strings.Contains(page, "<title>"+fin.Format("2006-01-02 15:04")) || !strings.Contains(page, "5 records, took 2s") {
+		t.Errorf("the run chart lacks the run (%d bars):\n%s", n, page)
+	}
+	// The dead letters, each with its target, operation and error.
+	for _, want := range []string{"<h2>Dead letters</h2>", "<td>dst</td><td>create</td>", "pending (target down)", "422"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the dead-letter list lacks %q", want)
+		}
+	}
 	if resp, err := http.Get(srv.URL + "/nope"); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /nope: %v %v; want 404 (the console is at / only)", resp.StatusCode, err)
 	}
