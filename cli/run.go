@@ -84,7 +84,7 @@ signal cancels them at once and exits 130.`,
 			}()
 			do := daemon.Options{Engine: a.Engine, Store: a.Store, Jobs: jobs, Parser: config.ScheduleParser(),
 				Logger: log, AdminListen: listen, Metrics: m.Handler(), RunAtStart: !noStartRun, ShutdownGrace: grace, RunContext: runCtx,
-				Version: buildinfo.Read().String()}
+				Version: buildinfo.Read().String(), AdminToken: a.Cfg.Admin.Token.Value()}
 			if jsonOut {
 				do.OnResult = jsonLines(g.env.Stdout)
 			}

@@ -65,7 +65,14 @@ type Log struct {
 // Admin configures the HTTP admin endpoint of `crmsync run`.
 type Admin struct {
 	Listen string `yaml:"listen"` // host:port, "" disables
+	// Token enables the console's changing actions (run now, replay and
+	// drop dead letters) for requests that carry it; "" leaves them off.
+	// Write it as ${CRMSYNC_ADMIN_TOKEN} to keep it out of the file.
+	Token Secret `yaml:"token"`
 }
+
+// MinAdminToken is the shortest admin.token accepted.
+const MinAdminToken = 16
 
 // System is one CRM connection: the keys every system has, and the keys of
 // its type in Options.
@@ -605,6 +612,9 @@ var hostnameRe = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(
 // host empty (every interface), an IP address or a host name, the port a
 // number (0 picks a free one; the address is logged at start).
 func (v *validator) validateAdmin() {
+	if t := v.c.Admin.Token.Value(); t != "" && len(t) < MinAdminToken {
+		v.add(v.pos.line("admin", "token"), "admin.token is %d characters long; use at least %d (e.g. the output of `openssl rand -hex 16`), or leave it out to keep the console's changing actions off", len(t), MinAdminToken)
+	}
 	l := v.c.Admin.Listen
 	if l == "" {
 		return

@@ -15,7 +15,9 @@ import (
 
 // The operator console: GET / on the admin endpoint, one page a person
 // reads at a glance (what runs, when it last ran and how it ended, what is
-// owed to which target), refreshed every 15 s. html/template escapes every
+// owed to which target), refreshed every 15 s (not when admin.token
+// enables the buttons: a refresh would wipe a token being typed).
+// html/template escapes every
 // value, so an API's error text cannot inject markup. /status stays the
 // JSON for machines.
 
@@ -31,6 +33,10 @@ type consoleFlow struct {
 	PendingTotal                    int
 	DeadLetters                     int
 	Chart                           *consoleChart
+	// Lag says how far the targets may be behind the source: everything
+	// the source held when the last successful run started has been
+	// written (pending writes aside); later edits wait for the next run.
+	Lag string
 }
 
 // consoleChart is a flow's recent runs as inline SVG (no script, no CDN):
@@ -67,13 +73,18 @@ type consolePage struct {
 	Flows       []consoleFlow
 	DeadLetters []consoleDead
 	Error       string
+	// Actions is whether admin.token is set (the buttons are shown);
+	// Message and MessageOK are the last action's answer (?msg=, ?ok=).
+	Actions   bool
+	Message   string
+	MessageOK bool
 }
 
 // chartRuns is how many recent runs a flow's chart shows.
 const chartRuns = 30
 
 var consoleTmpl = template.Must(template.New("console").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="15">
+<html lang="en"><head><meta charset="utf-8">{{if not .Actions}}<meta http-equiv="refresh" content="15; url=/">{{end}}
 <title>crmsync</title>
 <style>
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
@@ -82,20 +93,28 @@ th,td{text-align:left;padding:.4em .6em;border-bottom:1px solid #ddd;vertical-al
 th{background:#f5f5f5}
 .ok{color:#176f2c}.failing{color:#b00020;font-weight:bold}.never{color:#777}
 .owed{color:#b35c00;font-weight:bold}
+.msg{padding:.5em 1em;border-radius:4px;background:#e8f4ea}.msg.bad{background:#fbe9eb}
+button{font:inherit;padding:.1em .6em;margin:.1em 0}
 svg .run{fill:#5b8def}svg .run.failed{fill:#b00020}svg .took{fill:none;stroke:#222;stroke-width:1.5}svg text{font-size:10px;fill:#777}.err{font-family:monospace;font-size:12px;color:#b00020;max-width:40em;overflow-wrap:anywhere}
 small{color:#777}
 </style></head><body>
 <h1>crmsync</h1>
-<p><small>crmsync {{.Version}} · {{.Now}} UTC · refreshes every 15 s · <a href="/status">/status</a> (JSON) · <a href="/metrics">/metrics</a> · <a href="/readyz">/readyz</a></small></p>
+<p><small>crmsync {{.Version}} · {{.Now}} UTC · {{if .Actions}}<a href="/">refresh</a>{{else}}refreshes every 15 s{{end}} · <a href="/status">/status</a> (JSON) · <a href="/metrics">/metrics</a> · <a href="/readyz">/readyz</a></small></p>
+{{if .Message}}<p class="msg{{if not .MessageOK}} bad{{end}}" role="status">{{.Message}}</p>{{end}}
 {{if .Error}}<p class="err">state: {{.Error}}</p>{{end}}
+<form method="post" action="/">
+<button type="submit" disabled hidden aria-hidden="true"></button>
+{{if .Actions}}<p><label>admin token <input type="password" name="token" autocomplete="current-password" required></label> <small>needed by the buttons (run now, replay, drop)</small></p>
+{{else}}<p><small>Changing actions (run now, replay, drop) are off: set <code>admin.token</code> in the config to enable them.</small></p>{{end}}
 <table>
-<tr><th>flow</th><th>systems</th><th>schedule</th><th>state</th><th>last run</th><th>writes</th><th>pending writes</th><th>dead letters</th><th>recent runs</th></tr>
+<tr><th>flow</th><th>systems</th><th>schedule</th><th>state</th><th>last run</th><th>in sync as of</th><th>writes</th><th>pending writes</th><th>dead letters</th><th>recent runs</th></tr>
 {{range .Flows}}<tr>
 <td><b>{{.Name}}</b></td>
 <td>{{.Source}} → {{.Targets}}</td>
-<td>{{.Schedule}}<br><small>next {{.Next}}</small></td>
+<td>{{.Schedule}}<br><small>next {{.Next}}</small>{{if $.Actions}}<br><button formaction="/flows/{{.Name}}/run">run now</button>{{end}}</td>
 <td class="{{if eq .State "ok"}}ok{{else if eq .State "failing"}}failing{{else}}never{{end}}">{{.State}}{{if .Error}}<div class="err">{{.Error}}</div>{{end}}</td>
 <td>{{.LastRun}}{{if .Took}}<br><small>took {{.Took}}</small>{{end}}</td>
+<td>{{.Lag}}</td>
 <td>{{.Writes}}</td>
 <td>{{if .PendingTotal}}{{range .Pending}}<span class="owed">{{.Target}}: {{.N}}</span><br>{{end}}{{else}}none{{end}}</td>
 <td>{{if .DeadLetters}}<span class="owed">{{.DeadLetters}}</span>{{else}}0{{end}}</td>
@@ -106,17 +125,19 @@ small{color:#777}
 </tr>{{end}}
 </table>
 <h2>Dead letters</h2>
-{{if .DeadLetters}}<p><small>Retry with <code>crmsync deadletters replay KEY</code>, forget with <code>crmsync deadletters drop KEY</code>.</small></p>
+{{if .DeadLetters}}<p><small>Retry {{if .Actions}}with the buttons, or {{end}}with <code>crmsync deadletters replay KEY</code>; forget with <code>crmsync deadletters drop KEY</code>.</small></p>
 <table>
-<tr><th>flow</th><th>target</th><th>op</th><th>source record</th><th>state</th><th>attempts</th><th>last</th><th>error</th><th>key</th></tr>
-{{range .DeadLetters}}<tr><td>{{.Flow}}</td><td>{{.Target}}</td><td>{{.Op}}</td><td>{{.Source}}</td><td>{{if .Pending}}<span class="owed">pending (target down)</span>{{else}}dead (record refused){{end}}</td><td>{{.Attempts}}</td><td>{{.Last}}</td><td class="err">{{.Error}}</td><td><small>{{.Key}}</small></td></tr>
+<tr><th>flow</th><th>target</th><th>op</th><th>source record</th><th>state</th><th>attempts</th><th>last</th><th>error</th><th>key</th>{{if .Actions}}<th></th>{{end}}</tr>
+{{range .DeadLetters}}<tr><td>{{.Flow}}</td><td>{{.Target}}</td><td>{{.Op}}</td><td>{{.Source}}</td><td>{{if .Pending}}<span class="owed">pending (target down)</span>{{else}}dead (record refused){{end}}</td><td>{{.Attempts}}</td><td>{{.Last}}</td><td class="err">{{.Error}}</td><td><small>{{.Key}}</small></td>{{if $.Actions}}<td><button formaction="/deadletters/replay/{{.Key}}">replay</button> <button formaction="/deadletters/drop/{{.Key}}">drop</button></td>{{end}}</tr>
 {{end}}</table>{{else}}<p>none</p>{{end}}
+</form>
 </body></html>
 `))
 
 func (d *Daemon) console(w http.ResponseWriter, r *http.Request) {
 	now := time.Now().UTC()
-	page := consolePage{Version: d.o.Version, Now: now.Format("2006-01-02 15:04:05")}
+	page := consolePage{Version: d.o.Version, Now: now.Format("2006-01-02 15:04:05"), Actions: d.o.AdminToken != "",
+		Message: r.URL.Query().Get("msg"), MessageOK: r.URL.Query().Get("ok") == "1"}
 	flows := make([]engine.Flow, len(d.o.Jobs))
 	for i, j := range d.o.Jobs {
 		flows[i] = j.Flow
@@ -149,6 +170,7 @@ func (d *Daemon) console(w http.ResponseWriter, r *http.Request) {
 		}
 		if runs, err := d.o.Store.Runs(j.Flow.Name, chartRuns); err == nil && len(runs) > 0 {
 			cf.Chart = runChart(runs)
+			cf.Lag = lag(runs, cf.PendingTotal, now)
 		}
 		page.Flows = append(page.Flows, cf)
 		dls, err := d.o.Store.DeadLetters(j.Flow.Name)
@@ -200,6 +222,27 @@ func (d *Daemon) fillConsoleFlow(cf *consoleFlow, st engine.FlowStatus, now time
 
 // runRecords is what a run's bar counts: records written or failed, over
 // every system.
+// lag names the start of the newest successful sync or backfill among
+// runs (newest first, as state.Runs returns them) and how long ago it
+// was: the targets hold every source edit made before it, pending writes
+// aside.
+func lag(runs []state.Run, pending int, now time.Time) string {
+	for _, r := range runs {
+		if r.Error != "" || (r.Mode != string(engine.ModeSync) && r.Mode != string(engine.ModeBackfill)) {
+			continue
+		}
+		s := r.Started.UTC().Format("15:04:05") + " (" + ago(now.Sub(r.Started)) + ")"
+		switch {
+		case pending == 1:
+			s += ", except 1 pending write"
+		case pending > 1:
+			s += ", except " + strconv.Itoa(pending) + " pending writes"
+		}
+		return s
+	}
+	return "no successful run among the last " + strconv.Itoa(len(runs))
+}
+
 func runRecords(r state.Run) int {
 	n := 0
 	for _, c := range r.Counts {

@@ -45,11 +45,12 @@ func headless(ctx context.Context, t *testing.T, bin string, args ...string) []b
 
 // The console as a person sees it, rendered by a real browser: the flow,
 // its failing state with the API's error as text, what it owes, the chart
-// of recent runs and the dead letters.
+// of recent runs, how far behind the source it may be, the dead letters,
+// and (with admin.token set) the buttons and the token field.
 func TestConsoleInHeadlessChromium(t *testing.T) {
 	t.Parallel()
 	bin := browser(t)
-	d, _ := newHangingDaemon(t, Options{Version: "v1.2.3"})
+	d, _ := newHangingDaemon(t, Options{Version: "v1.2.3", AdminToken: "0123456789abcdef"})
 	var b state.Batch
 	now := time.Now().UTC()
 	for i := range 12 {
@@ -74,7 +75,8 @@ func TestConsoleInHeadlessChromium(t *testing.T) {
 	defer cancel()
 	dom := string(headless(ctx, t, bin, "--dump-dom", srv.URL+"/"))
 	for _, want := range []string{"crmsync v1.2.3", "<b>f</b>", "src → dst", "failing", "dst unavailable: HTTP 503",
-		"<h2>Dead letters</h2>", "422: email is not a valid address", "pending (target down)", "src lead 42"} {
+		"<h2>Dead letters</h2>", "422: email is not a valid address", "pending (target down)", "src lead 42",
+		"in sync as of", "(10 min ago)", ">run now</button>", ">replay</button>", ">drop</button>", `type="password" name="token"`} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the rendered console lacks %q", want)
 		}

@@ -42,7 +42,7 @@ func TestConsoleShowsFlowsAndEscapesErrors(t *testing.T) {
 		t.Fatalf("GET /: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	for _, want := range []string{"<b>f</b>", "src → dst", "@every 1h", "failing", "3 min ago", "dst: 4, 1 failed", "dst: 2", `<span class="owed">1</span>`,
-		"&lt;script&gt;alert(1)&lt;/script&gt;", "crmsync v1.2.3, commit abc"} {
+		"&lt;script&gt;alert(1)&lt;/script&gt;", "crmsync v1.2.3, commit abc", "no successful run among the last 1"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("console lacks %q:\n%s", want, page)
 		}

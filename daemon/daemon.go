@@ -55,6 +55,9 @@ type Options struct {
 	// Version names the running build (buildinfo.Info.String()); /status,
 	// the console and the start-up log show it.
 	Version string
+	// AdminToken enables the console's changing actions (run now, replay,
+	// drop) for requests that carry it; "" refuses them (actions.go).
+	AdminToken string
 }
 
 // Daemon is a running scheduler.
@@ -62,6 +65,15 @@ type Daemon struct {
 	o       Options
 	mu      sync.Mutex
 	lastErr map[string]string
+	// busy holds one token per flow while anything runs it (its schedule,
+	// run now, a replay, a drop), so nothing runs beside a flow's run.
+	busy map[string]chan struct{}
+	// Set by Run for the console's actions: the context and stop channel
+	// runs get, whether the daemon is stopping, and the actions in flight.
+	runCtx   context.Context
+	stop     chan struct{}
+	stopping bool
+	manual   sync.WaitGroup
 }
 
 // DefaultShutdownGrace is Options.ShutdownGrace when unset.
@@ -72,8 +84,24 @@ func New(o Options) *Daemon {
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = DefaultShutdownGrace
 	}
-	return &Daemon{o: o, lastErr: map[string]string{}}
+	d := &Daemon{o: o, lastErr: map[string]string{}, busy: map[string]chan struct{}{}}
+	for _, j := range o.Jobs {
+		d.busy[j.Flow.Name] = make(chan struct{}, 1)
+	}
+	return d
 }
+
+// acquire takes flow's guard if it is free.
+func (d *Daemon) acquire(flow string) bool {
+	select {
+	case d.busy[flow] <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (d *Daemon) release(flow string) { <-d.busy[flow] }
 
 // Run schedules every job and blocks until ctx (or Options.RunContext) is
 // done (SIGTERM/SIGINT), then stops taking new runs, lets running ones
@@ -93,14 +121,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancelRuns()
 
 	clog := cronLogger{log: log}
-	// Each job carries its own Recover+SkipIfStillRunning chain, so the
-	// run-at-start trigger and the schedule share one "still running" guard.
+	// Each job carries cron's Recover; runFlow takes the flow's guard, so
+	// the run at start, the schedule and the console's actions never run
+	// one flow twice at once.
 	c := cron.New(cron.WithLocation(time.UTC), cron.WithParser(d.o.Parser), cron.WithLogger(clog))
 	var jobs []cron.Job
 	for _, j := range d.o.Jobs {
 		j := j
 		job := cron.FuncJob(func() { d.runFlow(runCtx, j.Flow, stop) })
-		wrapped := cron.NewChain(cron.Recover(clog), cron.SkipIfStillRunning(clog)).Then(job)
+		wrapped := cron.NewChain(cron.Recover(clog)).Then(job)
 		if _, err := c.AddJob(j.Schedule, wrapped); err != nil {
 			return err
 		}
@@ -122,6 +151,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	} else if d.o.Ready != nil {
 		d.o.Ready("")
 	}
+	d.mu.Lock()
+	d.runCtx, d.stop = runCtx, stop
+	d.mu.Unlock()
 	c.Start()
 	var startWG sync.WaitGroup
 	if d.o.RunAtStart {
@@ -135,10 +167,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-runCtx.Done():
 	}
 	log.Info().Dur("grace", d.o.ShutdownGrace).Msg("stop requested: finishing the page in hand")
+	d.mu.Lock()
+	d.stopping = true
+	d.mu.Unlock()
 	close(stop)
 	done := c.Stop()
 	waitAll := make(chan struct{})
-	go func() { <-done.Done(); startWG.Wait(); close(waitAll) }()
+	go func() { <-done.Done(); startWG.Wait(); d.manual.Wait(); close(waitAll) }()
 	grace := time.NewTimer(d.o.ShutdownGrace)
 	defer grace.Stop()
 	select {
@@ -172,12 +207,30 @@ func (d *Daemon) runFlow(ctx context.Context, f engine.Flow, stop <-chan struct{
 		return
 	default:
 	}
-	log := d.o.Logger.With().Str("flow", f.Name).Logger()
+	if !d.acquire(f.Name) {
+		d.o.Logger.Info().Str("flow", f.Name).Msg("run skipped: the flow is still running")
+		return
+	}
+	defer d.release(f.Name)
+	d.runFlowHeld(ctx, f, stop)
+}
+
+// runFlowHeld runs f once; the caller holds its guard.
+func (d *Daemon) runFlowHeld(ctx context.Context, f engine.Flow, stop <-chan struct{}) {
 	res, err := d.o.Engine.Run(ctx, f, engine.RunOptions{Mode: engine.ModeSync, Stop: stop})
+	d.logResult(f, res, err)
+}
+
+// logResult records a finished run's error for /readyz, logs its counts
+// and hands it to OnResult.
+func (d *Daemon) logResult(f engine.Flow, res *engine.Result, err error) {
+	log := d.o.Logger.With().Str("flow", f.Name).Logger()
 	d.mu.Lock()
-	if err != nil {
+	switch {
+	case res.Mode != engine.ModeSync: // a replay says nothing of the flow's health
+	case err != nil:
 		d.lastErr[f.Name] = err.Error()
-	} else {
+	default:
 		delete(d.lastErr, f.Name)
 	}
 	d.mu.Unlock()
@@ -189,7 +242,7 @@ func (d *Daemon) runFlow(ctx context.Context, f engine.Flow, stop <-chan struct{
 		ev = ev.Dict(sys, zerolog.Dict().Int("pulled", c.Pulled).Int("created", c.Created).Int("linked", c.Linked).Int("updated", c.Updated).
 			Int("converted", c.Converted).Int("unchanged", c.Unchanged).Int("skipped", c.Skipped).Int("failed", c.Failed))
 	}
-	ev.Dur("took", res.Finished.Sub(res.Started)).Bool("stopped", res.Stopped).Msg("flow run finished")
+	ev.Str("mode", string(res.Mode)).Dur("took", res.Finished.Sub(res.Started)).Bool("stopped", res.Stopped).Msg("flow run finished")
 	if d.o.OnResult != nil {
 		d.o.OnResult(res)
 	}
@@ -232,6 +285,7 @@ func (d *Daemon) adminHandler() http.Handler {
 	if d.o.Metrics != nil {
 		mux.Handle("GET /metrics", d.o.Metrics)
 	}
+	d.actionRoutes(mux)
 	return mux
 }
 
