@@ -14,18 +14,52 @@ import (
 //   - byDef orders them by (SortIndex, CreationDate, ID), the order of a
 //     list without $orderby;
 //   - byNav finds the rows whose navigation property points at an id
-//     ("Organization/ID eq <guid>", and the delete check "still linked").
+//     ("Organization/ID eq <guid>", and the delete check "still linked");
+//   - byText finds the rows by the lower-case value of a few string
+//     properties (textProps), for lookups by e-mail or name
+//     ("tolower(EmailAddress) eq 'x'", "Name eq 'x'").
 //
 // Both orders compare with orderCompare, as the scan's sort does, and end on
 // the unique ID, so they are total and equal to the scan's order.
 //
 // A row is indexed under the keys in its ixKeys, copied when it is indexed:
-// every change of a row's set, LastMutationDate, SortIndex, CreationDate or
-// links goes through store.unindex before and store.index after it.
+// every change of a row's set, properties or links goes through
+// store.unindex before and store.index after it.
 type setIndex struct {
-	byLMD []*entity
-	byDef []*entity
-	byNav map[string]map[string]map[*entity]struct{} // nav -> target id -> rows
+	byLMD  []*entity
+	byDef  []*entity
+	byNav  multiMap // nav -> target id -> rows
+	byText multiMap // property -> lower-case value -> rows
+}
+
+// textProps are the string properties byText indexes: those crmsync looks
+// records up by.
+var textProps = [...]string{"Name", "EmailAddress", "LastName", "ImportId"}
+
+// multiMap maps a name and a value to a set of rows.
+type multiMap map[string]map[string]map[*entity]struct{}
+
+func (m multiMap) put(name, val string, e *entity) {
+	byVal := m[name]
+	if byVal == nil {
+		byVal = map[string]map[*entity]struct{}{}
+		m[name] = byVal
+	}
+	rows := byVal[val]
+	if rows == nil {
+		rows = map[*entity]struct{}{}
+		byVal[val] = rows
+	}
+	rows[e] = struct{}{}
+}
+
+func (m multiMap) del(name, val string, e *entity) {
+	if rows := m[name][val]; rows != nil {
+		delete(rows, e)
+		if len(rows) == 0 {
+			delete(m[name], val)
+		}
+	}
 }
 
 // ixKeys are the ordering keys a row is indexed under.
@@ -34,7 +68,7 @@ type ixKeys struct {
 }
 
 func newSetIndex() *setIndex {
-	return &setIndex{byNav: map[string]map[string]map[*entity]struct{}{}}
+	return &setIndex{byNav: multiMap{}, byText: multiMap{}}
 }
 
 func keysOf(e *entity) ixKeys {
@@ -89,17 +123,12 @@ func (ix *setIndex) add(e *entity, sorted bool) {
 		ix.byDef = append(ix.byDef, e)
 	}
 	for nav, id := range e.nav {
-		m := ix.byNav[nav]
-		if m == nil {
-			m = map[string]map[*entity]struct{}{}
-			ix.byNav[nav] = m
+		ix.byNav.put(nav, id, e)
+	}
+	for _, p := range textProps {
+		if s, ok := e.props[p].(string); ok {
+			ix.byText.put(p, strings.ToLower(s), e)
 		}
-		rows := m[id]
-		if rows == nil {
-			rows = map[*entity]struct{}{}
-			m[id] = rows
-		}
-		rows[e] = struct{}{}
 	}
 }
 
@@ -107,11 +136,11 @@ func (ix *setIndex) remove(e *entity) {
 	ix.byLMD = removeSorted(ix.byLMD, e, cmpLMD)
 	ix.byDef = removeSorted(ix.byDef, e, cmpDef)
 	for nav, id := range e.nav {
-		if rows := ix.byNav[nav][id]; rows != nil {
-			delete(rows, e)
-			if len(rows) == 0 {
-				delete(ix.byNav[nav], id)
-			}
+		ix.byNav.del(nav, id, e)
+	}
+	for _, p := range textProps {
+		if s, ok := e.props[p].(string); ok {
+			ix.byText.del(p, strings.ToLower(s), e)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package emulator
 import (
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -259,6 +260,9 @@ var flipped = map[string]string{"eq": "eq", "ne": "ne", "gt": "lt", "ge": "le", 
 
 // leaf finds candidates for one comparison of a property with a literal.
 func (st *store) leaf(set string, b binNode) candidates {
+	if c, ok := st.textLeaf(set, b); ok {
+		return c
+	}
 	op := b.op
 	p, pok := b.l.(*pathNode)
 	lit, lok := b.r.(litNode)
@@ -305,14 +309,84 @@ func (st *store) leaf(set string, b binNode) candidates {
 		}
 		return candidates{boxes: []box{bx}, exact: true}
 	case len(p.segs) == 2 && p.segs[1] == "ID" && lit.k == kGuid && op == "eq" && st.sets[set].typ.navs[p.segs[0]] != nil:
-		linked := st.idx[set].linked(p.segs[0], string(lit.v.(guidVal)))
-		c := candidates{explicit: true, rows: make([]*entity, 0, len(linked))}
-		for e := range linked {
-			c.rows = append(c.rows, e)
-		}
-		return c
+		return explicitOf(st.idx[set].linked(p.segs[0], string(lit.v.(guidVal))))
 	}
 	return candidates{all: true}
+}
+
+// textLeaf finds candidates for "tolower(P) eq 's'" and "P eq 'S'" by
+// byText, P a text property of the set or of a linked relation
+// (Organization/EmailAddress). ok is false for any other comparison.
+func (st *store) textLeaf(set string, b binNode) (candidates, bool) {
+	if b.op != "eq" {
+		return candidates{}, false
+	}
+	l, r := b.l, b.r
+	if _, isLit := l.(litNode); isLit {
+		l, r = r, l
+	}
+	lit, ok := r.(litNode)
+	if !ok || lit.k != kString {
+		return candidates{}, false
+	}
+	val := lit.v.(string) // tolower(P) eq val: lower(P) is val
+	var p *pathNode
+	switch x := l.(type) {
+	case callNode:
+		if x.fn != "tolower" {
+			return candidates{}, false
+		}
+		if p, ok = x.args[0].(*pathNode); !ok {
+			return candidates{}, false
+		}
+	case *pathNode:
+		p, val = x, strings.ToLower(val) // P eq val: lower(P) is lower(val)
+	default:
+		return candidates{}, false
+	}
+	if !slices.Contains(textProps[:], p.segs[len(p.segs)-1]) {
+		return candidates{}, false
+	}
+	ix := st.idx[set]
+	switch len(p.segs) {
+	case 1:
+		return explicitOf(ix.byText[p.segs[0]][val]), true
+	case 2:
+		// A link's target rows, then the rows linking them.
+		target := st.setOfTyp(st.sets[set].typ.navs[p.segs[0]])
+		if target == "" {
+			return candidates{}, false
+		}
+		c := candidates{explicit: true}
+		for t := range st.idx[target].byText[p.segs[1]][val] {
+			for e := range ix.linked(p.segs[0], t.id) {
+				c.rows = append(c.rows, e)
+			}
+		}
+		return c, true
+	}
+	return candidates{}, false
+}
+
+// setOfTyp returns the set whose rows are of type t, or "".
+func (st *store) setOfTyp(t *typeDef) string {
+	if t == nil {
+		return ""
+	}
+	for name, si := range st.sets {
+		if si.typ == t {
+			return name
+		}
+	}
+	return ""
+}
+
+func explicitOf(rows map[*entity]struct{}) candidates {
+	c := candidates{explicit: true, rows: make([]*entity, 0, len(rows))}
+	for e := range rows {
+		c.rows = append(c.rows, e)
+	}
+	return c
 }
 
 func andCandidates(a, b candidates) candidates {

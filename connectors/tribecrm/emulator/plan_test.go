@@ -201,7 +201,7 @@ func (q *equiv) randomFilter(set string, depth int) string {
 		tm = pick(r, times)
 	}
 	op := pick(r, []string{"eq", "ne", "gt", "ge", "lt", "le"})
-	switch r.IntN(9) {
+	switch r.IntN(10) {
 	case 0, 1:
 		return fmt.Sprintf("LastMutationDate gt %s or (LastMutationDate eq %s and ID gt %s)", tm, tm, id)
 	case 2:
@@ -225,8 +225,37 @@ func (q *equiv) randomFilter(set string, depth int) string {
 		return fmt.Sprintf("LastMutationDate eq %s and ID %s %s", tm, op, id)
 	case 7:
 		return "contains(_Name,'" + pick(r, []string{"a", "e", "B", "edit"}) + "')"
+	case 8:
+		return q.textTerm(set)
 	}
 	return "LastMutationDate ge " + tm
+}
+
+// textTerm is a lookup by e-mail or name, as crmsync's Find sends them,
+// with a value of a row of the set (or of a linked relation) or another.
+func (q *equiv) textTerm(set string) string {
+	r := q.r
+	path := pick(r, []string{"Name", "EmailAddress", "LastName", "ImportId"})
+	if fl, _, ok := parseFunnelSet(set); ok && r.IntN(2) == 0 {
+		path = fl + "/" + pick(r, []string{"Name", "EmailAddress", "LastName"})
+	}
+	vals := []string{"Co 5", "co 5", "nobody@example.com"}
+	q.em.mu.RLock()
+	for _, e := range q.em.st.rows[set] {
+		if v, ok := q.em.st.pathValue(e, strings.Split(path, "/")).(string); ok {
+			vals = append(vals, v, strings.ToLower(v), strings.ToUpper(v))
+		}
+	}
+	q.em.mu.RUnlock()
+	slices.Sort(vals)
+	v := strings.ReplaceAll(pick(r, vals), "'", "''")
+	if r.IntN(2) == 0 {
+		return "tolower(" + path + ") eq '" + v + "'"
+	}
+	if r.IntN(2) == 0 {
+		return "'" + v + "' eq " + path
+	}
+	return path + " eq '" + v + "'"
 }
 
 // do sends a write and returns its status.
@@ -346,6 +375,25 @@ func checkIndexes(em *Emulator) string {
 		}
 		if links != 0 {
 			return fmt.Sprintf("%s: %d stale links indexed", set, -links)
+		}
+		texts := 0
+		for _, e := range rows {
+			for _, p := range textProps {
+				if v, ok := e.props[p].(string); ok {
+					if _, ok := ix.byText[p][strings.ToLower(v)][e]; !ok {
+						return fmt.Sprintf("%s: %s of %s is not indexed", set, p, e.id)
+					}
+					texts++
+				}
+			}
+		}
+		for _, byVal := range ix.byText {
+			for _, es := range byVal {
+				texts -= len(es)
+			}
+		}
+		if texts != 0 {
+			return fmt.Sprintf("%s: %d stale text values indexed", set, -texts)
 		}
 	}
 	return ""
