@@ -7,6 +7,13 @@
 // (OData's PUT: PutSemantics), and knobs for tests (Freeze, Touch,
 // EditDuringPaging, faults via emukit).
 //
+// Lists are answered from per-set ordered indexes (index.go, plan.go): a
+// keyset page on (LastMutationDate, ID), a lookup by ID, link or e-mail
+// costs O(log N + page), not a scan and sort of the set; a filter the
+// indexes cannot narrow falls back to the scan's filter and sort.
+// TestIndexedListsAnswerAsTheScan holds the two to the same replies.
+// Reads share a sync.RWMutex.
+//
 // It is an independent witness of the vendor: it imports only the standard
 // library, connectors and connectors/emukit, never the client package
 // connectors/tribecrm, and keeps its own copy of every vendor fact it needs

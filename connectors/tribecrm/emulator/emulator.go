@@ -85,8 +85,9 @@ type Emulator struct {
 	inj     *emukit.Injector
 	handler http.Handler
 
-	mu       sync.Mutex
+	mu       sync.RWMutex // reads (lists, gets) share it; writes hold it alone
 	st       *store
+	scan     bool       // answer lists by the full scan (the equivalence test, benchmarks)
 	rnd      *rand.Rand // ids of rows created at run time
 	tenantID string
 	editN    int        // EditDuringPaging: edits after each list reply
@@ -156,8 +157,8 @@ func (em *Emulator) TenantID() string { return em.tenantID }
 
 // Len returns the number of commercial relationships (all 10 funnel sets).
 func (em *Emulator) Len() int {
-	em.mu.Lock()
-	defer em.mu.Unlock()
+	em.mu.RLock()
+	defer em.mu.RUnlock()
 	n := 0
 	for _, s := range funnelSets() {
 		n += len(em.st.rows[s])
@@ -167,15 +168,15 @@ func (em *Emulator) Len() int {
 
 // Count returns the number of rows in one entity set.
 func (em *Emulator) Count(set string) int {
-	em.mu.Lock()
-	defer em.mu.Unlock()
+	em.mu.RLock()
+	defer em.mu.RUnlock()
 	return len(em.st.rows[set])
 }
 
 // IDs returns the ids of the rows of one entity set, sorted.
 func (em *Emulator) IDs(set string) []string {
-	em.mu.Lock()
-	defer em.mu.Unlock()
+	em.mu.RLock()
+	defer em.mu.RUnlock()
 	out := make([]string, 0, len(em.st.rows[set]))
 	for id := range em.st.rows[set] {
 		out = append(out, id)
@@ -187,8 +188,8 @@ func (em *Emulator) IDs(set string) []string {
 // Entity returns a row as the API would return it with its child relation
 // (and Relation) expanded, the set it is in now, and whether it exists.
 func (em *Emulator) Entity(id string) (map[string]any, string, bool) {
-	em.mu.Lock()
-	defer em.mu.Unlock()
+	em.mu.RLock()
+	defer em.mu.RUnlock()
 	e, ok := em.st.byID[strings.ToLower(id)]
 	if !ok {
 		return nil, "", false
@@ -211,12 +212,15 @@ func (em *Emulator) Touch(ids ...string) {
 			for _, e := range em.st.rows[s] {
 				e.props["LastMutationDate"] = em.clock.Now()
 			}
+			em.st.idx[s].rebuild()
 		}
 		return
 	}
 	for _, id := range ids {
 		if e, ok := em.st.byID[strings.ToLower(id)]; ok {
+			em.st.unindex(e)
 			e.props["LastMutationDate"] = em.clock.Now()
+			em.st.index(e)
 		}
 	}
 }
@@ -234,8 +238,8 @@ func (em *Emulator) EditDuringPaging(n int) {
 
 // Edits returns how many EditDuringPaging edits were made so far.
 func (em *Emulator) Edits() int {
-	em.mu.Lock()
-	defer em.mu.Unlock()
+	em.mu.RLock()
+	defer em.mu.RUnlock()
 	return em.edits
 }
 
@@ -260,14 +264,18 @@ func (em *Emulator) editSome() {
 		em.edits++
 		if em.edits%2 == 0 {
 			if child := em.st.navTarget(e, em.st.sets[e.set].flavour); child != nil {
+				em.st.unindex(child)
 				child.props["PhoneNumber"] = fmt.Sprintf("+31 20 %03d %04d", em.edits/10000%1000, em.edits%10000)
 				child.props["LastMutationDate"] = em.clock.Now()
+				em.st.index(child)
 				continue
 			}
 		}
 		base, _ := em.st.displayName(e).(string)
+		em.st.unindex(e)
 		e.props["Name"] = fmt.Sprintf("%s (edit %d)", base, em.edits)
 		e.props["LastMutationDate"] = em.clock.Now()
+		em.st.index(e)
 	}
 }
 
@@ -275,6 +283,8 @@ func (em *Emulator) editSome() {
 
 func (em *Emulator) seed() {
 	st := em.st
+	st.loading = true
+	defer st.endLoad()
 	tr := emukit.Rand(0x7e1be_7e11a17)
 	em.tenantID = newGUID(tr)
 	tenant := &entity{set: relationOrganization, typ: st.sets[relationOrganization].typ, id: em.tenantID,

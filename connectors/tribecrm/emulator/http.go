@@ -64,9 +64,9 @@ func (em *Emulator) authorized(r *http.Request) bool {
 	if subtle.ConstantTimeCompare([]byte(tok), []byte(em.opts.Token)) == 1 {
 		return true
 	}
-	em.mu.Lock()
+	em.mu.RLock()
 	exp, ok := em.tokens[tok]
-	em.mu.Unlock()
+	em.mu.RUnlock()
 	return ok && em.opts.Now().Before(exp)
 }
 
@@ -214,41 +214,34 @@ func (em *Emulator) serveList(w http.ResponseWriter, r *http.Request, si *setInf
 		writeErr(w, err)
 		return
 	}
-	em.mu.Lock()
-	rows := make([]*entity, 0, len(em.st.rows[si.name]))
-	for _, e := range em.st.rows[si.name] {
-		if q.filter == nil || q.filter.match(em.st, e) {
-			rows = append(rows, e)
-		}
+	// Lists only read, unless EditDuringPaging edits after each reply.
+	em.mu.RLock()
+	edits := em.editN > 0
+	if edits {
+		em.mu.RUnlock()
+		em.mu.Lock()
 	}
-	rows = em.st.sorted(rows, q.orderby)
-	total := len(rows)
-	start := min(q.skip, total)
-	end := total
-	if q.top >= 0 && start+q.top < end {
-		end = start + q.top
-	}
-	capped := false
-	if em.opts.PageCap > 0 && end-start > em.opts.PageCap {
-		end = start + em.opts.PageCap
-		capped = true
-	}
-	vals := make([]map[string]any, 0, end-start)
-	for _, e := range rows[start:end] {
+	res := em.st.list(si.name, q, em.opts.PageCap, em.scan)
+	vals := make([]map[string]any, 0, len(res.rows))
+	for _, e := range res.rows {
 		vals = append(vals, em.st.render(e, q.sel, q.expand))
 	}
-	em.editSome()
-	em.mu.Unlock()
+	if edits {
+		em.editSome()
+		em.mu.Unlock()
+	} else {
+		em.mu.RUnlock()
+	}
 
 	resp := map[string]any{
 		"@odata.context": baseURL(r) + "/v1/odata/$metadata#" + si.name,
 		"value":          vals,
 	}
 	if q.count {
-		resp["@odata.count"] = total
+		resp["@odata.count"] = res.total
 	}
-	if capped {
-		resp["@odata.nextLink"] = nextLink(r, si.name, q, end, end-start)
+	if res.capped {
+		resp["@odata.nextLink"] = nextLink(r, si.name, q, q.skip+len(res.rows), len(res.rows))
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -276,13 +269,13 @@ func (em *Emulator) serveGet(w http.ResponseWriter, r *http.Request, si *setInfo
 		writeErr(w, err)
 		return
 	}
-	em.mu.Lock()
+	em.mu.RLock()
 	e, ok := em.st.rows[si.name][key]
 	var body map[string]any
 	if ok {
 		body = em.st.render(e, q.sel, q.expand)
 	}
-	em.mu.Unlock()
+	em.mu.RUnlock()
 	if !ok {
 		writeODataError(w, http.StatusNotFound, fmt.Sprintf("No entity found in '%s' with key '%s'.", si.name, key))
 		return
@@ -302,7 +295,7 @@ func (em *Emulator) serveNav(w http.ResponseWriter, r *http.Request, si *setInfo
 		writeErr(w, err)
 		return
 	}
-	em.mu.Lock()
+	em.mu.RLock()
 	e, ok := em.st.rows[si.name][key]
 	var t *entity
 	var body map[string]any
@@ -314,7 +307,7 @@ func (em *Emulator) serveNav(w http.ResponseWriter, r *http.Request, si *setInfo
 			body["@odata.context"] = baseURL(r) + "/v1/odata/$metadata#" + t.set + "/$entity"
 		}
 	}
-	em.mu.Unlock()
+	em.mu.RUnlock()
 	switch {
 	case !ok:
 		writeODataError(w, http.StatusNotFound, fmt.Sprintf("No entity found in '%s' with key '%s'.", si.name, key))
@@ -440,13 +433,12 @@ func (em *Emulator) serveDelete(w http.ResponseWriter, si *setInfo, key string) 
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// referenced reports whether any row links id (by the link indexes).
 func (em *Emulator) referenced(id string) bool {
-	for _, rows := range em.st.rows {
-		for _, e := range rows {
-			for _, target := range e.nav {
-				if target == id {
-					return true
-				}
+	for _, ix := range em.st.idx {
+		for _, byTarget := range ix.byNav {
+			if len(byTarget[id]) > 0 {
+				return true
 			}
 		}
 	}
@@ -770,6 +762,9 @@ func (em *Emulator) createRelationship(si *setInfo, body map[string]any) (*entit
 // type of a conversion), and bumps LastMutationDate. With replace (a PUT
 // under PutReplace) the body replaces e instead: see PutReplace.
 func (em *Emulator) update(e *entity, t *typeDef, body map[string]any, replace bool) error {
+	// e's keys and links may change: out of the indexes until done.
+	em.st.unindex(e)
+	defer em.st.index(e)
 	v, err := validate(t, body)
 	if err != nil {
 		return err

@@ -71,6 +71,7 @@ type entity struct {
 	id    string
 	props map[string]any    // string, bool, float64, time.Time, map[string]any (complex), nil
 	nav   map[string]string // navigation name -> target id
+	ix    ixKeys            // the keys it is indexed under (index.go)
 }
 
 func stringsProps(names ...string) map[string]kind {
@@ -162,14 +163,17 @@ func newSchema() map[string]*setInfo {
 type store struct {
 	sets    map[string]*setInfo
 	rows    map[string]map[string]*entity // set -> id -> row
+	idx     map[string]*setIndex          // set -> its indexes
 	byID    map[string]*entity
 	sortSeq float64
+	loading bool // bulk load (seeding): indexes are sorted once at its end
 }
 
 func newStore() *store {
-	st := &store{sets: newSchema(), rows: map[string]map[string]*entity{}, byID: map[string]*entity{}}
+	st := &store{sets: newSchema(), rows: map[string]map[string]*entity{}, idx: map[string]*setIndex{}, byID: map[string]*entity{}}
 	for name := range st.sets {
 		st.rows[name] = map[string]*entity{}
+		st.idx[name] = newSetIndex()
 	}
 	return st
 }
@@ -177,21 +181,39 @@ func newStore() *store {
 func (st *store) add(e *entity) {
 	st.rows[e.set][e.id] = e
 	st.byID[e.id] = e
+	st.idx[e.set].add(e, !st.loading)
 	if si, ok := e.props["SortIndex"].(float64); ok && si > st.sortSeq {
 		st.sortSeq = si
 	}
 }
 
 func (st *store) remove(e *entity) {
+	st.idx[e.set].remove(e)
 	delete(st.rows[e.set], e.id)
 	delete(st.byID, e.id)
 }
 
 func (st *store) move(e *entity, toSet string) {
+	st.unindex(e)
 	delete(st.rows[e.set], e.id)
 	e.set = toSet
 	e.typ = st.sets[toSet].typ
 	st.rows[toSet][e.id] = e
+	st.index(e)
+}
+
+// unindex takes e out of its set's indexes before a change of its keys or
+// links; index puts it back after.
+func (st *store) unindex(e *entity) { st.idx[e.set].remove(e) }
+
+func (st *store) index(e *entity) { st.idx[e.set].add(e, true) }
+
+// endLoad sorts the indexes after a bulk load.
+func (st *store) endLoad() {
+	st.loading = false
+	for _, ix := range st.idx {
+		ix.rebuild()
+	}
 }
 
 func (st *store) nextSortIndex() float64 {
