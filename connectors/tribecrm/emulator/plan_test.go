@@ -14,7 +14,10 @@ import (
 	"time"
 )
 
-var equivSeed = flag.Uint64("seed", 0, "replay one seed of TestIndexedListsAnswerAsTheScan (0: run many)")
+var (
+	equivSeed = flag.Uint64("seed", 0, "replay one seed of TestIndexedListsAnswerAsTheScan (0: run many)")
+	equivLong = flag.Bool("equiv.long", false, "run 2,000 seeds of TestIndexedListsAnswerAsTheScan instead of 60")
+)
 
 // TestIndexedListsAnswerAsTheScan runs random sets, edits and list queries
 // and asks every query twice, answered by the indexes and by the full
@@ -22,11 +25,12 @@ var equivSeed = flag.Uint64("seed", 0, "replay one seed of TestIndexedListsAnswe
 // @odata.nextLink, errors). After every edit the indexes must hold exactly
 // the set's rows in order, under their current keys.
 func TestIndexedListsAnswerAsTheScan(t *testing.T) {
+	t.Parallel()
 	seeds := []uint64{*equivSeed}
 	if *equivSeed == 0 {
-		n := 400
-		if testing.Short() {
-			n = 60
+		n := 60
+		if *equivLong {
+			n = 2000
 		}
 		seeds = seeds[:0]
 		for s := uint64(1); s <= uint64(n); s++ {
