@@ -514,7 +514,8 @@ func (c *Client) ConvertStage(ctx context.Context, entity, id, toEntity string) 
 }
 
 // Find narrows with the API's filters (filter[id], filter[name], or
-// filter[term_match] for an e-mail address or account number) and keeps the
+// filter[term_match] for an account number, never for an e-mail address)
+// and keeps the
 // records that hold every match by the shared rule, connectors.MatchesAll.
 // Without a usable filter it scans the whole collection.
 func (c *Client) Find(ctx context.Context, entity string, match []connectors.Match) ([]connectors.Record, error) {
@@ -551,7 +552,14 @@ func (c *Client) Find(ctx context.Context, entity string, match []connectors.Mat
 		}
 		return false
 	}
-	_ = pick("id", "id") || pick("name", "name") || pick("email_address", "term_match") || pick("customer_account", "term_match")
+	// filter[term_match] is "full-text term match" (seed) and every vendor
+	// example searches an account number (php-sdk README
+	// 'term_match' => 'PR0001'); nothing says it matches a whole e-mail
+	// address, so an e-mail match is never sent to it: without an id, name
+	// or account number to narrow with, Find pages through the collection
+	// and matches locally (ceil(N/per_page) GETs; the engine switches to one
+	// read per run once a page needs many creates). docs/apis.md §3 "Find".
+	_ = pick("id", "id") || pick("name", "name") || pick("customer_account", "term_match")
 	q.Set("sort", "id")
 	q.Set("per_page", strconv.Itoa(c.o.PageSize))
 	var out []connectors.Record
