@@ -31,6 +31,11 @@ const (
 	// a dead letter, and the run goes on; a source that may not list its
 	// collection stops the run.
 	Forbidden
+	// Unsupported: the server lacks the capability (BlueRockTel without a
+	// prospect -> customer conversion route). Not the record's fault: the
+	// engine leaves the record where it is and reports the capability once
+	// per run with the number of records it concerns.
+	Unsupported
 )
 
 func (k Kind) String() string {
@@ -47,6 +52,8 @@ func (k Kind) String() string {
 		return "outcome unknown"
 	case Forbidden:
 		return "forbidden"
+	case Unsupported:
+		return "unsupported"
 	}
 	return "unknown"
 }
@@ -100,6 +107,9 @@ func IsAuth(err error) bool { return KindOf(err) == Auth }
 
 // IsForbidden reports whether err is a refusal of one resource (403).
 func IsForbidden(err error) bool { return KindOf(err) == Forbidden }
+
+// IsUnsupported reports whether the server lacks the capability asked for.
+func IsUnsupported(err error) bool { return KindOf(err) == Unsupported }
 
 // IsNotFound reports whether the record does not exist.
 func IsNotFound(err error) bool { return KindOf(err) == NotFound }

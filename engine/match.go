@@ -165,10 +165,14 @@ func (r *run) linkExisting(ctx context.Context, tk *task, found connectors.Recor
 		c, err := r.mutate(ctx, tk, OpConvert, func() (connectors.Record, error) {
 			return tk.t.Conn.ConvertStage(ctx, found.Entity, found.ID, tk.out.Entity)
 		})
-		if err != nil {
+		switch {
+		case connectors.IsUnsupported(err):
+			r.unsupported(tk.t.Name, err) // linked where it is
+		case err != nil:
 			return err
+		default:
+			got = c
 		}
-		got = c
 	}
 	if len(diff) > 0 {
 		tk.prev = nil

@@ -102,6 +102,10 @@ func (r *run) reconcile(ctx context.Context) error {
 		switch {
 		case connectors.IsNotFound(err):
 			gone = append(gone, key)
+		case connectors.IsForbidden(err):
+			// It exists, this user may not see it (a BlueRockTel sales
+			// user and a prospect outside viewable_by_sale): not gone.
+			r.log.Warn().Str("id", key).Msg("reconcile: record missed by the scan may not be read by these credentials; kept")
 		case err != nil:
 			return fmt.Errorf("reconcile: confirm %s %s is gone: %w", fp.Entity, key, err)
 		default:

@@ -203,6 +203,19 @@ type Result struct {
 	// Undelivered is what the flow still owes its targets after the run:
 	// pending writes (retried by every run) and dead letters.
 	Undelivered []Delivery `json:"undelivered,omitempty"`
+	// Unsupported lists, once per target and capability, the writes a
+	// target cannot do at all (BlueRockTel without a conversion route) and
+	// how many records stayed as they were because of it.
+	Unsupported []Unsupported `json:"unsupported,omitempty"`
+}
+
+// Unsupported is one capability a target lacks, reported once per run:
+// "bluerocktel: convert prospects to customers: conversion not supported
+// by this server" for Records records, which stay where they are.
+type Unsupported struct {
+	Target  string `json:"target"`
+	Message string `json:"message"`
+	Records int    `json:"records"`
 }
 
 func (r *Result) counts(system string) *Counts {

@@ -189,10 +189,22 @@ func (r *run) write(ctx context.Context, tk *task) error {
 		var got connectors.Record
 		if tk.op == OpConvert {
 			c, err := r.convert(ctx, tk)
-			if err != nil {
+			switch {
+			case connectors.IsUnsupported(err):
+				// The target cannot convert: the record stays where it
+				// is (its other changes are still written there) and
+				// the run reports the capability once, not a dead letter.
+				r.unsupported(tk.t.Name, err)
+				tk.op = OpUpdate
+				if len(tk.diff) == 0 {
+					tk.done, tk.payload = nil, tk.prev.Payload
+					return nil
+				}
+			case err != nil:
 				return err
+			default:
+				got, entity, id = c, c.Entity, c.ID
 			}
-			got, entity, id = c, c.Entity, c.ID
 		}
 		if len(tk.diff) > 0 {
 			u, err := r.mutate(ctx, tk, OpUpdate, func() (connectors.Record, error) { return conn.Update(ctx, entity, id, tk.diff) })
@@ -228,6 +240,28 @@ func (r *run) convert(ctx context.Context, tk *task) (connectors.Record, error) 
 	}
 	r.log.Info().Str("target", tk.t.Name).Str("id", found.ID).Msg("stage conversion had happened: linked to the converted record")
 	return *found, nil
+}
+
+// unsupported counts one record whose write needs a capability the target
+// lacks (connectors.Unsupported); the first one is logged, the run's result
+// lists each capability once with its count.
+func (r *run) unsupported(target string, err error) {
+	msg := err.Error()
+	var ce *connectors.Error
+	if errors.As(err, &ce) && ce.Message != "" {
+		msg = ce.Op + ": " + ce.Message
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range r.res.Unsupported {
+		u := &r.res.Unsupported[i]
+		if u.Target == target && u.Message == msg {
+			u.Records++
+			return
+		}
+	}
+	r.res.Unsupported = append(r.res.Unsupported, Unsupported{Target: target, Message: msg, Records: 1})
+	r.log.Warn().Str("target", target).Str("capability", msg).Msg("the target lacks a capability: the records that need it stay as they are (counted in the run's result)")
 }
 
 // create sends (or, in a plan, records) a create.

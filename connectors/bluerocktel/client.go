@@ -54,8 +54,16 @@ type Options struct {
 	// loses every multi-word field without an error (research finding R16).
 	Naming Naming
 	// ConvertPath is the prospect -> customer conversion route (POST) with
-	// "{id}"; default DefaultConvertPath.
+	// "{id}"; default DefaultConvertPath, a guess (no public material
+	// documents a route; docs/apis.md §3 "Conversion").
 	ConvertPath string
+	// Conversion says whether the server converts prospects: ConversionAuto
+	// (default) tries ConvertPath and, when the server has no such route
+	// (Laravel's 404 "The route ... could not be found." or a 405), treats
+	// conversion as unsupported for the rest of the client's life;
+	// ConversionOn reports a missing route like any failed write;
+	// ConversionOff never sends one. Unsupported is connectors.Unsupported.
+	Conversion Conversion
 	// Overlap is how far below the last high-water mark an incremental
 	// scan keeps reading (clock skew, writes committed late); default 1s.
 	Overlap time.Duration
@@ -72,6 +80,9 @@ type Client struct {
 	base string
 	http *httpx.Client
 	log  zerolog.Logger
+
+	// noRoute is set once the server showed it has no conversion route.
+	noRoute atomic.Bool
 
 	// seenCamel records the spelling of the server's last answer (NamingAuto).
 	seenCamel atomic.Int32 // 0 unknown, 1 snake, 2 camel
@@ -102,6 +113,13 @@ func New(o Options) (*Client, error) {
 	}
 	if o.ConvertPath == "" {
 		o.ConvertPath = DefaultConvertPath
+	}
+	switch o.Conversion {
+	case "":
+		o.Conversion = ConversionAuto
+	case ConversionAuto, ConversionOn, ConversionOff:
+	default:
+		return nil, fmt.Errorf("bluerocktel: unknown conversion %q (auto, on or off)", o.Conversion)
 	}
 	if !strings.Contains(o.ConvertPath, "{id}") {
 		return nil, fmt.Errorf("bluerocktel: ConvertPath %q has no {id}", o.ConvertPath)
@@ -488,8 +506,16 @@ func (c *Client) ConvertStage(ctx context.Context, entity, id, toEntity string) 
 		return connectors.Record{}, &connectors.Error{System: System, Op: op, Kind: connectors.Rejected,
 			Message: fmt.Sprintf("BlueRockTel converts prospects to customers only, not %s to %s", entity, toEntity)}
 	}
+	if c.o.Conversion == ConversionOff || c.noRoute.Load() {
+		return connectors.Record{}, c.unsupported(op)
+	}
 	path := strings.ReplaceAll(c.o.ConvertPath, "{id}", url.PathEscape(id))
 	resp, err := c.call(ctx, http.MethodPost, path, nil, map[string]any{}, op)
+	if err != nil && c.o.Conversion == ConversionAuto && missingRoute(err) {
+		c.noRoute.Store(true)
+		c.log.Warn().Str("path", c.o.ConvertPath).Msg("the server has no conversion route: prospects stay prospects (set conversion: off to stop trying, or convert_path)")
+		return connectors.Record{}, c.unsupported(op)
+	}
 	if err != nil {
 		return connectors.Record{}, err
 	}
@@ -513,8 +539,30 @@ func (c *Client) ConvertStage(ctx context.Context, entity, id, toEntity string) 
 	return rec, nil
 }
 
+// unsupported is the error of a conversion the server cannot do.
+func (c *Client) unsupported(op string) error {
+	return &connectors.Error{System: System, Op: op, Kind: connectors.Unsupported,
+		Message: "conversion not supported by this server (no documented prospect -> customer route; see convert_path and conversion)"}
+}
+
+// missingRoute reports whether err is Laravel's answer for a path that has
+// no route at all (404 "The route ... could not be found.", or 405 for a
+// path that exists with other methods), as opposed to a missing record
+// (404 "No query results for model ...").
+func missingRoute(err error) bool {
+	var ce *connectors.Error
+	if !errors.As(err, &ce) {
+		return false
+	}
+	if ce.Status == http.StatusMethodNotAllowed {
+		return true
+	}
+	return ce.Status == http.StatusNotFound && strings.HasPrefix(ce.Message, "The route ") && strings.Contains(ce.Message, "could not be found")
+}
+
 // Find narrows with the API's filters (filter[id], filter[name], or
-// filter[term_match] for an e-mail address or account number) and keeps the
+// filter[term_match] for an account number, never for an e-mail address)
+// and keeps the
 // records that hold every match by the shared rule, connectors.MatchesAll.
 // Without a usable filter it scans the whole collection.
 func (c *Client) Find(ctx context.Context, entity string, match []connectors.Match) ([]connectors.Record, error) {
@@ -551,7 +599,14 @@ func (c *Client) Find(ctx context.Context, entity string, match []connectors.Mat
 		}
 		return false
 	}
-	_ = pick("id", "id") || pick("name", "name") || pick("email_address", "term_match") || pick("customer_account", "term_match")
+	// filter[term_match] is "full-text term match" (seed) and every vendor
+	// example searches an account number (php-sdk README
+	// 'term_match' => 'PR0001'); nothing says it matches a whole e-mail
+	// address, so an e-mail match is never sent to it: without an id, name
+	// or account number to narrow with, Find pages through the collection
+	// and matches locally (ceil(N/per_page) GETs; the engine switches to one
+	// read per run once a page needs many creates). docs/apis.md §3 "Find".
+	_ = pick("id", "id") || pick("name", "name") || pick("customer_account", "term_match")
 	q.Set("sort", "id")
 	q.Set("per_page", strconv.Itoa(c.o.PageSize))
 	var out []connectors.Record

@@ -39,3 +39,14 @@ func spell(snake string, n Naming) string {
 	}
 	return snake
 }
+
+// Conversion is whether the server converts prospects to customers
+// (Options.Conversion).
+type Conversion string
+
+// Conversion settings.
+const (
+	ConversionAuto Conversion = "auto" // try; a missing route turns it off
+	ConversionOn   Conversion = "on"   // always try; a missing route is an error
+	ConversionOff  Conversion = "off"  // never: every conversion is unsupported
+)

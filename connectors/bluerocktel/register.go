@@ -20,8 +20,13 @@ type Config struct {
 	// vendor's PHP SDK), snake (the API docs) or auto.
 	Naming string `yaml:"naming"`
 	// ConvertPath is the prospect -> customer conversion route, with {id}
-	// (default DefaultConvertPath).
+	// (default DefaultConvertPath, a guess: no public material documents one).
 	ConvertPath string `yaml:"convert_path"`
+	// Conversion is whether the server converts prospects: auto (default:
+	// try convert_path; a server without the route makes conversion
+	// unsupported, reported once per run, the records staying prospects),
+	// on (a missing route is a failed write per record) or off (never try).
+	Conversion string `yaml:"conversion"`
 }
 
 // LoginConfig holds BlueRockTel login credentials.
@@ -43,6 +48,11 @@ func (c *Config) Default() {
 	if c.ConvertPath == "" {
 		c.ConvertPath = DefaultConvertPath
 	}
+	if c.Conversion == "" {
+		// auto: the route is undocumented (docs/apis.md §3 "Conversion"),
+		// so neither "it exists" nor "it does not" is the safe guess.
+		c.Conversion = string(ConversionAuto)
+	}
 }
 
 // Check validates the keys; s gives the static token.
@@ -58,6 +68,11 @@ func (c *Config) Check(s connectors.Settings) []connectors.Problem {
 	case NamingSnake, NamingCamel, NamingAuto:
 	default:
 		out = append(out, connectors.Problem{Key: "naming", Msg: fmt.Sprintf("%q is not snake, camel or auto", c.Naming)})
+	}
+	switch Conversion(c.Conversion) {
+	case "", ConversionAuto, ConversionOn, ConversionOff:
+	default:
+		out = append(out, connectors.Problem{Key: "conversion", Msg: fmt.Sprintf("%q is not auto, on or off", c.Conversion)})
 	}
 	if !strings.Contains(c.ConvertPath, "{id}") {
 		out = append(out, connectors.Problem{Key: "convert_path", Msg: fmt.Sprintf("%q has no {id} (expected e.g. %s)", c.ConvertPath, DefaultConvertPath)})
@@ -76,7 +91,8 @@ func Type() connectors.Type {
 			hc := httpx.ForSystem(s, ErrorMessage)
 			opts := Options{BaseURL: s.BaseURL, Token: s.Token.Value(), HTTP: hc,
 				Logger:   s.Logger.With().Str("system", s.Name).Logger(),
-				PageSize: s.PageSize, Overlap: s.Overlap, Naming: Naming(c.Naming), ConvertPath: c.ConvertPath}
+				PageSize: s.PageSize, Overlap: s.Overlap, Naming: Naming(c.Naming), ConvertPath: c.ConvertPath,
+				Conversion: Conversion(c.Conversion)}
 			if c.Login != nil {
 				hc.AddSecret(c.Login.Password.Value())
 				opts.Email, opts.Password = c.Login.Email, c.Login.Password.Value()
@@ -84,8 +100,11 @@ func Type() connectors.Type {
 			return New(opts)
 		},
 		Emulator: connectors.EmulatorType{
-			Addr:   "127.0.0.1:8083",
-			Params: map[string]string{"naming": "field spelling answered and accepted on writes: camel (default, as the vendor's SDK) or snake (the docs)"},
+			Addr: "127.0.0.1:8083",
+			Params: map[string]string{
+				"naming":  "field spelling answered and accepted on writes: camel (default, as the vendor's SDK) or snake (the docs)",
+				"convert": "route: serve POST " + DefaultConvertPath + " (default; undocumented), none: no conversion route",
+			},
 			New: func(o connectors.EmulatorOptions) (http.Handler, error) {
 				eo := emulator.Options{Token: o.Token, Records: o.Records, Faults: o.Faults, PageCap: o.PageCap, SeedTimestamp: o.Ties}
 				for k, v := range o.Params {
@@ -94,8 +113,12 @@ func Type() connectors.Type {
 						eo.Naming = emulator.Naming(v)
 					case k == "naming":
 						return nil, fmt.Errorf("bluerocktel emulator: naming %q is not camel or snake", v)
+					case k == "convert" && (v == "route" || v == "none"):
+						eo.NoConvert = v == "none"
+					case k == "convert":
+						return nil, fmt.Errorf("bluerocktel emulator: convert %q is not route or none", v)
 					default:
-						return nil, fmt.Errorf("bluerocktel emulator: unknown option %q (known: naming)", k)
+						return nil, fmt.Errorf("bluerocktel emulator: unknown option %q (known: naming, convert)", k)
 					}
 				}
 				em := emulator.New(eo)

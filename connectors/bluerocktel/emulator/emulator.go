@@ -75,8 +75,25 @@ type Options struct {
 	// vendor documents. Set 200 to emulate a conventional server.
 	UpdateStatus int
 	// ConvertPath is the prospect -> customer route (POST), with "{id}";
-	// default DefaultConvertPath.
+	// default DefaultConvertPath. The vendor documents no such route
+	// (docs/apis.md §3 "Conversion"), so NoConvert removes it: the path
+	// then answers Laravel's 404 "The route ... could not be found.".
 	ConvertPath string
+	// NoConvert, when true, serves no conversion route at all.
+	NoConvert bool
+	// HiddenFromSales are prospect ids outside the viewable_by_sale scope:
+	// a role-5 (sales) user does not see them in lists and gets 403
+	// "This action is unauthorized." when reading, updating or deleting
+	// one (seed: "role-5 users only see prospects visible to sales
+	// (viewable_by_sale scope)", "Response 403: Forbidden"). Other roles
+	// see every prospect.
+	HiddenFromSales []int64
+	// TermMatchEmail, when true, lets filter[term_match] match e-mail
+	// addresses too. By default it matches the name and the account number
+	// only: every vendor example searches an account number (php-sdk
+	// README "'term_match' => 'PR0001'"), and nothing says a full-text
+	// index covers e-mail addresses, so a client must not rely on it.
+	TermMatchEmail bool
 	// Users are the accounts that can log in with POST /api/login.
 	// Default: one administrator admin@bluerocktel.example / "password".
 	Users []User
@@ -105,7 +122,8 @@ type Emulator struct {
 	clock   *emukit.Clock
 	inj     *emukit.Injector
 	handler http.Handler
-	convert []string // ConvertPath split into segments
+	convert []string       // ConvertPath split into segments; nil: no route
+	hidden  map[int64]bool // prospects outside viewable_by_sale (read-only after New)
 
 	mu           sync.Mutex
 	tables       map[string]*table
@@ -165,6 +183,13 @@ func New(o Options) *Emulator {
 		updateStatus: o.UpdateStatus,
 		tokens:       map[string]*User{},
 		convert:      segments(o.ConvertPath),
+		hidden:       map[int64]bool{},
+	}
+	if o.NoConvert {
+		e.convert = nil
+	}
+	for _, id := range o.HiddenFromSales {
+		e.hidden[id] = true
 	}
 	admin := &User{ID: 1, Name: "API Admin", Email: "admin@bluerocktel.example", Role: 1, Token: o.Token}
 	for i := range o.Users {
@@ -407,7 +432,7 @@ func (e *Emulator) route(w http.ResponseWriter, r *http.Request) {
 		method = http.MethodGet // Laravel answers HEAD on every GET route
 	}
 
-	if id, ok := matchSegments(e.convert, seg); ok {
+	if id, ok := matchSegments(e.convert, seg); ok && e.convert != nil {
 		if !e.allow(w, r, "POST") || !e.authed(w, r) {
 			return
 		}
@@ -458,6 +483,10 @@ func (e *Emulator) route(w http.ResponseWriter, r *http.Request) {
 				return
 			case 4:
 				if !e.allow(w, r, "GET", "PUT", "DELETE") || !e.authed(w, r) {
+					return
+				}
+				if e.forbidden(r, t, seg[3]) {
+					message(w, http.StatusForbidden, "This action is unauthorized.")
 					return
 				}
 				switch method {
@@ -666,6 +695,7 @@ func (e *Emulator) list(w http.ResponseWriter, r *http.Request, t *table) {
 		page = v
 	}
 
+	sales := e.salesOnly(r, t) // before e.mu: user() takes it
 	e.mu.Lock()
 	var tie func(int64) uint64
 	if len(keys) > 0 && !e.o.StableTies && !hasID(keys) {
@@ -675,8 +705,11 @@ func (e *Emulator) list(w http.ResponseWriter, r *http.Request, t *table) {
 		keys = []sortKey{{col: "id"}}
 	}
 	rows := t.ordered(keys, tie)
+	if sales {
+		rows = e.scope(rows)
+	}
 	if len(filters) > 0 {
-		rows = filterRows(rows, filters)
+		rows = filterRows(rows, filters, e.o.TermMatchEmail)
 	}
 	total := len(rows)
 	var items []obj
@@ -718,10 +751,41 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// salesOnly reports whether r is made by a role-5 (sales) user and t is the
+// prospects table, the one the viewable_by_sale scope applies to.
+func (e *Emulator) salesOnly(r *http.Request, t *table) bool {
+	if t.c.Name != Prospects || len(e.hidden) == 0 {
+		return false
+	}
+	u := e.user(r)
+	return u != nil && u.Role == 5
+}
+
+// scope drops the prospects a sales user may not see (viewable_by_sale).
+func (e *Emulator) scope(rows []*row) []*row {
+	out := rows[:0:0]
+	for _, rw := range rows {
+		if !e.hidden[rw.id] {
+			out = append(out, rw)
+		}
+	}
+	return out
+}
+
+// forbidden reports whether the policy refuses r on record id of t: a
+// sales user and a prospect outside viewable_by_sale.
+func (e *Emulator) forbidden(r *http.Request, t *table, id string) bool {
+	if !e.salesOnly(r, t) {
+		return false
+	}
+	n, err := strconv.ParseInt(id, 10, 64)
+	return err == nil && e.hidden[n]
+}
+
 // filterRows applies Spatie filters: name is a partial (LOWER LIKE %v%)
-// filter, id an exact one, term_match a substring match over name, account
-// number and e-mail address.
-func filterRows(rows []*row, f map[string]string) []*row {
+// filter, id an exact one, term_match a substring match over name and
+// account number (and e-mail address when withEmail is set).
+func filterRows(rows []*row, f map[string]string, withEmail bool) []*row {
 	var out []*row
 	name := strings.ToLower(f["name"])
 	term := strings.ToLower(f["term_match"])
@@ -741,7 +805,11 @@ func filterRows(rows []*row, f map[string]string) []*row {
 		}
 		if term != "" {
 			hit := false
-			for _, c := range []string{"name", "customer_account", "email_address"} {
+			cols := []string{"name", "customer_account"}
+			if withEmail {
+				cols = append(cols, "email_address")
+			}
+			for _, c := range cols {
 				if strings.Contains(strings.ToLower(str(r.vals[c])), term) {
 					hit = true
 					break
@@ -996,7 +1064,7 @@ func (e *Emulator) searchCustomers(w http.ResponseWriter, r *http.Request) {
 	t := e.tables[Customers]
 	out := []obj{}
 	if term != "" {
-		for _, rw := range filterRows(t.ordered([]sortKey{{col: "id"}}, nil), map[string]string{"term_match": term}) {
+		for _, rw := range filterRows(t.ordered([]sortKey{{col: "id"}}, nil), map[string]string{"term_match": term}, e.o.TermMatchEmail) {
 			if len(out) == 50 {
 				break
 			}
