@@ -97,6 +97,15 @@ func writeUndelivered(w io.Writer, r *engine.Result, limit int) {
 	}
 }
 
+// writeUnsupported prints, once per target and capability, the records
+// that stay as they are because the target lacks what their write needs
+// (e.g. a BlueRockTel server without a conversion route).
+func writeUnsupported(w io.Writer, r *engine.Result) {
+	for _, u := range r.Unsupported {
+		fmt.Fprintf(w, "  %s cannot do this, %d record(s) stay as they are: %s\n", u.Target, u.Records, oneLine(u.Message))
+	}
+}
+
 func oneLine(s string) string {
 	s = strings.ReplaceAll(s, "\n", " ")
 	if len(s) > 200 {

@@ -93,6 +93,7 @@ func writePlan(w io.Writer, results []*engine.Result) {
 			fmt.Fprintln(w, "  no changes")
 		}
 		writeUndelivered(w, r, 20)
+		writeUnsupported(w, r)
 		for _, t := range targets {
 			chs := byTarget[t]
 			counts := map[engine.Op]int{}

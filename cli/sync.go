@@ -110,5 +110,6 @@ func writeSummary(w io.Writer, results []*engine.Result) {
 		}
 		_ = tw.Flush()
 		writeUndelivered(w, r, 10)
+		writeUnsupported(w, r)
 	}
 }
