@@ -24,35 +24,36 @@ var layers = map[string][]string{
 	"mapping":             {"funnel", "yamlx"},
 	"connectors":          {"connectors/emukit"},
 	"connectors/emukit":   {},
-	"connectors/httpx":    {"connectors"},
+	"connectors/httpx":    {"connectors", "logkey"},
 	"connectors/conntest": {"connectors", "connectors/emukit", "connectors/httpx"},
-	"connectors/*":        {"connectors", "connectors/emukit", "connectors/httpx"},
+	"connectors/*":        {"connectors", "connectors/emukit", "connectors/httpx", "logkey"},
 	"connectors/builtin":  {"connectors", "connectors/*"},
-	"engine":              {"connectors", "funnel", "mapping", "state"},
+	"engine":              {"connectors", "funnel", "mapping", "state", "logkey"},
 	"config":              {"connectors", "connectors/httpx", "engine", "funnel", "yamlx"},
 	"metrics":             {"buildinfo", "engine"},
 	"buildinfo":           {},
+	"logkey":              {},
 	"schema":              {"config", "connectors", "engine", "funnel", "mapping"},
-	"daemon":              {"engine", "state"},
+	"daemon":              {"engine", "state", "logkey"},
 	// Each CRM: an emulator sub-package never imports its client; the
 	// client imports its emulator only to register it (register.go, checked
 	// by each client's imports_test.go); the facts both share live in api.
 	"connectors/tribecrm/api":       {},
 	"connectors/tribecrm/emulator":  {"connectors", "connectors/emukit", "connectors/tribecrm/api"},
-	"connectors/tribecrm":           {"connectors", "connectors/emukit", "connectors/httpx", "connectors/tribecrm/api", "connectors/tribecrm/emulator"},
+	"connectors/tribecrm":           {"connectors", "connectors/emukit", "connectors/httpx", "connectors/tribecrm/api", "connectors/tribecrm/emulator", "logkey"},
 	"connectors/overplane/api":      {},
-	"connectors/overplane":          {"connectors", "connectors/emukit", "connectors/httpx", "connectors/overplane/api", "connectors/overplane/emulator"},
+	"connectors/overplane":          {"connectors", "connectors/emukit", "connectors/httpx", "connectors/overplane/api", "connectors/overplane/emulator", "logkey"},
 	"connectors/overplane/emulator": {"connectors", "connectors/emukit", "connectors/overplane/api"},
 	// The wiring layers name no system type: they loop over the registry.
 	"emulate":         {"connectors", "connectors/emukit"},
 	"emulate/emutest": {"connectors/*", "emulate"}, // tests' typed access to the built-in emulators
 	"app":             {"config", "connectors", "engine", "mapping", "state"},
-	"cli":             {"app", "buildinfo", "config", "connectors", "connectors/builtin", "connectors/emukit", "daemon", "emulate", "engine", "funnel", "mapping", "metrics", "schema", "state"},
+	"cli":             {"app", "buildinfo", "config", "connectors", "connectors/builtin", "connectors/emukit", "daemon", "emulate", "engine", "funnel", "mapping", "metrics", "schema", "state", "logkey"},
 	"":                {"cli", "connectors/builtin"},
 	"e2e":             {}, // tests only; its tests may import anything
 	// BlueRockTel's emulator is a package of its own that never imports the
 	// client; the client imports it only to register it (register.go).
-	"connectors/bluerocktel":          {"connectors", "connectors/emukit", "connectors/httpx", "connectors/bluerocktel/api", "connectors/bluerocktel/emulator"},
+	"connectors/bluerocktel":          {"connectors", "connectors/emukit", "connectors/httpx", "connectors/bluerocktel/api", "connectors/bluerocktel/emulator", "logkey"},
 	"connectors/bluerocktel/api":      {},
 	"connectors/bluerocktel/emulator": {"connectors", "connectors/emukit", "connectors/bluerocktel/api"},
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/crmsync/crmsync/app"
 	"github.com/crmsync/crmsync/engine"
 	"github.com/crmsync/crmsync/funnel"
+	"github.com/crmsync/crmsync/logkey"
 )
 
 func newBackfillCmd(g *globals) *cobra.Command {
@@ -55,7 +56,7 @@ and exits 130.`,
 					return err
 				}
 			} else if resumed, err := a.Engine.BackfillInterrupted(f.Name); err == nil && resumed {
-				log.Info().Str("flow", f.Name).Msg("resuming the interrupted backfill from its last committed page (--restart starts over)")
+				log.Info().Str(logkey.Flow, f.Name).Msg("resuming the interrupted backfill from its last committed page (--restart starts over)")
 			}
 			ctx, stop, finish := handleSignals(cmd.Context(), grace, log, g.env.Stderr)
 			defer finish()
@@ -86,7 +87,7 @@ and exits 130.`,
 						if readLogs++; !p.Done && readLogs%10 != 1 {
 							return // plain logs: the first page, every tenth, and the end
 						}
-						log.Info().Str("flow", f.Name).Str("target", p.Reading).Int("read", p.Read).Bool("done", p.Done).Msg(msg)
+						log.Info().Str(logkey.Flow, f.Name).Str(logkey.Target, p.Reading).Int("read", p.Read).Bool("done", p.Done).Msg(msg)
 					}
 					return
 				}
@@ -104,7 +105,7 @@ and exits 130.`,
 					return
 				}
 				rate := float64(p.Records) / time.Since(started).Seconds()
-				ev := log.Info().Str("flow", f.Name).Int("records", p.Records).Int("pages", p.Pages).Float64("records_per_s", float64(int(rate*10))/10)
+				ev := log.Info().Str(logkey.Flow, f.Name).Int("records", p.Records).Int("pages", p.Pages).Float64("records_per_s", float64(int(rate*10))/10)
 				if p.Total > 0 && rate > 0 && p.Total >= p.Records {
 					// A duration with its unit (eta=1m40s): zerolog's Dur
 					// writes a bare number of milliseconds.

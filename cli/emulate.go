@@ -13,6 +13,7 @@ import (
 
 	"github.com/crmsync/crmsync/connectors/emukit"
 	"github.com/crmsync/crmsync/emulate"
+	"github.com/crmsync/crmsync/logkey"
 )
 
 func newEmulateCmd(g *globals) *cobra.Command {
@@ -70,7 +71,7 @@ edited while a client pages (--edit-during-paging).`,
 				if n, ok := o.Seeds[t.Name]; ok {
 					records = n
 				}
-				log.Info().Str("system", t.Name).Str("url", s.URLs[t.Name]).Int("records", records).Msg("emulator listening")
+				log.Info().Str(logkey.System, t.Name).Str("url", s.URLs[t.Name]).Int("records", records).Msg("emulator listening")
 				if !jsonOut {
 					fmt.Fprintf(g.env.Stdout, "%-11s %s\n", t.Name, s.URLs[t.Name])
 				}

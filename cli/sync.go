@@ -11,6 +11,7 @@ import (
 
 	"github.com/crmsync/crmsync/app"
 	"github.com/crmsync/crmsync/engine"
+	"github.com/crmsync/crmsync/logkey"
 )
 
 func newSyncCmd(g *globals) *cobra.Command {
@@ -50,7 +51,7 @@ signal cancels them at once and exits 130.`,
 				results = append(results, res)
 				if err != nil {
 					failed = true
-					log.Error().Err(err).Str("flow", f.Name).Msg("flow failed")
+					log.Error().Err(err).Str(logkey.Flow, f.Name).Msg("flow failed")
 				}
 			}
 			if err := finish(); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/crmsync/crmsync/engine"
+	"github.com/crmsync/crmsync/logkey"
 	"github.com/crmsync/crmsync/state"
 )
 
@@ -134,7 +135,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return err
 		}
 		jobs = append(jobs, wrapped)
-		log.Info().Str("flow", j.Flow.Name).Str("schedule", j.Schedule).Msg("flow scheduled")
+		log.Info().Str(logkey.Flow, j.Flow.Name).Str("schedule", j.Schedule).Msg("flow scheduled")
 	}
 	var admin *http.Server
 	if d.o.AdminListen != "" {
@@ -208,7 +209,7 @@ func (d *Daemon) runFlow(ctx context.Context, f engine.Flow, stop <-chan struct{
 	default:
 	}
 	if !d.acquire(f.Name) {
-		d.o.Logger.Info().Str("flow", f.Name).Msg("run skipped: the flow is still running")
+		d.o.Logger.Info().Str(logkey.Flow, f.Name).Msg("run skipped: the flow is still running")
 		return
 	}
 	defer d.release(f.Name)
@@ -224,7 +225,7 @@ func (d *Daemon) runFlowHeld(ctx context.Context, f engine.Flow, stop <-chan str
 // logResult records a finished run's error for /readyz, logs its counts
 // and hands it to OnResult.
 func (d *Daemon) logResult(f engine.Flow, res *engine.Result, err error) {
-	log := d.o.Logger.With().Str("flow", f.Name).Logger()
+	log := d.o.Logger.With().Str(logkey.Flow, f.Name).Logger()
 	d.mu.Lock()
 	switch {
 	case res.Mode != engine.ModeSync: // a replay says nothing of the flow's health
@@ -242,7 +243,7 @@ func (d *Daemon) logResult(f engine.Flow, res *engine.Result, err error) {
 		ev = ev.Dict(sys, zerolog.Dict().Int("pulled", c.Pulled).Int("created", c.Created).Int("linked", c.Linked).Int("updated", c.Updated).
 			Int("converted", c.Converted).Int("unchanged", c.Unchanged).Int("skipped", c.Skipped).Int("failed", c.Failed))
 	}
-	ev.Str("mode", string(res.Mode)).Dur("took", res.Finished.Sub(res.Started)).Bool("stopped", res.Stopped).Msg("flow run finished")
+	ev.Str(logkey.Mode, string(res.Mode)).Dur("took", res.Finished.Sub(res.Started)).Bool("stopped", res.Stopped).Msg("flow run finished")
 	if d.o.OnResult != nil {
 		d.o.OnResult(res)
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/logkey"
 	"github.com/crmsync/crmsync/mapping"
 	"github.com/crmsync/crmsync/state"
 )
@@ -82,7 +83,7 @@ func (r *run) apply(tk *task, b *state.Batch) {
 	case tk.op == OpConvert:
 		r.count(name, func(c *Counts) { c.Converted++ })
 	}
-	r.log.Debug().Str("target", name).Str("op", string(tk.op)).Bool("linked", tk.linked).Str("id", got.ID).Str("canonical", g.ID).Msg("written")
+	r.log.Debug().Str(logkey.Target, name).Str(logkey.Op, string(tk.op)).Bool("linked", tk.linked).Str(logkey.TargetID, got.ID).Str(logkey.CanonicalID, g.ID).Msg("written")
 }
 
 // DeadLetterKey is the key of a flow's dead letter for one record (its
@@ -93,14 +94,14 @@ func DeadLetterKey(flow, system, id string) string {
 }
 
 func (r *run) deadLetter(b *state.Batch, system, canonID string, rec connectors.Record, op string, err error, payload map[string]any) {
-	r.log.Warn().Str("system", system).Str("op", op).Str("source_id", rec.ID).Err(err).Msg("record dead-lettered")
+	r.log.Warn().Str(logkey.Target, system).Str(logkey.Op, op).Str(logkey.SourceID, rec.ID).Err(err).Msg("record dead-lettered")
 	r.putDelivery(b, system, canonID, rec, op, err, payload, false)
 }
 
 // owe records a write the target has not taken for a reason of its own: a
 // pending delivery entry, retried by every later run until it lands.
 func (r *run) owe(b *state.Batch, system string, it *item, op Op, err error, payload map[string]any) {
-	r.log.Warn().Str("target", system).Str("op", string(op)).Str("canonical", it.golden.ID).Err(err).Msg("write pending: retried by the next run")
+	r.log.Warn().Str(logkey.Target, system).Str(logkey.Op, string(op)).Str(logkey.CanonicalID, it.golden.ID).Err(err).Msg("write pending: retried by the next run")
 	r.putDelivery(b, system, it.golden.ID, it.native, string(op), err, payload, true)
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/funnel"
+	"github.com/crmsync/crmsync/logkey"
 	"github.com/crmsync/crmsync/state"
 )
 
@@ -212,7 +213,7 @@ func (e *Engine) newRun(f Flow, ro RunOptions, res *Result) (*run, error) {
 		return nil, fmt.Errorf("flow %s: unknown source system %q", f.Name, f.Source)
 	}
 	r := &run{e: e, f: f, ro: ro, res: res, src: src, plan: ro.Mode == ModePlan,
-		log:     e.o.Logger.With().Str("flow", f.Name).Str("mode", string(ro.Mode)).Logger(),
+		log:     e.o.Logger.With().Str(logkey.Flow, f.Name).Str(logkey.Mode, string(ro.Mode)).Logger(),
 		pending: map[string]map[string]bool{}, planned: map[string]*funnel.Record{}, plannedKeys: map[string]string{}, failedRun: map[string]string{}}
 	res.counts(src.Name)
 	for _, t := range f.Targets {

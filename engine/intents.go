@@ -7,6 +7,7 @@ import (
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/funnel"
+	"github.com/crmsync/crmsync/logkey"
 	"github.com/crmsync/crmsync/mapping"
 	"github.com/crmsync/crmsync/state"
 )
@@ -94,7 +95,7 @@ func (r *run) recoverTarget(ctx context.Context, t *targetSys, ins []state.Inten
 		// An index read before the lost answers would not hold their records.
 		t.index, t.creates = nil, len(tasks)
 		t.imu.Unlock()
-		r.log.Info().Str("target", t.Name).Int("intents", len(tasks)).Msg("resolving creates whose outcome is unknown")
+		r.log.Info().Str(logkey.Target, t.Name).Int("intents", len(tasks)).Msg("resolving creates whose outcome is unknown")
 	}
 	fatal := r.execute(ctx, tasks)
 	for _, tk := range tasks {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/funnel"
+	"github.com/crmsync/crmsync/logkey"
 	"github.com/crmsync/crmsync/mapping"
 )
 
@@ -124,7 +125,7 @@ func (r *run) findExisting(ctx context.Context, tk *task, want *funnel.Record, e
 		case len(taken) > 0:
 			// Every candidate is already the twin of another record: none
 			// is ours. Try the next key (and create when none finds one).
-			r.log.Debug().Str("target", tk.t.Name).Str("key", key).Strs("taken", taken).Msg("match candidates belong to other records")
+			r.log.Debug().Str(logkey.Target, tk.t.Name).Str(logkey.MatchKey, key).Strs("taken", taken).Msg("match candidates belong to other records")
 		}
 	}
 	return nil, nil
@@ -269,7 +270,7 @@ func (r *run) indexFor(ctx context.Context, t *targetSys) (*matchIndex, error) {
 			break
 		}
 	}
-	r.log.Info().Str("target", t.Name).Int("records", n).Msg("read the target once to match records before creating them")
+	r.log.Info().Str(logkey.Target, t.Name).Int("records", n).Msg("read the target once to match records before creating them")
 	t.index = ix
 	return ix, nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/funnel"
+	"github.com/crmsync/crmsync/logkey"
 )
 
 // merge folds one system's view of a record into its golden record, field
@@ -57,7 +58,7 @@ func (r *run) merge(g, view *funnel.Record, sys *System, at time.Time, lastView 
 		}
 		if name == funnel.FieldStage && has && gHas && !r.f.AllowStageBack {
 			if funnel.Stage(fmt.Sprint(nv)).Before(funnel.Stage(fmt.Sprint(cur))) {
-				r.log.Debug().Str("canonical", g.ID).Str("from", fmt.Sprint(cur)).Str("to", fmt.Sprint(nv)).Str("system", sys.Name).Msg("stage step back ignored (allow_stage_back is off)")
+				r.log.Debug().Str(logkey.CanonicalID, g.ID).Str("from", fmt.Sprint(cur)).Str("to", fmt.Sprint(nv)).Str(logkey.System, sys.Name).Msg("stage step back ignored (allow_stage_back is off)")
 				continue
 			}
 		}

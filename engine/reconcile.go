@@ -9,6 +9,7 @@ import (
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/funnel"
+	"github.com/crmsync/crmsync/logkey"
 	"github.com/crmsync/crmsync/state"
 )
 
@@ -188,7 +189,7 @@ func (r *run) propagateDelete(ctx context.Context, srcKey, canonID string, b *st
 			}
 			diff := DiffPayload(fp.Payload, out.Fields)
 			if len(diff) == 0 {
-				r.log.Info().Str("target", t.Name).Str("id", tid).Msg("close policy: nothing to write (already closed, or the target's mapping carries neither closed nor active)")
+				r.log.Info().Str(logkey.Target, t.Name).Str(logkey.TargetID, tid).Msg("close policy: nothing to write (already closed, or the target's mapping carries neither closed nor active)")
 				r.count(t.Name, func(c *Counts) { c.Skipped++ })
 				continue
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/logkey"
 	"github.com/crmsync/crmsync/state"
 )
 
@@ -53,7 +54,7 @@ func (r *run) retryDeadLetters(ctx context.Context, key string) error {
 		rec, err := r.src.Conn.Get(ctx, d.SourceEntity, d.SourceID)
 		switch {
 		case connectors.IsNotFound(err):
-			r.log.Info().Str("key", d.Key).Msg("dead letter's source record no longer exists: dropped")
+			r.log.Info().Str(logkey.DeadLetterKey, d.Key).Msg("dead letter's source record no longer exists: dropped")
 			if !r.plan {
 				b.DeleteDeadLetter(d.Key)
 			}
@@ -63,7 +64,7 @@ func (r *run) retryDeadLetters(ctx context.Context, key string) error {
 		case err != nil:
 			// The source refuses this one record: keep the dead letter and
 			// go on with the others.
-			r.log.Warn().Err(err).Str("key", d.Key).Msg("dead letter's source record cannot be read: kept, retried next run")
+			r.log.Warn().Err(err).Str(logkey.DeadLetterKey, d.Key).Msg("dead letter's source record cannot be read: kept, retried next run")
 			continue
 		}
 		recs = append(recs, rec)

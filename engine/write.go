@@ -8,6 +8,7 @@ import (
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/funnel"
+	"github.com/crmsync/crmsync/logkey"
 	"github.com/crmsync/crmsync/mapping"
 	"github.com/crmsync/crmsync/state"
 )
@@ -54,7 +55,7 @@ func (r *run) execute(ctx context.Context, tasks []*task) error {
 				tk.t.fails++
 				if tk.t.fails >= downAfter && tk.t.down == nil {
 					tk.t.down = tk.err
-					r.log.Warn().Err(tk.err).Str("target", tk.t.Name).Msg("target unavailable: its remaining writes in this run are kept pending")
+					r.log.Warn().Err(tk.err).Str(logkey.Target, tk.t.Name).Msg("target unavailable: its remaining writes in this run are kept pending")
 				}
 			}
 		}(tk)
@@ -238,7 +239,7 @@ func (r *run) convert(ctx context.Context, tk *task) (connectors.Record, error) 
 	if ferr != nil || found == nil || found.Entity != tk.out.Entity {
 		return c, err
 	}
-	r.log.Info().Str("target", tk.t.Name).Str("id", found.ID).Msg("stage conversion had happened: linked to the converted record")
+	r.log.Info().Str(logkey.Target, tk.t.Name).Str(logkey.TargetID, found.ID).Msg("stage conversion had happened: linked to the converted record")
 	return *found, nil
 }
 
@@ -261,7 +262,7 @@ func (r *run) unsupported(target string, err error) {
 		}
 	}
 	r.res.Unsupported = append(r.res.Unsupported, Unsupported{Target: target, Message: msg, Records: 1})
-	r.log.Warn().Str("target", target).Str("capability", msg).Msg("the target lacks a capability: the records that need it stay as they are (counted in the run's result)")
+	r.log.Warn().Str(logkey.Target, target).Str("capability", msg).Msg("the target lacks a capability: the records that need it stay as they are (counted in the run's result)")
 }
 
 // create sends (or, in a plan, records) a create.
@@ -336,6 +337,6 @@ func (r *run) checkTarget(ctx context.Context, tk *task) error {
 	tk.diff = DiffPayload(base, out.Fields)
 	tk.prev = &state.Fingerprint{Entity: cur.Entity, Payload: base, Hash: view.Fingerprint(), At: cur.UpdatedAt}
 	tk.noEcho = changed
-	r.log.Debug().Str("target", tk.t.Name).Str("id", tk.prevID).Bool("merged", changed).Msg("target changed since last sync: merged before writing")
+	r.log.Debug().Str(logkey.Target, tk.t.Name).Str(logkey.TargetID, tk.prevID).Bool("merged", changed).Msg("target changed since last sync: merged before writing")
 	return nil
 }

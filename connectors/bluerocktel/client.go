@@ -18,6 +18,7 @@ import (
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/httpx"
+	"github.com/crmsync/crmsync/logkey"
 )
 
 // System is the connector's system name.
@@ -143,7 +144,7 @@ func New(o Options) (*Client, error) {
 	}
 	o.HTTP.AddSecret(o.Token)
 	o.HTTP.AddSecret(o.Password)
-	c := &Client{o: o, base: base, http: o.HTTP, log: o.Logger.With().Str("system", System).Logger()}
+	c := &Client{o: o, base: base, http: o.HTTP, log: o.Logger.With().Str(logkey.Connector, System).Logger()}
 	if o.Email == "" || o.Password == "" {
 		c.token = o.Token
 	}
@@ -215,7 +216,7 @@ func (c *Client) callChecked(ctx context.Context, method, path string, q url.Val
 		resp, err := c.http.Do(ctx, req)
 		var ce *connectors.Error
 		if err != nil && attempt == 0 && c.canLogin() && errors.As(err, &ce) && ce.Status == http.StatusUnauthorized {
-			c.log.Info().Str("op", op).Msg("token rejected; logging in again")
+			c.log.Info().Str(logkey.Op, op).Msg("token rejected; logging in again")
 			c.dropToken(tok)
 			continue
 		}

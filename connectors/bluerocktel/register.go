@@ -9,6 +9,7 @@ import (
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/bluerocktel/emulator"
 	"github.com/crmsync/crmsync/connectors/httpx"
+	"github.com/crmsync/crmsync/logkey"
 )
 
 // Config is the BlueRockTel-only keys of a system (type: bluerocktel).
@@ -90,7 +91,7 @@ func Type() connectors.Type {
 			c := o.(*Config)
 			hc := httpx.ForSystem(s, ErrorMessage)
 			opts := Options{BaseURL: s.BaseURL, Token: s.Token.Value(), HTTP: hc,
-				Logger:   s.Logger.With().Str("system", s.Name).Logger(),
+				Logger:   s.Logger.With().Str(logkey.System, s.Name).Logger(),
 				PageSize: s.PageSize, Overlap: s.Overlap, Naming: Naming(c.Naming), ConvertPath: c.ConvertPath,
 				Conversion: Conversion(c.Conversion)}
 			if c.Login != nil {

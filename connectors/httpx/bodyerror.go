@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/logkey"
 )
 
 // Do sends req and returns the 2xx response, or a *connectors.Error.
@@ -45,7 +46,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 			return nil, ce
 		}
 		wait := c.backoff(c.opts.RetryWaitMin, c.opts.RetryWaitMax, attempt, nil)
-		c.opts.Logger.Debug().Str("system", c.opts.System).Str("op", ce.Op).Dur("wait", wait).Msg("2xx reply is not what was asked for; sending the request again")
+		c.opts.Logger.Debug().Str(logkey.System, c.opts.System).Str(logkey.Op, ce.Op).Dur("wait", wait).Msg("2xx reply is not what was asked for; sending the request again")
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:

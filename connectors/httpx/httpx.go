@@ -50,6 +50,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/logkey"
 )
 
 // Options configures a Client. Zero values take the defaults noted.
@@ -139,7 +140,7 @@ func New(o Options) *Client {
 		t.MaxIdleConnsPerHost = 64
 		base = t
 	}
-	log := o.Logger.With().Str("system", o.System).Logger()
+	log := o.Logger.With().Str(logkey.System, o.System).Logger()
 	gate := &gateTransport{next: base, pause: &pause{}, retryWaitMin: o.RetryWaitMin, maxPause: o.RetryAfterMax, log: log}
 	if o.RateLimit > 0 {
 		burst := o.Burst

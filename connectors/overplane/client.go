@@ -14,6 +14,7 @@ import (
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/httpx"
+	"github.com/crmsync/crmsync/logkey"
 )
 
 // System is the connector's system name.
@@ -82,7 +83,7 @@ func New(o Options) (*Client, error) {
 	o.HTTP.AddSecret(o.Token)
 	c := &Client{
 		base: base, token: o.Token, http: o.HTTP,
-		log:        o.Logger.With().Str("system", System).Logger(),
+		log:        o.Logger.With().Str(logkey.Connector, System).Logger(),
 		pageSize:   o.PageSize,
 		overlap:    o.Overlap,
 		noChildren: o.NoChildren,
@@ -295,7 +296,7 @@ func (c *Client) Create(ctx context.Context, rec connectors.Record) (connectors.
 func (c *Client) afterCreate(ctx context.Context, id string, err error) error {
 	if connectors.IsRejected(err) {
 		if _, derr := c.do(ctx, http.MethodDelete, prospectPath+"/"+url.PathEscape(id), nil, nil); derr != nil {
-			c.log.Warn().Str("id", id).Err(derr).Msg("could not roll back a prospect whose child rows were refused")
+			c.log.Warn().Str(logkey.RecordID, id).Err(derr).Msg("could not roll back a prospect whose child rows were refused")
 		}
 		return err
 	}

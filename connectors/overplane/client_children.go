@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/logkey"
 )
 
 // childInput is what a caller asked for one child table in Create or Update.
@@ -192,7 +193,7 @@ func (c *Client) attachAll(ctx context.Context, recs []connectors.Record) ([]con
 	out := recs[:0:0]
 	for i, r := range recs {
 		if gone[i] {
-			c.log.Debug().Str("id", r.ID).Msg("prospect deleted while reading its child rows; skipped")
+			c.log.Debug().Str(logkey.RecordID, r.ID).Msg("prospect deleted while reading its child rows; skipped")
 			continue
 		}
 		out = append(out, r)

@@ -7,6 +7,7 @@ import (
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/httpx"
 	"github.com/crmsync/crmsync/connectors/overplane/emulator"
+	"github.com/crmsync/crmsync/logkey"
 )
 
 // Config is the Overplane-only keys of a system (type: overplane): none
@@ -35,7 +36,7 @@ func Type() connectors.Type {
 			// when the mapping uses them.
 			children := s.UsesNative == nil || s.UsesNative("leads") || s.UsesNative("opportunities")
 			return New(Options{BaseURL: s.BaseURL, Token: s.Token.Value(), HTTP: httpx.ForSystem(s, ErrorMessage),
-				Logger: s.Logger.With().Str("system", s.Name).Logger(), NoChildren: !children, PageSize: s.PageSize})
+				Logger: s.Logger.With().Str(logkey.System, s.Name).Logger(), NoChildren: !children, PageSize: s.PageSize})
 		},
 		Emulator: connectors.EmulatorType{
 			Addr: "127.0.0.1:8082",

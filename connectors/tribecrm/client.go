@@ -17,6 +17,7 @@ import (
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/httpx"
+	"github.com/crmsync/crmsync/logkey"
 )
 
 // Options for the client. New does no network I/O.
@@ -143,7 +144,7 @@ func New(o Options) (*Client, error) {
 	c := &Client{
 		root:     base + "/v1/odata",
 		http:     o.HTTP,
-		log:      o.Logger.With().Str("system", System).Logger(),
+		log:      o.Logger.With().Str(logkey.Connector, System).Logger(),
 		static:   o.Token,
 		pageSize: o.PageSize,
 		overlap:  o.Overlap,
@@ -307,7 +308,7 @@ func (c *Client) doHeader(ctx context.Context, method, rawURL, op string, body a
 	resp, used, err := send("")
 	var ce *connectors.Error
 	if c.tokens != nil && used != "" && errors.As(err, &ce) && ce.Status == http.StatusUnauthorized {
-		c.log.Debug().Str("op", op).Msg("access token refused; fetching a new one")
+		c.log.Debug().Str(logkey.Op, op).Msg("access token refused; fetching a new one")
 		resp, _, err = send(used)
 	}
 	return resp, err

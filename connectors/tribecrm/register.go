@@ -11,6 +11,7 @@ import (
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/httpx"
 	"github.com/crmsync/crmsync/connectors/tribecrm/emulator"
+	"github.com/crmsync/crmsync/logkey"
 )
 
 // Config is the TribeCRM-only keys of a system (type: tribecrm).
@@ -90,7 +91,7 @@ func Type() connectors.Type {
 			c := o.(*Config)
 			hc := httpx.ForSystem(s, ErrorMessage)
 			opts := Options{BaseURL: s.BaseURL, Token: s.Token.Value(), HTTP: hc,
-				Logger:   s.Logger.With().Str("system", s.Name).Logger(),
+				Logger:   s.Logger.With().Str(logkey.System, s.Name).Logger(),
 				PageSize: s.PageSize, Overlap: s.Overlap,
 				UpgradeField: c.UpgradeField, Stages: c.Stages, UpdateMethod: c.UpdateMethod,
 				SkipRelations: c.WatchRelations != nil && !*c.WatchRelations}
