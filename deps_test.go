@@ -20,6 +20,7 @@ const module = "github.com/crmsync/crmsync"
 var layers = map[string][]string{
 	"funnel":              {},
 	"yamlx":               {},
+	"yamlx/yamltest":      {}, // golden messages for broken files; tests only
 	"state":               {"funnel"},
 	"mapping":             {"funnel", "yamlx"},
 	"connectors":          {"connectors/emukit"},

@@ -353,6 +353,10 @@ var envRe = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
 func expandNode(n *yaml.Node, lookup func(string) (string, bool), fail func(int, string)) {
 	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+		if rest := envRe.ReplaceAllString(n.Value, ""); strings.Contains(rest, "${") {
+			fail(n.Line, fmt.Sprintf("%q is not a ${VAR} reference (expected ${NAME} or ${NAME:-default}, NAME of letters, digits and _)", rest[strings.Index(rest, "${"):]))
+			return
+		}
 		n.Value = envRe.ReplaceAllStringFunc(n.Value, func(m string) string {
 			sm := envRe.FindStringSubmatch(m)
 			if v, ok := lookup(sm[1]); ok && v != "" {
@@ -556,10 +560,13 @@ func (c *Config) validate(pos posIndex, types *connectors.Registry) Errors {
 	if c.ShutdownGrace <= 0 {
 		v.add(c.graceLine, "shutdown_grace %s must be positive (expected e.g. 10s; it bounds how long a stop waits for the page in hand)", c.ShutdownGrace)
 	}
-	if len(c.Systems) < 2 {
+	if len(c.Systems) < 2 && !wrongKind(pos.value("systems"), yaml.MappingNode) {
 		v.add(pos.line("systems"), "%d system(s) configured; a sync needs at least two (expected a systems: section naming a source and a target)", len(c.Systems))
 	}
 	for _, n := range v.names {
+		if !nameRe.MatchString(n) {
+			v.add(v.c.Systems[n].line, "system name %q may hold only letters, digits, - and _ (expected e.g. %q; it names the system in state keys, metrics and logs)", n, notNameRe.ReplaceAllString(n, "_"))
+		}
 		v.validateSystem(n)
 	}
 	v.validateFlows()
@@ -654,7 +661,9 @@ func (v *validator) validateSystem(n string) {
 // validateConnection checks type and base_url.
 func (v *validator) validateConnection(n string) {
 	s := v.c.Systems[n]
-	if _, ok := v.types.Lookup(s.Type); !ok {
+	if s.Type == "" {
+		v.add(s.line, "systems.%s.type is missing (expected one of %s)", n, strings.Join(v.types.Names(), ", "))
+	} else if _, ok := v.types.Lookup(s.Type); !ok {
 		v.add(v.sysLine(n, "type"), "systems.%s.type %q is not one of %s", n, s.Type, strings.Join(v.types.Names(), ", "))
 	}
 	if s.BaseURL == "" {
@@ -692,7 +701,7 @@ func (v *validator) validateLimits(n string) {
 		v.add(v.sysLine(n, "page_size"), "systems.%s.page_size %d is out of range (expected 1..%d; leave it out for %d)", n, s.PageSize, connectors.MaxPageSize, connectors.DefaultPageSize)
 	}
 	if s.RateLimit < 0 {
-		v.add(v.sysLine(n, "rate_limit"), "systems.%s.rate_limit must not be negative", n)
+		v.add(v.sysLine(n, "rate_limit"), "systems.%s.rate_limit %g must not be negative (expected 0 for no limit, or requests per second)", n, s.RateLimit)
 	}
 }
 
@@ -718,9 +727,28 @@ func (v *validator) validateHTTP(n string) {
 	}
 }
 
+// nameRe is what a system's or a flow's name may be: it is part of state
+// keys, dead-letter keys, metric labels and console URLs.
+var nameRe, notNameRe = regexp.MustCompile(`^[A-Za-z0-9_-]+$`), regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+
+// wrongKind reports a value that is set but is not of kind want: its decode
+// error is reported already, and "nothing configured" would be a second,
+// false problem.
+func wrongKind(n *yaml.Node, want yaml.Kind) bool {
+	return n != nil && n.Tag != "!!null" && n.Kind != want
+}
+
+// expectSystems ends a "not a configured system" message.
+func (v *validator) expectSystems() string {
+	if len(v.names) == 0 {
+		return "no systems are configured"
+	}
+	return "expected one of: " + strings.Join(v.names, ", ")
+}
+
 // validateFlows checks every flow, and that there is one.
 func (v *validator) validateFlows() {
-	if len(v.c.Flows) == 0 {
+	if len(v.c.Flows) == 0 && !wrongKind(v.pos.value("flows"), yaml.SequenceNode) {
 		// At the flows key when there is one: a flows value that did not
 		// decode is reported there already, once.
 		v.add(v.pos.keyLine("flows"), "no flows configured (expected a flows: list)")
@@ -742,13 +770,15 @@ func (v *validator) validateFlow(i int, seen map[string]int, parser cron.Parser)
 	f := v.c.Flows[i]
 	if f.Name == "" {
 		v.add(f.line, "flows[%d] has no name", i)
+	} else if !nameRe.MatchString(f.Name) {
+		v.add(v.flowLine(i, "name"), "flow name %q may hold only letters, digits, - and _ (it names the flow in state keys, metrics and the console's URLs)", f.Name)
 	} else if prev, dup := seen[f.Name]; dup {
 		v.add(v.flowLine(i, "name"), "flow name %q is used twice (first at line %d)", f.Name, prev)
 	} else {
 		seen[f.Name] = v.flowLine(i, "name")
 	}
 	if _, ok := v.c.Systems[f.Source]; !ok {
-		v.add(v.flowLine(i, "source"), "flows[%d].source %q is not a configured system (expected one of: %s)", i, f.Source, strings.Join(v.names, ", "))
+		v.add(v.flowLine(i, "source"), "flows[%d].source %q is not a configured system (%s)", i, f.Source, v.expectSystems())
 	}
 	v.validateTargets(i)
 	if _, err := parser.Parse(f.Schedule); err != nil {
@@ -772,8 +802,8 @@ func (v *validator) validateFlow(i int, seen map[string]int, parser cron.Parser)
 // than the source, listed once, with a valid filter.
 func (v *validator) validateTargets(i int) {
 	f := v.c.Flows[i]
-	if len(f.Targets) == 0 {
-		v.add(f.line, "flow %q has no targets", f.Name)
+	if len(f.Targets) == 0 && !wrongKind(v.pos.value("flows", strconv.Itoa(i), "targets"), yaml.SequenceNode) {
+		v.add(f.line, "flow %q has no targets (expected targets: [{system: NAME}])", f.Name)
 	}
 	tseen := map[string]bool{}
 	for j, t := range f.Targets {
@@ -784,7 +814,7 @@ func (v *validator) validateTargets(i int) {
 		}
 		at := v.flowLine(i, "targets", tj, "system")
 		if _, ok := v.c.Systems[t.System]; !ok {
-			v.add(at, "flows[%d].targets[%d].system %q is not a configured system (expected one of: %s)", i, j, t.System, strings.Join(v.names, ", "))
+			v.add(at, "flows[%d].targets[%d].system %q is not a configured system (%s)", i, j, t.System, v.expectSystems())
 		}
 		if t.System == f.Source {
 			v.add(at, "flow %q targets its own source %q", f.Name, t.System)

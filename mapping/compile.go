@@ -151,7 +151,7 @@ var reSystem = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
 func compile(file string, t *fileTree, c *errs) *Mapping {
 	m := &Mapping{System: t.system, File: file, rulesLine: max(t.rulesLine, 1)}
 	switch {
-	case !t.hasSystem:
+	case !t.hasSystem && !t.misspelt["system"]:
 		c.add(max(t.line, 1), "the key system is missing; expected the system name, e.g. system: tribecrm")
 	case t.systemBad:
 		// Not text: reported by yamlx.
@@ -160,9 +160,12 @@ func compile(file string, t *fileTree, c *errs) *Mapping {
 	case !reSystem.MatchString(t.system):
 		c.add(t.systemLine, "system %q is not a valid system name; expected lower-case letters, digits, - or _, as the connector names it (e.g. tribecrm)", t.system)
 	}
-	if !t.hasRules {
+	switch {
+	case t.misspelt["rules"] && !t.hasRules:
+		// The misspelt key's "did you mean" says it.
+	case !t.hasRules:
 		c.add(max(t.line, 1), "the key rules is missing; expected a list of rules")
-	} else if t.ruleItems == 0 {
+	case t.ruleItems == 0:
 		c.add(t.rulesLine, "rules is empty; expected at least one rule")
 	}
 
@@ -382,7 +385,7 @@ func (b *ruleBuild) checkOwnerAndRequired() {
 	if b.r.hasDefault {
 		b.bad(b.rt.lineOf("required"), "required and default exclude each other: with a default the value is never missing (remove one)")
 	}
-	if !b.hasNative {
+	if !b.hasNative && (b.hasCanon || b.hasValues) { // else the rule maps nothing, reported
 		b.bad(b.rt.lineOf("required"), "required needs native: it says the native field must hold a value")
 	}
 }
@@ -432,7 +435,7 @@ func (b *ruleBuild) compileType() {
 // checkTypeFits checks that a type the rule names fits its native field
 // (@entity is text) and its canonical field.
 func (b *ruleBuild) checkTypeFits() {
-	if !b.typeGiven {
+	if !b.typeGiven || (b.hasValues && b.hasCanon) { // the shape is reported
 		return
 	}
 	r := b.r

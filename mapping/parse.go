@@ -154,6 +154,10 @@ type fileTree struct {
 	hasRules   bool
 	ruleItems  int // items under rules (-1: rules is not a list)
 	rules      []*ruleTree
+	// misspelt holds system and rules when a top-level key looks like a
+	// misspelling of them: its "did you mean" says it, so "the key is
+	// missing" would be a second, false problem.
+	misspelt map[string]bool
 }
 
 // ruleTree is one rule: its decoded content plus the lines of its keys.
@@ -238,6 +242,12 @@ func walkFile(root *yaml.Node, c *errs) *fileTree {
 					if rt := walkRule(j, item, c); rt != nil {
 						t.rules = append(t.rules, rt)
 					}
+				}
+			}
+		default:
+			for _, want := range []string{"system", "rules"} {
+				if yamlx.DidYouMean(k.Value, []string{want}) != "" {
+					t.misspelt = map[string]bool{want: true}
 				}
 			}
 		}
