@@ -154,6 +154,8 @@ type Type struct {
 	New func(ctx context.Context, s Settings, o Options) (Connector, error)
 	// Emulator starts the type's emulator.
 	Emulator EmulatorType
+	// Webhooks is set when the type's system pushes change events.
+	Webhooks *Webhooks
 }
 
 // Registry is the set of system types a build knows. It is built once (see
