@@ -30,12 +30,13 @@ var layers = map[string][]string{
 	"connectors/*":        {"connectors", "connectors/emukit", "connectors/httpx", "logkey"},
 	"connectors/builtin":  {"connectors", "connectors/*"},
 	"engine":              {"connectors", "funnel", "mapping", "state", "logkey"},
-	"config":              {"connectors", "connectors/httpx", "engine", "funnel", "yamlx"},
+	"config":              {"connectors", "connectors/httpx", "engine", "funnel", "webhook", "yamlx"},
 	"metrics":             {"buildinfo", "engine"},
 	"buildinfo":           {},
 	"logkey":              {},
 	"schema":              {"config", "connectors", "engine", "funnel", "mapping"},
-	"daemon":              {"engine", "state", "logkey"},
+	"daemon":              {"engine", "state", "logkey", "webhook"},
+	"webhook":             {"connectors", "logkey"},
 	// Each CRM: an emulator sub-package never imports its client; the
 	// client imports its emulator only to register it (register.go, checked
 	// by each client's imports_test.go); the facts both share live in api.
@@ -48,7 +49,7 @@ var layers = map[string][]string{
 	// The wiring layers name no system type: they loop over the registry.
 	"emulate":         {"connectors", "connectors/emukit"},
 	"emulate/emutest": {"connectors/*", "emulate"}, // tests' typed access to the built-in emulators
-	"app":             {"config", "connectors", "engine", "mapping", "state"},
+	"app":             {"config", "connectors", "engine", "mapping", "state", "webhook"},
 	"cli":             {"app", "buildinfo", "config", "connectors", "connectors/builtin", "connectors/emukit", "daemon", "emulate", "engine", "funnel", "mapping", "metrics", "schema", "state", "logkey"},
 	"":                {"cli", "connectors/builtin"},
 	"e2e":             {}, // tests only; its tests may import anything

@@ -85,6 +85,9 @@ signal cancels them at once and exits 130.`,
 			do := daemon.Options{Engine: a.Engine, Store: a.Store, Jobs: jobs, Parser: config.ScheduleParser(),
 				Logger: log, AdminListen: listen, Metrics: m.Handler(), RunAtStart: !noStartRun, ShutdownGrace: grace, RunContext: runCtx,
 				Version: buildinfo.Read().String(), AdminToken: a.Cfg.Admin.Token.Value()}
+			if rcv := a.Webhooks(flows, log, m.Webhook); rcv != nil {
+				do.Webhooks, do.WebhookListen = rcv, cfg.Webhooks.Listen
+			}
 			if jsonOut {
 				do.OnResult = jsonLines(g.env.Stdout)
 			}

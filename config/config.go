@@ -34,6 +34,8 @@ type Config struct {
 	State string `yaml:"state"`
 	Log   Log    `yaml:"log"`
 	Admin Admin  `yaml:"admin"`
+	// Webhooks configures the receiver of change events in `crmsync run`.
+	Webhooks Webhooks `yaml:"webhooks"`
 	// ShutdownGrace is how long a stop (SIGTERM, SIGINT) waits for the page
 	// in hand to finish and commit before its requests are cancelled
 	// (default DefaultShutdownGrace).
@@ -71,6 +73,27 @@ type Admin struct {
 	Token Secret `yaml:"token"`
 }
 
+// Webhooks configures the webhook receiver (package webhook). Zero values
+// take the receiver's defaults (webhook.DefaultDebounce, ...).
+type Webhooks struct {
+	// Listen is the receiver's own host:port ("" disables it); it may face
+	// the internet behind a TLS proxy, unlike admin.listen.
+	Listen string `yaml:"listen"`
+	// PublicURL is the address the vendors deliver to (the proxy's), used
+	// by `crmsync webhooks register`; deliveries go to PublicURL +
+	// /webhooks/<system>.
+	PublicURL string `yaml:"public_url"`
+	// Secret signs POST /hooks/<flow> (HMAC-SHA-256); "" leaves that
+	// route off.
+	Secret    Secret        `yaml:"secret"`
+	Debounce  time.Duration `yaml:"debounce"`
+	MaxBody   int64         `yaml:"max_body"`   // bytes
+	Queue     int           `yaml:"queue"`      // events waiting, at most
+	RateLimit float64       `yaml:"rate_limit"` // events per second per source
+	Burst     int           `yaml:"burst"`
+	MaxSkew   time.Duration `yaml:"max_skew"` // generic hook's timestamp tolerance
+}
+
 // MinAdminToken is the shortest admin.token accepted.
 const MinAdminToken = 16
 
@@ -88,6 +111,9 @@ type System struct {
 	Retries       int           `yaml:"retries"`         // 0: httpx.DefaultRetries
 	RetryAfterMax time.Duration `yaml:"retry_after_max"` // 0: httpx.DefaultRetryAfterMax
 	Overlap       time.Duration `yaml:"overlap"`         // cursor overlap window re-read on each pull; 0: connectors.DefaultOverlap
+	// WebhookSecret verifies the vendor's webhook deliveries for this
+	// system (types that push events only).
+	WebhookSecret Secret `yaml:"webhook_secret"`
 
 	// Options are the keys of the system's type (tribecrm.Config, ...):
 	// decoded, defaulted and checked by the type's own code.
@@ -570,6 +596,7 @@ func (c *Config) validate(pos posIndex, types *connectors.Registry) Errors {
 		v.validateSystem(n)
 	}
 	v.validateFlows()
+	v.validateWebhooks()
 	sort.SliceStable(v.errs, func(a, b int) bool { return v.errs[a].Line < v.errs[b].Line })
 	return v.errs
 }
@@ -622,12 +649,15 @@ func (v *validator) validateAdmin() {
 	if t := v.c.Admin.Token.Value(); t != "" && len(t) < MinAdminToken {
 		v.add(v.pos.line("admin", "token"), "admin.token is %d characters long; use at least %d (e.g. the output of `openssl rand -hex 16`), or leave it out to keep the console's changing actions off", len(t), MinAdminToken)
 	}
-	l := v.c.Admin.Listen
+	v.validateListen("admin.listen", v.c.Admin.Listen, v.pos.line("admin", "listen"), "127.0.0.1:9090")
+}
+
+// validateListen checks a host:port to listen on ("" is off).
+func (v *validator) validateListen(key, l string, line int, example string) {
 	if l == "" {
 		return
 	}
-	const expected = `(expected e.g. 127.0.0.1:9090, or "" to disable the endpoint)`
-	line := v.pos.line("admin", "listen")
+	expected := `(expected e.g. ` + example + `, or "" to disable the endpoint)`
 	host, port, err := net.SplitHostPort(l)
 	if err != nil {
 		why := err.Error()
@@ -635,14 +665,14 @@ func (v *validator) validateAdmin() {
 		if errors.As(err, &ae) {
 			why = ae.Err
 		}
-		v.add(line, "admin.listen %q is not host:port: %s %s", l, why, expected)
+		v.add(line, "%s %q is not host:port: %s %s", key, l, why, expected)
 		return
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		v.add(line, "admin.listen %q: port %q is not a number 0..65535 %s", l, port, expected)
+		v.add(line, "%s %q: port %q is not a number 0..65535 %s", key, l, port, expected)
 	}
 	if _, err := netip.ParseAddr(host); host != "" && err != nil && !hostnameRe.MatchString(host) {
-		v.add(line, "admin.listen %q: host %q is not an IP address or a host name %s", l, host, expected)
+		v.add(line, "%s %q: host %q is not an IP address or a host name %s", key, l, host, expected)
 	}
 }
 

@@ -287,7 +287,7 @@ func TestTypeKeysDecodedAndCheckedByTheirType(t *testing.T) {
 	for _, c := range []struct{ name, yaml, want string }{
 		{"bad stage", inSystemA("    stages:\n      - Lead\n      - Won\n"), `c.yaml:9: systems.a.stages.1 "Won" is not a TribeCRM funnel stage (expected Suspect, Lead, HotProspect, Prospect, Customer)`},
 		{"bad update method", inSystemA("    update_method: merge\n"), `c.yaml:7: systems.a.update_method "merge" must be post, patch or put`},
-		{"other type's key", inSystemA("    naming: snake\n"), `c.yaml:7: unknown key "naming" in a system of type tribecrm; expected one of: type, base_url, token, mapping, page_size, rate_limit, burst, timeout, retries, retry_after_max, overlap, oauth, upgrade_field, stages, update_method`},
+		{"other type's key", inSystemA("    naming: snake\n"), `c.yaml:7: unknown key "naming" in a system of type tribecrm; expected one of: type, base_url, token, mapping, page_size, rate_limit, burst, timeout, retries, retry_after_max, overlap, webhook_secret, oauth, upgrade_field, stages, update_method`},
 		{"nested unknown key", inSystemA("    oauth:\n      client: x\n"), `c.yaml:8: unknown key "client" in oauth; did you mean "client_id"?`},
 		{"no credentials", strings.Replace(good, "    token: t\n", "", 1), `c.yaml:8: systems.b has no credentials (expected token: the API key)`},
 		{"type error in a type key", inSystemA("    stages: Lead\n"), `c.yaml:7: stages: found the text "Lead"; expected a list (one - item per line, or [a, b])`},

@@ -82,6 +82,12 @@ func (s *syncBuffer) String() string {
 // pull, and serves its admin handler.
 func newActionRig(t *testing.T, token string) *actionRig {
 	t.Helper()
+	return newActionRigWith(t, token, nil)
+}
+
+// newActionRigWith is newActionRig with the daemon's options changed by mod.
+func newActionRigWith(t *testing.T, token string, mod func(*Options)) *actionRig {
+	t.Helper()
 	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -97,9 +103,13 @@ func newActionRig(t *testing.T, token string) *actionRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := New(Options{Engine: eng, Store: st, Parser: config.ScheduleParser(), Logger: zerolog.New(logs), RunAtStart: true,
+	o := Options{Engine: eng, Store: st, Parser: config.ScheduleParser(), Logger: zerolog.New(logs), RunAtStart: true,
 		AdminToken: token, ShutdownGrace: 5 * time.Second,
-		Jobs: []Job{{Flow: engine.Flow{Name: "f", Source: "src", Targets: []engine.Target{{System: "dst"}}}, Schedule: "@every 1h"}}})
+		Jobs: []Job{{Flow: engine.Flow{Name: "f", Source: "src", Targets: []engine.Target{{System: "dst"}}}, Schedule: "@every 1h"}}}
+	if mod != nil {
+		mod(&o)
+	}
+	d := New(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &actionRig{d: d, src: src, store: st, logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- d.Run(ctx) }()

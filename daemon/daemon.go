@@ -19,6 +19,7 @@ import (
 	"github.com/crmsync/crmsync/engine"
 	"github.com/crmsync/crmsync/logkey"
 	"github.com/crmsync/crmsync/state"
+	"github.com/crmsync/crmsync/webhook"
 )
 
 // Job is one scheduled flow.
@@ -59,6 +60,14 @@ type Options struct {
 	// AdminToken enables the console's changing actions (run now, replay,
 	// drop) for requests that carry it; "" refuses them (actions.go).
 	AdminToken string
+	// Webhooks, when non-nil, is served on WebhookListen (its own
+	// listener: it may face the internet, the admin endpoint must not),
+	// and its events run flows through Trigger.
+	Webhooks      *webhook.Receiver
+	WebhookListen string
+	// WebhookReady, when non-nil, receives the receiver's address once
+	// listening.
+	WebhookReady func(addr string)
 }
 
 // Daemon is a running scheduler.
@@ -75,6 +84,9 @@ type Daemon struct {
 	stop     chan struct{}
 	stopping bool
 	manual   sync.WaitGroup
+	// again marks flows an event asked to run while they were busy: the
+	// holder's release starts one more run (see Trigger).
+	again map[string]bool
 }
 
 // DefaultShutdownGrace is Options.ShutdownGrace when unset.
@@ -85,7 +97,7 @@ func New(o Options) *Daemon {
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = DefaultShutdownGrace
 	}
-	d := &Daemon{o: o, lastErr: map[string]string{}, busy: map[string]chan struct{}{}}
+	d := &Daemon{o: o, lastErr: map[string]string{}, busy: map[string]chan struct{}{}, again: map[string]bool{}}
 	for _, j := range o.Jobs {
 		d.busy[j.Flow.Name] = make(chan struct{}, 1)
 	}
@@ -102,7 +114,48 @@ func (d *Daemon) acquire(flow string) bool {
 	}
 }
 
-func (d *Daemon) release(flow string) { <-d.busy[flow] }
+// release frees flow's guard, and starts the run an event asked for while
+// the flow was busy.
+func (d *Daemon) release(flow string) {
+	d.mu.Lock()
+	<-d.busy[flow]
+	again := d.again[flow]
+	delete(d.again, flow)
+	d.mu.Unlock()
+	if again {
+		d.Trigger(flow)
+	}
+}
+
+// Trigger runs flow now in the background (a webhook event asked for it),
+// or, when something runs it already, once more right after: a change
+// that event announced may be past the point the run in progress has read.
+// Events for a busy flow fold into that one extra run. It never blocks;
+// it does nothing for an unknown flow or while the daemon is not running.
+func (d *Daemon) Trigger(flow string) {
+	f, ok := d.job(flow)
+	if !ok {
+		return
+	}
+	d.mu.Lock()
+	if d.runCtx == nil || d.stopping {
+		d.mu.Unlock()
+		return
+	}
+	ctx, stop := d.runCtx, d.stop
+	if !d.acquire(flow) {
+		d.again[flow] = true
+		d.mu.Unlock()
+		return
+	}
+	d.manual.Add(1)
+	d.mu.Unlock()
+	go func() {
+		defer d.manual.Done()
+		defer d.release(flow)
+		d.runFlowHeld(ctx, f, stop)
+	}()
+}
 
 // Run schedules every job and blocks until ctx (or Options.RunContext) is
 // done (SIGTERM/SIGINT), then stops taking new runs, lets running ones
@@ -155,6 +208,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	d.runCtx, d.stop = runCtx, stop
 	d.mu.Unlock()
+	hooks, err := d.startWebhooks()
+	if err != nil {
+		if admin != nil {
+			_ = admin.Close()
+		}
+		return err
+	}
 	c.Start()
 	var startWG sync.WaitGroup
 	if d.o.RunAtStart {
@@ -168,6 +228,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-runCtx.Done():
 	}
 	log.Info().Dur("grace", d.o.ShutdownGrace).Msg("stop requested: finishing the page in hand")
+	hooks.stop()
 	d.mu.Lock()
 	d.stopping = true
 	d.mu.Unlock()
@@ -299,3 +360,44 @@ func (l cronLogger) Error(err error, msg string, kv ...any) {
 }
 
 var _ cron.Logger = cronLogger{}
+
+// hookServer is the running webhook receiver (zero when there is none).
+type hookServer struct {
+	srv    *http.Server
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startWebhooks listens for webhook events and starts their dispatcher.
+func (d *Daemon) startWebhooks() (hookServer, error) {
+	if d.o.Webhooks == nil || d.o.WebhookListen == "" {
+		return hookServer{}, nil
+	}
+	ln, err := net.Listen("tcp", d.o.WebhookListen)
+	if err != nil {
+		return hookServer{}, err
+	}
+	h := hookServer{srv: &http.Server{Handler: d.o.Webhooks.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}, done: make(chan struct{})}
+	var ctx context.Context
+	ctx, h.cancel = context.WithCancel(context.Background())
+	go func() { _ = h.srv.Serve(ln) }()
+	go func() { defer close(h.done); d.o.Webhooks.Run(ctx, d.Trigger) }()
+	d.o.Logger.Info().Str("addr", ln.Addr().String()).Msg("webhook receiver listening (POST /webhooks/{system}, POST /hooks/{flow})")
+	if d.o.WebhookReady != nil {
+		d.o.WebhookReady(ln.Addr().String())
+	}
+	return h, nil
+}
+
+// stop refuses new events (the sender retries, or the schedule picks the
+// change up), then stops the dispatcher.
+func (h hookServer) stop() {
+	if h.srv == nil {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = h.srv.Shutdown(sctx)
+	cancel()
+	h.cancel()
+	<-h.done
+}

@@ -27,6 +27,7 @@ type Metrics struct {
 	pending     *prometheus.GaugeVec
 	httpReqs    *prometheus.CounterVec
 	httpDur     *prometheus.HistogramVec
+	webhooks    *prometheus.CounterVec
 }
 
 // New registers every metric on a fresh registry; build is what
@@ -53,11 +54,14 @@ func New(build buildinfo.Info) *Metrics {
 			Help: "HTTP attempts to CRM APIs, by system, method and status code (0: no response)."}, []string{"system", "method", "code"}),
 		httpDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "crmsync_http_request_duration_seconds",
 			Help: "Duration of HTTP attempts to CRM APIs.", Buckets: prometheus.DefBuckets}, []string{"system"}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crmsync_webhook_requests_total",
+			Help: "Webhook requests received, by source (a system, or hook:<flow>) and outcome (accepted, bad_signature, unknown, too_large, rate_limited, queue_full, bad_request)."},
+			[]string{"source", "outcome"}),
 	}
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "crmsync_build_info",
 		Help: "Always 1; its labels say which build of crmsync runs."}, []string{"version", "revision", "go"})
 	info.WithLabelValues(build.Version, build.ShortRevision(), build.Go).Set(1)
-	m.reg.MustRegister(info, m.records, m.runs, m.runDuration, m.lastSuccess, m.lastAttempt, m.deadLetters, m.pending, m.httpReqs, m.httpDur,
+	m.reg.MustRegister(info, m.records, m.runs, m.runDuration, m.lastSuccess, m.lastAttempt, m.deadLetters, m.pending, m.httpReqs, m.httpDur, m.webhooks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		// go_build_info{path,version,checksum}: which build is running.
 		collectors.NewBuildInfoCollector())
@@ -146,6 +150,11 @@ func (m *Metrics) PendingWrites(flow, target string, n int) {
 func (m *Metrics) HTTP(system, method string, status int, d time.Duration) {
 	m.httpReqs.WithLabelValues(system, method, strconv.Itoa(status)).Inc()
 	m.httpDur.WithLabelValues(system).Observe(d.Seconds())
+}
+
+// Webhook counts one webhook request by source and outcome.
+func (m *Metrics) Webhook(source, outcome string) {
+	m.webhooks.WithLabelValues(source, outcome).Inc()
 }
 
 // Handler serves the metrics in the Prometheus text format.
