@@ -40,11 +40,11 @@ type WebhookEvent struct {
 
 // Webhook is one registration on the vendor's side.
 type Webhook struct {
-	ID string
+	ID string `json:"id"`
 	// URL is where the vendor delivers.
-	URL string
+	URL string `json:"url"`
 	// Topic is the entity type it is bound to ("Relation.Organization").
-	Topic string
+	Topic string `json:"topic"`
 	// Secret is set when the server chose it at registration (it is shown
 	// once); empty when crmsync sent its own.
 	Secret string `json:"-"`
