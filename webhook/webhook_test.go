@@ -172,6 +172,13 @@ func TestGenericHookSignatureAndReplay(t *testing.T) {
 			t.Errorf("%s: %d %q, want %d", tc.name, code, msg, tc.code)
 		}
 	}
+	frappe := func(sig string) (int, string) {
+		c, m, _ := g.post(t, "/hooks/op-to-tribe", body, map[string]string{HeaderFrappeSignature: sig})
+		return c, m
+	}
+	if code, msg := frappe(SignFrappe([]byte("another-secret-entirely"), body)); code != 401 {
+		t.Errorf("Frappe signature with the wrong secret: %d %q", code, msg)
+	}
 	time.Sleep(300 * time.Millisecond) // three debounce windows: nothing may run
 	if n := len(got()); n != 0 {
 		t.Fatalf("refused requests triggered %d runs", n)
@@ -180,7 +187,13 @@ func TestGenericHookSignatureAndReplay(t *testing.T) {
 		t.Fatalf("a good request: %d %q", code, msg)
 	}
 	waitFor(t, "the triggered run", func() bool { return len(got()) == 1 })
-	if got()[0] != "op-to-tribe" {
+	// An ERPNext (Overplane) webhook with Enable Security signs the body
+	// alone, as Frappe does.
+	if code, msg := frappe(SignFrappe([]byte(hookSecret), body)); code != http.StatusAccepted {
+		t.Fatalf("a Frappe-signed request: %d %q", code, msg)
+	}
+	waitFor(t, "the Frappe-triggered run", func() bool { return len(got()) == 2 })
+	if got()[0] != "op-to-tribe" || got()[1] != "op-to-tribe" {
 		t.Errorf("triggered %v", got())
 	}
 	if g.secretsLeaked() {
