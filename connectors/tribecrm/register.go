@@ -109,5 +109,6 @@ func Type() connectors.Type {
 				return em, nil
 			},
 		},
+		Webhooks: &connectors.Webhooks{Verify: VerifyWebhook},
 	}
 }
