@@ -260,3 +260,50 @@ func TestWebhookSecretNeverInErrors(t *testing.T) {
 		t.Errorf("the error shows the secret: %v", err)
 	}
 }
+
+// TestEmulatorWebhookParams: `crmsync emulate --emulator-option
+// tribecrm.webhook_*` reach the emulator's knobs; bad ones are refused.
+func TestEmulatorWebhookParams(t *testing.T) {
+	for _, bad := range []map[string]string{
+		{"webhook_loss": "1.5"}, {"webhook_loss": "x"}, {"webhook_duplicate": "-0.1"}, {"webhook_delay": "-1s"},
+		{"webhook_jitter": "soon"}, {"webhook_reorder": "-2"}, {"webhook_seed": "-1"}, {"webhook_signature": "md5"}, {"webhook_los": "0.1"},
+	} {
+		if _, err := Type().Emulator.New(connectors.EmulatorOptions{Records: 1, Params: bad}); err == nil {
+			t.Errorf("%v was accepted", bad)
+		}
+	}
+	h, err := Type().Emulator.New(connectors.EmulatorOptions{Records: 4, Params: map[string]string{
+		"webhook_loss": "1", "webhook_seed": "9", "webhook_delay": "1ms", "webhook_jitter": "1ms", "webhook_reorder": "2", "webhook_signature": "raw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	em := h.(*emulator.Emulator)
+	defer em.Close()
+	srv := httptest.NewServer(em)
+	defer srv.Close()
+	c, err := New(Options{BaseURL: srv.URL, Token: "dev-token", HTTP: newHTTP(t), Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.RegisterWebhook(ctx, "http://127.0.0.1:1/never", "Relationship", ""); err != nil {
+		t.Fatal(err)
+	}
+	set := FunnelSets()[0]
+	for _, s := range FunnelSets() {
+		if em.Count(s) > 0 {
+			set = s
+			break
+		}
+	}
+	if _, err := c.Update(ctx, set, em.IDs(set)[0], map[string]any{"Name": "lost on purpose"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second) // a guard against a hang
+	for em.WebhookStats().Lost < 1 && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	if s := em.WebhookStats(); s.Queued != 1 || s.Lost != 1 || s.Sent != 0 {
+		t.Errorf("webhook_loss=1: %+v", s)
+	}
+}
