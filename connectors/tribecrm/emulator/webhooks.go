@@ -241,8 +241,10 @@ func (st *store) changed(e *entity, op string) {
 // wins over an update; the types are merged), and forgets them. Caller
 // holds em.mu.
 func (st *store) takeChanges() []change {
-	if len(st.changes) == 0 {
-		return nil
+	if len(st.changes) <= 1 {
+		out := st.changes
+		st.changes = nil
+		return out
 	}
 	var out []change
 	at := map[string]int{}
