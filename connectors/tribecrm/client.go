@@ -106,6 +106,7 @@ const (
 // Client is a TribeCRM connector. It implements connectors.Connector and is
 // safe for concurrent use.
 type Client struct {
+	base     string // BaseURL, without a trailing slash
 	root     string // BaseURL + "/v1/odata"
 	http     *httpx.Client
 	log      zerolog.Logger
@@ -142,6 +143,7 @@ func New(o Options) (*Client, error) {
 		return nil, errors.New("tribecrm: set Token or ClientID and ClientSecret")
 	}
 	c := &Client{
+		base:     base,
 		root:     base + "/v1/odata",
 		http:     o.HTTP,
 		log:      o.Logger.With().Str(logkey.Connector, System).Logger(),

@@ -2,14 +2,18 @@ package tribecrm
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/httpx"
+	"github.com/crmsync/crmsync/connectors/tribecrm/api"
 	"github.com/crmsync/crmsync/connectors/tribecrm/emulator"
 	"github.com/crmsync/crmsync/logkey"
 )
@@ -102,12 +106,87 @@ func Type() connectors.Type {
 			return New(opts)
 		},
 		Emulator: connectors.EmulatorType{
-			Addr: "127.0.0.1:8081",
+			Addr:   "127.0.0.1:8081",
+			Params: emulatorParams,
 			New: func(o connectors.EmulatorOptions) (http.Handler, error) {
-				em := emulator.New(emulator.Options{Token: o.Token, Records: o.Records, Faults: o.Faults, PageCap: o.PageCap})
+				wo, err := webhookKnobs(o.Params)
+				if err != nil {
+					return nil, err
+				}
+				em := emulator.New(emulator.Options{Token: o.Token, Records: o.Records, Faults: o.Faults, PageCap: o.PageCap, Webhooks: wo})
 				o.Apply(em)
 				return em, nil
 			},
 		},
+		Webhooks: &connectors.Webhooks{Verify: VerifyWebhook},
 	}
+}
+
+// emulatorParams are the emulator's knobs for `crmsync emulate
+// --emulator-option tribecrm.KEY=VALUE`: its webhook deliveries.
+var emulatorParams = map[string]string{
+	"webhook_loss":      "fraction of webhook deliveries never sent, 0..1 (default 0)",
+	"webhook_duplicate": "fraction of webhook deliveries sent twice, 0..1 (default 0)",
+	"webhook_delay":     "least time from a change to its delivery, e.g. 200ms (default 0)",
+	"webhook_jitter":    "random extra delay in [0, jitter), e.g. 100ms (default 0)",
+	"webhook_reorder":   "shuffle deliveries within windows of this many (default 0: in order)",
+	"webhook_seed":      "seed of the knobs' choices (default 0)",
+	"webhook_signature": "hex (default: Base64 of the hex HMAC text) or raw (Base64 of the MAC bytes)",
+}
+
+// webhookKnobs reads emulatorParams; an unknown key or a bad value is an
+// error.
+func webhookKnobs(params map[string]string) (emulator.WebhookOptions, error) {
+	var o emulator.WebhookOptions
+	for k, v := range params {
+		var err error
+		switch k {
+		case "webhook_loss":
+			o.Loss, err = fraction(v)
+		case "webhook_duplicate":
+			o.Duplicate, err = fraction(v)
+		case "webhook_delay":
+			o.Delay, err = nonNegative(v)
+		case "webhook_jitter":
+			o.Jitter, err = nonNegative(v)
+		case "webhook_reorder":
+			o.Reorder, err = strconv.Atoi(v)
+			if err == nil && o.Reorder < 0 {
+				err = errors.New("must not be negative")
+			}
+		case "webhook_seed":
+			o.Seed, err = strconv.ParseUint(v, 10, 64)
+		case "webhook_signature":
+			switch v {
+			case "hex":
+				o.Sign = api.Sign
+			case "raw":
+				o.Sign = api.SignRaw
+			default:
+				err = errors.New("must be hex or raw")
+			}
+		default:
+			return o, fmt.Errorf("tribecrm emulator: unknown option %q (known: %s)", k, strings.Join(slices.Sorted(maps.Keys(emulatorParams)), ", "))
+		}
+		if err != nil {
+			return o, fmt.Errorf("tribecrm emulator: %s %q: %v", k, v, err)
+		}
+	}
+	return o, nil
+}
+
+func fraction(v string) (float64, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err == nil && (f < 0 || f > 1) {
+		err = errors.New("must be between 0 and 1")
+	}
+	return f, err
+}
+
+func nonNegative(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err == nil && d < 0 {
+		err = errors.New("must not be negative")
+	}
+	return d, err
 }

@@ -5,7 +5,10 @@
 // conversion, OData error bodies, OAuth2 POST /oauth2/token, a server page
 // cap with @odata.nextLink, PUT as a merge (Tribe's pages) or a replace
 // (OData's PUT: PutSemantics), and knobs for tests (Freeze, Touch,
-// EditDuringPaging, faults via emukit).
+// EditDuringPaging, faults via emukit), and webhooks (webhooks.go: the
+// /v1/webhooks registration API and signed deliveries of every write,
+// through a bounded queue, with knobs for lost, duplicated, delayed and
+// reordered deliveries; Close stops them).
 //
 // Lists are answered from per-set ordered indexes (index.go, plan.go): a
 // keyset page on (LastMutationDate, ID), a lookup by ID, link or e-mail

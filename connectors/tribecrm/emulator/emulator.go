@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/connectors/emukit"
+	"github.com/crmsync/crmsync/connectors/tribecrm/api"
 )
 
 // Options configures an Emulator. Zero values take the defaults noted.
@@ -46,6 +47,9 @@ type Options struct {
 	// OData's PUT: the entity is replaced by the body, so every property
 	// not sent is reset (see PutReplace).
 	PutSemantics PutSemantics
+	// Webhooks configures the webhook deliveries (webhooks.go); also
+	// SetWebhookOptions.
+	Webhooks WebhookOptions
 }
 
 // PutSemantics selects how the emulator applies a PUT.
@@ -95,6 +99,7 @@ type Emulator struct {
 	edits    int
 	tokens   map[string]time.Time // issued OAuth tokens -> expiry
 	tokenSeq uint64
+	hooks    *webhooks // registrations, queue and worker (webhooks.go)
 }
 
 // seedStart is the first seeded timestamp.
@@ -133,6 +138,7 @@ func New(o Options) *Emulator {
 		tokens:  map[string]time.Time{},
 	}
 	em.seed()
+	em.hooks = newWebhooks(o.Webhooks, webhookTopics(em.st.sets), uint64(o.SeedOffset)*7919+0x400c5)
 	em.inj = emukit.NewInjector(o.Faults, o.Now, writeODataError)
 	em.handler = em.inj.Wrap(http.HandlerFunc(em.route))
 	return em
@@ -268,6 +274,7 @@ func (em *Emulator) editSome() {
 				child.props["PhoneNumber"] = fmt.Sprintf("+31 20 %03d %04d", em.edits/10000%1000, em.edits%10000)
 				child.props["LastMutationDate"] = em.clock.Now()
 				em.st.index(child)
+				em.st.changed(child, api.OpUpdate)
 				continue
 			}
 		}
@@ -276,6 +283,7 @@ func (em *Emulator) editSome() {
 		e.props["Name"] = fmt.Sprintf("%s (edit %d)", base, em.edits)
 		e.props["LastMutationDate"] = em.clock.Now()
 		em.st.index(e)
+		em.st.changed(e, api.OpUpdate)
 	}
 }
 
@@ -435,6 +443,13 @@ func (em *Emulator) route(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		em.serveOData(w, r, strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v1/odata"), "/"))
+	case r.URL.Path == api.WebhooksPath || strings.HasPrefix(r.URL.Path, api.WebhooksPath+"/"):
+		if !em.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tribecrm"`)
+			writeODataError(w, http.StatusUnauthorized, "The access token is missing, invalid or expired.")
+			return
+		}
+		em.serveWebhooks(w, r)
 	default:
 		writeODataError(w, http.StatusNotFound, "No route for "+r.URL.Path+".")
 	}

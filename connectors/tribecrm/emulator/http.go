@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/connectors/emukit"
+	"github.com/crmsync/crmsync/connectors/tribecrm/api"
 )
 
 // apiError is an error answered with an OData error body.
@@ -228,7 +229,7 @@ func (em *Emulator) serveList(w http.ResponseWriter, r *http.Request, si *setInf
 	}
 	if edits {
 		em.editSome()
-		em.mu.Unlock()
+		em.unlockAndNotify()
 	} else {
 		em.mu.RUnlock()
 	}
@@ -365,7 +366,7 @@ func (em *Emulator) servePost(w http.ResponseWriter, r *http.Request, si *setInf
 	if err == nil {
 		out = em.st.render(e, nil, nil)
 	}
-	em.mu.Unlock()
+	em.unlockAndNotify()
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -399,7 +400,7 @@ func (em *Emulator) servePut(w http.ResponseWriter, r *http.Request, si *setInfo
 	} else if err = em.update(e, e.typ, body, replace); err == nil {
 		out = em.st.render(e, nil, nil)
 	}
-	em.mu.Unlock()
+	em.unlockAndNotify()
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -424,7 +425,7 @@ func (em *Emulator) serveDelete(w http.ResponseWriter, si *setInfo, key string) 
 	default:
 		em.st.remove(e)
 	}
-	em.mu.Unlock()
+	em.unlockAndNotify()
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -830,6 +831,7 @@ func (em *Emulator) update(e *entity, t *typeDef, body map[string]any, replace b
 		}
 	}
 	e.props["LastMutationDate"] = em.clock.Now()
+	em.st.changed(e, api.OpUpdate)
 	return nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/crmsync/crmsync/connectors/tribecrm/api"
 )
 
 // typeDef describes one entity or complex type of the emulated service.
@@ -166,7 +168,8 @@ type store struct {
 	idx     map[string]*setIndex          // set -> its indexes
 	byID    map[string]*entity
 	sortSeq float64
-	loading bool // bulk load (seeding): indexes are sorted once at its end
+	loading bool     // bulk load (seeding): indexes are sorted once at its end
+	changes []change // writes since the last takeChanges, for the webhooks
 }
 
 func newStore() *store {
@@ -182,18 +185,24 @@ func (st *store) add(e *entity) {
 	st.rows[e.set][e.id] = e
 	st.byID[e.id] = e
 	st.idx[e.set].add(e, !st.loading)
+	if !st.loading {
+		st.changed(e, api.OpCreate)
+	}
 	if si, ok := e.props["SortIndex"].(float64); ok && si > st.sortSeq {
 		st.sortSeq = si
 	}
 }
 
 func (st *store) remove(e *entity) {
+	st.changed(e, api.OpDelete)
 	st.idx[e.set].remove(e)
 	delete(st.rows[e.set], e.id)
 	delete(st.byID, e.id)
 }
 
 func (st *store) move(e *entity, toSet string) {
+	st.changed(e, api.OpUpdate)
+	defer st.changed(e, api.OpUpdate)
 	st.unindex(e)
 	delete(st.rows[e.set], e.id)
 	e.set = toSet
