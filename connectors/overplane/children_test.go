@@ -113,9 +113,9 @@ func TestCreateWithRefusedChildRowRollsBack(t *testing.T) {
 	e := newEnv(t, emulator.Options{Records: 2}, nil)
 	_, err := e.c.Create(context.Background(), connectors.Record{Entity: EntityProspect, Fields: map[string]any{
 		"company_name": "Lambda Ltd", "company": emulator.DefaultCompany,
-		"leads": []any{map[string]any{"lead_name": "No Lead Link"}},
+		"leads": []any{map[string]any{"lead": "lead_0000000000000000", "lead_name": "Dead Link"}},
 	}})
-	if !connectors.IsRejected(err) || !strings.Contains(errText(err), "lead") {
+	if !connectors.IsRejected(err) || !strings.Contains(errText(err), "Could not find Row #1: Lead: lead_0000000000000000") {
 		t.Fatalf("want Rejected about lead, got %v", err)
 	}
 	if e.emu.Len() != 2 {

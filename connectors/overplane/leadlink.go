@@ -68,7 +68,7 @@ func (c *Client) resolveLeads(ctx context.Context, op string, in *childInput, co
 
 // fillLead sets row["lead"] to the id of the Lead whose email_id is
 // row["email"] when the row gives no lead, creating the Lead under
-// LeadLinkCreate. A row it cannot link is Rejected with the reason: it
+// LeadLinkCreate (always, for a row without an e-mail). A row it cannot link is Rejected with the reason: it
 // never goes out with a made-up link.
 func (c *Client) fillLead(ctx context.Context, op string, i int, row map[string]any, company any) error {
 	if c.leadLink == LeadLinkOff {
@@ -79,19 +79,23 @@ func (c *Client) fillLead(ctx context.Context, op string, i int, row map[string]
 	}
 	email, _ := row["email"].(string)
 	email = strings.TrimSpace(email)
-	if email == "" {
-		return c.fail(op, connectors.Rejected, "leads row %d has no lead and no email to find its Lead by (Overplane requires lead, a link to a Lead)", i)
+	if email == "" && c.leadLink == LeadLinkFind {
+		return c.fail(op, connectors.Rejected, "leads row %d has no lead and no email to find its Lead by (Overplane requires lead, a link to a Lead; lead_link: find)", i)
 	}
 	c.leads.mu.Lock()
 	defer c.leads.mu.Unlock()
-	id, err := c.findLead(ctx, email)
-	if err != nil {
-		return err
+	id := ""
+	if email != "" { // a contact without an e-mail has no Lead to find: it gets a new one
+		var err error
+		if id, err = c.findLead(ctx, email); err != nil {
+			return err
+		}
 	}
 	if id == "" && c.leadLink == LeadLinkFind {
 		return c.fail(op, connectors.Rejected, "leads row %d: no Overplane Lead has email_id %q (lead_link: find; create the Lead, or set lead_link: create)", i, email)
 	}
 	if id == "" {
+		var err error
 		if id, err = c.createLead(ctx, row, email, company); err != nil {
 			return err
 		}
@@ -168,12 +172,17 @@ func (c *Client) readLeads(ctx context.Context, full bool) error {
 	return nil
 }
 
-// createLead creates the Lead of a row: its e-mail, name and mobile, and
-// the prospect's company name. A 409 (another Lead has the e-mail: one the
-// incremental read could not see) reads the whole list once more. Callers
-// hold c.leads.mu.
+// createLead creates the Lead of a row: its e-mail (if any), name and
+// mobile, and the prospect's company name (ERPNext names a Lead without
+// lead_name after its company name, or refuses it when it has neither that
+// nor an e-mail: lead.py set_lead_name). A 409 (another Lead has the
+// e-mail: one the incremental read could not see) reads the whole list
+// once more. Callers hold c.leads.mu.
 func (c *Client) createLead(ctx context.Context, row map[string]any, email string, company any) (string, error) {
-	body := map[string]any{"email_id": email}
+	body := map[string]any{}
+	if email != "" {
+		body["email_id"] = email
+	}
 	for _, f := range [][2]string{{"lead_name", "lead_name"}, {"mobile_no", "mobile_no"}} {
 		if v, ok := row[f[0]].(string); ok && v != "" {
 			body[f[1]] = v
@@ -203,6 +212,8 @@ func (c *Client) createLead(ctx context.Context, row map[string]any, email strin
 	if id == "" {
 		return "", c.fail("create lead", connectors.OutcomeUnknown, "the reply to the Lead create has no id")
 	}
-	c.leads.byEmail[strings.ToLower(email)] = id
+	if email != "" {
+		c.leads.byEmail[strings.ToLower(email)] = id
+	}
 	return id, nil
 }

@@ -111,10 +111,34 @@ func TestLeadLinkFailuresAreDeadLetters(t *testing.T) {
 	_, err = e.c.Create(ctx, connectors.Record{Entity: EntityProspect, Fields: map[string]any{
 		"company_name": "Mobile Only BV", "company": emulator.DefaultCompany, "leads": map[string]any{"0": map[string]any{"mobile_no": "+31 6"}}}})
 	if !connectors.IsRejected(err) || !strings.Contains(errText(err), "no lead and no email") {
-		t.Fatalf("row without e-mail: %v", err)
+		t.Fatalf("row without e-mail, lead_link find: %v", err)
 	}
 	if w := e.emu.Writes()[n:]; len(w) != 0 || e.emu.Len() != 3 {
 		t.Fatalf("writes for refused records: %+v", w)
+	}
+}
+
+// TestLeadLinkContactWithoutEmailGetsItsOwnLead: a contact with only a
+// mobile number cannot be found by e-mail; under create it gets a Lead named
+// after the prospect (ERPNext's set_lead_name), and a Lead that ERPNext
+// would refuse is a dead letter with ERPNext's reason.
+func TestLeadLinkContactWithoutEmailGetsItsOwnLead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, emulator.Options{Records: 3}, nil)
+	ctx := context.Background()
+	rec, err := e.c.Create(ctx, connectors.Record{Entity: EntityProspect, Fields: map[string]any{
+		"company_name": "Mobile Only BV", "company": emulator.DefaultCompany, "leads": map[string]any{"0": map[string]any{"mobile_no": "+31 6 7"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := rowsOf(t, rec, "leads")[0]
+	if l, ok := e.emu.Linked("lead", row["lead"].(string)); !ok || l["lead_name"] != "Mobile Only BV" || l["mobile_no"] != "+31 6 7" || l["email_id"] != nil {
+		t.Fatalf("row %v, Lead %v", row, l)
+	}
+	_, err = e.c.Create(ctx, connectors.Record{Entity: EntityProspect, Fields: map[string]any{
+		"company": emulator.DefaultCompany, "leads": map[string]any{"0": map[string]any{"mobile_no": "+31 6 8"}}}})
+	if !connectors.IsRejected(err) || !strings.Contains(errText(err), "A Lead requires either a person's name or an organization's name") || e.emu.Len() != 4 {
+		t.Fatalf("nameless contact: %v (%d prospects)", err, e.emu.Len())
 	}
 }
 
