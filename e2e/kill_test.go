@@ -258,7 +258,7 @@ func tail(s string, n int) string {
 
 // generated are the values a target makes up itself (ids, timestamps), which
 // differ between two runs that wrote the same records.
-var generated = regexp.MustCompile(`^(prospect(-lead|-opportunity)?_[0-9A-Za-z]{16}|\d{4}-\d\d-\d\dT.*)$`)
+var generated = regexp.MustCompile(`^((prospect-)?(lead|opportunity)_[0-9A-Za-z]{16}|prospect_[0-9A-Za-z]{16}|\d{4}-\d\d-\d\dT.*)$`)
 
 // contents renders every record of a target as one line of its fields,
 // leaving out what the target generates (ids, timestamps, row order keys,

@@ -74,7 +74,7 @@ func TestCreateWithLeadRow(t *testing.T) {
 	ctx := context.Background()
 	rec, err := e.c.Create(ctx, connectors.Record{Entity: EntityProspect, Fields: map[string]any{
 		"company_name": "Kappa Mills GmbH", "company": emulator.DefaultCompany,
-		"leads": []any{map[string]any{"lead": "crmsync", "lead_name": "Iris Weber", "email": "iris@kappa.example", "mobile_no": "+49 1"}},
+		"leads": []any{map[string]any{"lead_name": "Iris Weber", "email": "iris@kappa.example", "mobile_no": "+49 1"}},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +82,11 @@ func TestCreateWithLeadRow(t *testing.T) {
 	leads := rowsOf(t, rec, "leads")
 	if len(leads) != 1 || leads[0]["email"] != "iris@kappa.example" || leads[0]["idx"] != 1.0 || leads[0]["prospect_id"] != rec.ID {
 		t.Fatalf("created leads %v", leads)
+	}
+	// The row links to a Lead made for the contact (issue 9 item 7).
+	lead, ok := e.emu.Linked("lead", leads[0]["lead"].(string))
+	if !ok || lead["email_id"] != "iris@kappa.example" || lead["lead_name"] != "Iris Weber" || lead["company_name"] != "Kappa Mills GmbH" {
+		t.Fatalf("row's lead %v links to %v", leads[0]["lead"], lead)
 	}
 	if len(rowsOf(t, rec, "opportunities")) != 0 {
 		t.Fatal("unexpected opportunities")
@@ -108,9 +113,9 @@ func TestCreateWithRefusedChildRowRollsBack(t *testing.T) {
 	e := newEnv(t, emulator.Options{Records: 2}, nil)
 	_, err := e.c.Create(context.Background(), connectors.Record{Entity: EntityProspect, Fields: map[string]any{
 		"company_name": "Lambda Ltd", "company": emulator.DefaultCompany,
-		"leads": []any{map[string]any{"lead_name": "No Lead Link"}},
+		"leads": []any{map[string]any{"lead": "lead_0000000000000000", "lead_name": "Dead Link"}},
 	}})
-	if !connectors.IsRejected(err) || !strings.Contains(errText(err), "lead") {
+	if !connectors.IsRejected(err) || !strings.Contains(errText(err), "Could not find Row #1: Lead: lead_0000000000000000") {
 		t.Fatalf("want Rejected about lead, got %v", err)
 	}
 	if e.emu.Len() != 2 {
@@ -156,12 +161,15 @@ func TestUpdateChildRowsByIndexPatchesOnlyChangedAttributes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A new e-mail is a new Lead: it is created, and the row relinked.
 	ws := writesSince(e, n)
-	if len(ws) != 1 || ws[0].Method != http.MethodPatch || ws[0].Path != "/api/crm/prospect-lead/"+before[0]["id"].(string) {
+	if len(ws) != 2 || ws[0].Method != http.MethodPost || ws[0].Path != "/api/crm/lead" || ws[0].Body["email_id"] != "new@x.example" ||
+		ws[1].Method != http.MethodPatch || ws[1].Path != "/api/crm/prospect-lead/"+before[0]["id"].(string) {
 		t.Fatalf("writes: %+v", ws)
 	}
-	if len(ws[0].Body) != 1 || ws[0].Body["email"] != "new@x.example" {
-		t.Fatalf("PATCH body %v, want only the changed email", ws[0].Body)
+	newLead := e.emu.LinkedIDs("lead")[0]
+	if len(ws[1].Body) != 2 || ws[1].Body["email"] != "new@x.example" || ws[1].Body["lead"] != newLead {
+		t.Fatalf("PATCH body %v, want only the changed email and its Lead %s", ws[1].Body, newLead)
 	}
 	after := e.emu.Children("prospect-lead", id)
 	if after[0]["email"] != "new@x.example" || after[0]["mobile_no"] != before[0]["mobile_no"] || ids(after) != ids(before) {
@@ -175,7 +183,7 @@ func TestUpdateChildRowsByIndexPatchesOnlyChangedAttributes(t *testing.T) {
 	}
 	// Index past the end creates; a null entry deletes.
 	if _, err := e.c.Update(context.Background(), EntityProspect, id, map[string]any{
-		"leads": map[string]any{"1": nil, "2": map[string]any{"lead": "crmsync", "lead_name": "New Person"}},
+		"leads": map[string]any{"1": nil, "2": map[string]any{"lead_name": "New Person", "email": "new.person@x.example"}},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +199,7 @@ func TestUpdateChildRowsMappingListKeepsExtraRows(t *testing.T) {
 	id := prospectWithLeads(t, e)
 	before := e.emu.Children("prospect-lead", id)
 	if _, err := e.c.Update(context.Background(), EntityProspect, id, map[string]any{
-		"industry": "Robotics",
+		"industry": "Consulting",
 		"leads":    []any{map[string]any{"lead": before[0]["lead"], "email": "first@x.example"}},
 	}); err != nil {
 		t.Fatal(err)
@@ -200,7 +208,7 @@ func TestUpdateChildRowsMappingListKeepsExtraRows(t *testing.T) {
 	if ids(after) != ids(before) || after[0]["email"] != "first@x.example" || after[1]["email"] != before[1]["email"] {
 		t.Fatalf("id-less list must patch by position and keep other rows: %v", after)
 	}
-	if p, _ := e.emu.Prospect(id); p["industry"] != "Robotics" {
+	if p, _ := e.emu.Prospect(id); p["industry"] != "Consulting" {
 		t.Fatal("prospect field not updated alongside the rows")
 	}
 }
@@ -215,14 +223,14 @@ func TestUpdateChildRowsCompleteListDeletesReordersAndCreates(t *testing.T) {
 	}
 	leads := rowsOf(t, rec, "leads")
 	// Add a third row through the API, then send: [second (edited), first], dropping the third, plus a new one.
-	_, third := e.raw(t, http.MethodPost, "/api/crm/prospect-lead", map[string]any{"prospect_id": id, "lead": "L3"})
+	_, third := e.raw(t, http.MethodPost, "/api/crm/prospect-lead", map[string]any{"prospect_id": id, "lead": leads[0]["lead"]})
 	second := map[string]any{}
 	for k, v := range leads[1] {
 		second[k] = v
 	}
 	second["status"] = "Converted"
 	got, err := e.c.Update(context.Background(), EntityProspect, id, map[string]any{
-		"leads": []any{second, leads[0], map[string]any{"id": "prospect-lead_gone000000000000", "lead": "crmsync", "lead_name": "Fresh"}},
+		"leads": []any{second, leads[0], map[string]any{"id": "prospect-lead_gone000000000000", "lead_name": "Fresh", "email": "fresh@x.example"}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -50,6 +50,11 @@ type Options struct {
 	ChildConcurrency int
 	// Now is the client clock used to stamp a scan's start (default time.Now).
 	Now func() time.Time
+	// LeadLink is how a prospect-lead row the caller gives without "lead"
+	// gets that required link: LeadLinkCreate (default) finds the Lead by
+	// the row's email and creates it when missing, LeadLinkFind only finds
+	// it, LeadLinkOff sends the row as it is (see leadlink.go).
+	LeadLink string
 }
 
 // Client talks to one Overplane account. It is safe for concurrent use.
@@ -63,6 +68,8 @@ type Client struct {
 	noChildren bool
 	childConc  int
 	now        func() time.Time
+	leadLink   string
+	leads      leadIndex
 }
 
 var _ connectors.Connector = (*Client)(nil)
@@ -89,6 +96,14 @@ func New(o Options) (*Client, error) {
 		noChildren: o.NoChildren,
 		childConc:  o.ChildConcurrency,
 		now:        o.Now,
+		leadLink:   o.LeadLink,
+	}
+	switch c.leadLink {
+	case "":
+		c.leadLink = LeadLinkCreate
+	case LeadLinkCreate, LeadLinkFind, LeadLinkOff:
+	default:
+		return nil, fmt.Errorf("overplane: LeadLink %q is not %s, %s or %s", o.LeadLink, LeadLinkCreate, LeadLinkFind, LeadLinkOff)
 	}
 	if c.pageSize <= 0 {
 		c.pageSize = maxLimit
@@ -120,8 +135,11 @@ func ErrorMessage(status int, body []byte) string {
 			Param   string `json:"param"`
 		} `json:"error"`
 	}
-	if err := json.Unmarshal(body, &env); err != nil || env.Error == nil {
+	if err := json.Unmarshal(body, &env); err != nil {
 		return ""
+	}
+	if env.Error == nil {
+		return frappeMessage(body)
 	}
 	msg := env.Error.Message
 	if msg == "" {
@@ -131,6 +149,40 @@ func ErrorMessage(status int, body []byte) string {
 		msg += " (param: " + p + ")"
 	}
 	return msg
+}
+
+// frappeMessage reads Frappe's own error body (frappe/utils/response.py
+// report_error: "exc_type", "exception", and "_server_messages", a JSON
+// text of a list of JSON texts of {"message": ...}), in case Overplane
+// passes it on as it is.
+func frappeMessage(body []byte) string {
+	var fb struct {
+		ExcType        string `json:"exc_type"`
+		Exception      string `json:"exception"`
+		ServerMessages string `json:"_server_messages"`
+	}
+	if json.Unmarshal(body, &fb) != nil {
+		return ""
+	}
+	var raw []string
+	var msgs []string
+	if json.Unmarshal([]byte(fb.ServerMessages), &raw) == nil {
+		for _, r := range raw {
+			var m struct {
+				Message string `json:"message"`
+			}
+			if json.Unmarshal([]byte(r), &m) == nil && m.Message != "" {
+				msgs = append(msgs, m.Message)
+			}
+		}
+	}
+	switch {
+	case len(msgs) > 0:
+		return strings.Join(msgs, "; ")
+	case fb.Exception != "":
+		return fb.Exception
+	}
+	return fb.ExcType
 }
 
 // do sends one authenticated request. body may be nil.
@@ -271,6 +323,11 @@ func (c *Client) Create(ctx context.Context, rec connectors.Record) (connectors.
 	if err != nil {
 		return connectors.Record{}, err
 	}
+	// Link the lead rows first: a row that cannot be linked refuses the
+	// record before anything is written.
+	if err := c.resolveLeads(ctx, "create", kids[childKindByField("leads")], body["company_name"]); err != nil {
+		return connectors.Record{}, err
+	}
 	resp, err := c.do(ctx, http.MethodPost, prospectPath, nil, body)
 	if err != nil {
 		return connectors.Record{}, err
@@ -280,7 +337,7 @@ func (c *Client) Create(ctx context.Context, rec connectors.Record) (connectors.
 		return connectors.Record{}, err
 	}
 	for _, ck := range childKinds {
-		rows, err := c.syncChildren(ctx, ck, out.ID, kids[ck], true)
+		rows, err := c.syncChildren(ctx, ck, out.ID, kids[ck], true, out.Fields["company_name"])
 		if err != nil {
 			return connectors.Record{}, c.afterCreate(ctx, out.ID, err)
 		}
@@ -347,7 +404,7 @@ func (c *Client) Update(ctx context.Context, entity, id string, changed map[stri
 		if !given && c.noChildren {
 			continue
 		}
-		rows, err := c.syncChildren(ctx, ck, id, in, false)
+		rows, err := c.syncChildren(ctx, ck, id, in, false, out.Fields["company_name"])
 		if err != nil {
 			return connectors.Record{}, err
 		}

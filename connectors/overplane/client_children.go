@@ -228,7 +228,10 @@ func rowID(m map[string]any) string { s, _ := m["id"].(string); return s }
 // syncChildren makes ck's rows under parent match in (see childInput) and
 // returns the rows afterwards. fresh means the parent was just created and
 // has no rows yet.
-func (c *Client) syncChildren(ctx context.Context, ck *childKind, parent string, in *childInput, fresh bool) ([]any, error) {
+//
+// company is the prospect's company_name, for the Leads that linking lead
+// rows creates (leadlink.go).
+func (c *Client) syncChildren(ctx context.Context, ck *childKind, parent string, in *childInput, fresh bool, company any) ([]any, error) {
 	var have []map[string]any
 	if !fresh {
 		var err error
@@ -239,7 +242,7 @@ func (c *Client) syncChildren(ctx context.Context, ck *childKind, parent string,
 	if in == nil {
 		return asAny(have), nil
 	}
-	w := &rowWriter{c: c, ck: ck, parent: parent}
+	w := &rowWriter{c: c, ck: ck, parent: parent, company: company}
 	if in.isIndex {
 		w.byIndex(ctx, have, in.byIndex)
 	} else {
@@ -263,16 +266,29 @@ type rowWriter struct {
 	c       *Client
 	ck      *childKind
 	parent  string
+	company any
 	wrote   bool
 	created []map[string]any
 	err     error
 }
 
-func (w *rowWriter) create(ctx context.Context, row map[string]any) string {
+// link fills a lead row's lead link (leadlink.go); pos is the row's 0-based
+// position in the caller's input.
+func (w *rowWriter) link(ctx context.Context, pos int, body map[string]any) bool {
+	if w.err == nil && w.ck.field == "leads" {
+		w.err = w.c.fillLead(ctx, "update", pos, body, w.company)
+	}
+	return w.err == nil
+}
+
+func (w *rowWriter) create(ctx context.Context, pos int, row map[string]any) string {
 	if w.err != nil {
 		return ""
 	}
 	body := rowBody(row)
+	if !w.link(ctx, pos, body) {
+		return ""
+	}
 	body["prospect_id"] = w.parent
 	resp, err := w.c.do(ctx, http.MethodPost, w.ck.path, nil, body)
 	w.wrote = true
@@ -293,8 +309,15 @@ func (w *rowWriter) create(ctx context.Context, row map[string]any) string {
 	return rowID(got)
 }
 
-func (w *rowWriter) patch(ctx context.Context, id string, diff map[string]any) {
+// patch sends diff, the changed attributes of row id (want is the row the
+// caller asked for). A new email in a row the caller gave without a lead
+// relinks the row to that e-mail's Lead.
+func (w *rowWriter) patch(ctx context.Context, pos int, id string, want, diff map[string]any) {
 	if w.err != nil || len(diff) == 0 {
+		return
+	}
+	email, _ := diff["email"].(string)
+	if lead, _ := want["lead"].(string); email != "" && lead == "" && !w.link(ctx, pos, diff) {
 		return
 	}
 	w.wrote = true
@@ -324,9 +347,9 @@ func (w *rowWriter) byIndex(ctx context.Context, have []map[string]any, want map
 		case i < len(have) && row == nil:
 			dels = append(dels, rowID(have[i]))
 		case i < len(have):
-			w.patch(ctx, rowID(have[i]), rowDiff(row, have[i]))
+			w.patch(ctx, i, rowID(have[i]), row, rowDiff(row, have[i]))
 		case row != nil:
-			w.create(ctx, row)
+			w.create(ctx, i, row)
 		}
 	}
 	for _, id := range dels {
@@ -351,7 +374,7 @@ func (w *rowWriter) byList(ctx context.Context, have, want []map[string]any) {
 	used := map[string]bool{}
 	next := 0 // next existing row for positional matching
 	target := make([]string, 0, len(want))
-	for _, r := range want {
+	for pos, r := range want {
 		h := byID[rowID(r)]
 		if h != nil && used[rowID(h)] {
 			h = nil // the same id twice: the second one is a new row
@@ -367,11 +390,11 @@ func (w *rowWriter) byList(ctx context.Context, have, want []map[string]any) {
 			}
 		}
 		if h == nil {
-			target = append(target, w.create(ctx, r))
+			target = append(target, w.create(ctx, pos, r))
 			continue
 		}
 		used[rowID(h)] = true
-		w.patch(ctx, rowID(h), rowDiff(r, h))
+		w.patch(ctx, pos, rowID(h), r, rowDiff(r, h))
 		target = append(target, rowID(h))
 	}
 	var kept []string
@@ -398,10 +421,31 @@ func (w *rowWriter) byList(ctx context.Context, have, want []map[string]any) {
 	for _, cr := range w.created {
 		now = append(now, rowID(cr))
 	}
-	want2 := append(slices.Clone(target), kept...)
-	if slices.Equal(now, want2) {
-		return
+	w.reorder(ctx, now, append(slices.Clone(target), kept...))
+}
+
+// reorder moves the rows from order now to order want with PATCHes of idx,
+// the documented way (the vendor's child pages list idx as a PATCH body
+// parameter; the body of POST .../reorder is documented nowhere). Each
+// PATCH puts one row at position i+1 and shifts the rows from there down,
+// so at most len(want)-1 PATCHes are sent.
+func (w *rowWriter) reorder(ctx context.Context, now, want []string) {
+	cur := slices.Clone(now)
+	for i, id := range want {
+		if w.err != nil || i >= len(cur) {
+			return
+		}
+		if cur[i] == id {
+			continue
+		}
+		j := slices.Index(cur, id)
+		if j < 0 {
+			continue
+		}
+		w.wrote = true
+		if _, w.err = w.c.do(ctx, http.MethodPatch, childURL(w.ck, id), nil, map[string]any{"idx": i + 1}); w.err != nil {
+			return
+		}
+		cur = slices.Insert(slices.Delete(cur, j, j+1), i, id)
 	}
-	w.wrote = true
-	_, w.err = w.c.do(ctx, http.MethodPost, w.ck.path+"/reorder", nil, map[string]any{"parent_id": w.parent, "ids": want2})
 }

@@ -121,10 +121,10 @@ func TestValidationErrorsAreRejectedWithTheAPIMessage(t *testing.T) {
 		want   string
 	}{
 		{map[string]any{"company_name": "No Company Inc"}, "Missing required param: company"},
-		{map[string]any{"company": "X", "annual_revenue": "lots"}, "Invalid annual_revenue: must be a number"},
-		{map[string]any{"company": "X", "no_of_employees": "12"}, "no_of_employees"},
-		{map[string]any{"company": "X", "colour": "blue"}, "unknown parameter: colour"},
-		{map[string]any{"company": "X", "company_name": strings.ToUpper(existing["company_name"].(string))}, "already exists"},
+		{map[string]any{"company": emulator.DefaultCompany, "annual_revenue": "lots"}, "Invalid annual_revenue: must be a number"},
+		{map[string]any{"company": "X"}, "Could not find Company: X"},
+		{map[string]any{"company": emulator.DefaultCompany, "colour": "blue"}, "unknown parameter: colour"},
+		{map[string]any{"company": emulator.DefaultCompany, "company_name": strings.ToUpper(existing["company_name"].(string))}, "already exists"},
 	}
 	for _, tc := range cases {
 		_, err := e.c.Create(ctx, connectors.Record{Entity: EntityProspect, Fields: tc.fields})

@@ -23,13 +23,26 @@ import (
 // ties knob seeds every prospect on it and freezes the clock there.
 var seedStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// TestContract runs the contract suite under each server profile
+// (emulator.Profiles): with Link fields validated as ERPNext does, and with
+// any text accepted in them.
 func TestContract(t *testing.T) {
 	t.Parallel()
-	conntest.Run(t, conntest.Harness{
+	for _, p := range emulator.Profiles() {
+		t.Run(p.Name, func(t *testing.T) {
+			t.Parallel()
+			conntest.Run(t, contractHarness(p))
+		})
+	}
+}
+
+func contractHarness(p emulator.Profile) conntest.Harness {
+	return conntest.Harness{
 		System:       overplane.System,
 		ErrorMessage: overplane.ErrorMessage,
 		Start: func(t testing.TB, o conntest.EmuOptions) *conntest.Emulator {
 			eo := emulator.Options{Records: o.Records, Faults: o.Faults, PageCap: o.PageCap}
+			p.Apply(&eo)
 			if o.Ties {
 				// Pull pages by created_at: put every prospect on one.
 				eo.SeedTieGroup = o.Records
@@ -68,9 +81,10 @@ func TestContract(t *testing.T) {
 		NewRecord: func(i int) connectors.Record {
 			return connectors.Record{Entity: overplane.EntityProspect, Fields: map[string]any{
 				"company_name": fmt.Sprintf("Contract Quarry %d BV", i), "company": emulator.DefaultCompany,
-				"website": fmt.Sprintf("https://quarry-%d.example", i), "industry": "Mining",
+				"website": fmt.Sprintf("https://quarry-%d.example", i), "industry": "Manufacturing",
 				"annual_revenue": 125000.0, "no_of_employees": "11-50",
-				"leads": []any{map[string]any{"lead": fmt.Sprintf("lead_contract%d", i), "lead_name": "Ada Quarry",
+				// No lead: the client links the row to the contact's Lead.
+				"leads": []any{map[string]any{"lead_name": "Ada Quarry",
 					"email": fmt.Sprintf("ada@quarry-%d.example", i), "status": "Open"}},
 			}}
 		},
@@ -109,7 +123,7 @@ func TestContract(t *testing.T) {
 			},
 		},
 		// Convert: none; a prospect has no stage entity to move to.
-	})
+	}
 }
 
 // Error bodies the testdata/ decode test does not cover. Overplane documents

@@ -35,7 +35,10 @@
 //
 // Create and Update accept the same two keys (see Client.Update for how rows
 // are matched); a child row the API refuses during Create rolls the new
-// prospect back. Find has no server filter to use: it scans, keeping the
+// prospect back. A lead row given without its required lead link is linked
+// to the Lead whose email_id is the row's email, created when missing
+// (Options.LeadLink; leadlink.go); a row that cannot be linked refuses its
+// record. Rows are moved with PATCHes of idx, never POST .../reorder. Find has no server filter to use: it scans, keeping the
 // records that hold every match by connectors.MatchesAll (dotted paths such
 // as "company_name", "leads.email", "leads.0.email"; case-insensitive, loose
 // for names when asked). ConvertStage is always refused: a prospect has no

@@ -21,6 +21,7 @@ type childKind struct {
 	path     string      // "/api/crm/prospect-lead"
 	fields   []fieldSpec // attributes besides id, idx and prospect_id, documented order
 	required []string    // required attributes besides prospect_id
+	links    []link      // Link fields (links.go)
 	rows     func(p *prospect) *[]*childRow
 }
 
@@ -30,6 +31,7 @@ var (
 		fields: []fieldSpec{{"lead", kString}, {"lead_name", kString}, {"status", kString},
 			{"email", kString}, {"mobile_no", kString}, {"lead_owner", kString}},
 		required: []string{"lead"},
+		links:    leadRowLinks,
 		rows:     func(p *prospect) *[]*childRow { return &p.leads },
 	}
 	oppKind = &childKind{
@@ -37,7 +39,8 @@ var (
 		fields: []fieldSpec{{"opportunity", kString}, {"amount", kNumber}, {"stage", kString},
 			{"probability", kNumber}, {"expected_closing", kString}, {"currency", kString},
 			{"deal_owner", kString}, {"contact_person", kString}},
-		rows: func(p *prospect) *[]*childRow { return &p.opps },
+		links: oppRowLinks,
+		rows:  func(p *prospect) *[]*childRow { return &p.opps },
 	}
 	// childKinds lists the child tables in a fixed order.
 	childKinds = []*childKind{leadKind, oppKind}
@@ -119,7 +122,9 @@ var (
 )
 
 // seedChildren gives seeded prospect number i 0–2 lead rows (contact persons
-// of its profile) and every fourth one an opportunity row.
+// of its profile) and every fourth one an opportunity row. Each row links to
+// a seeded Lead or Opportunity holding the same values, as ERPNext fetches
+// them (prospect_lead.json, prospect_opportunity.json: fetch_from).
 func (e *Emulator) seedChildren(p *prospect, i int, pf emukit.Profile) {
 	owner := p.f["prospect_owner"]
 	people := []emukit.Profile{pf}
@@ -131,10 +136,14 @@ func (e *Emulator) seedChildren(p *prospect, i int, pf emukit.Profile) {
 	}
 	for j := 0; j < i%3; j++ {
 		who := people[j]
+		status := leadStatuses[(i+j)%len(leadStatuses)]
+		lead := e.seedLead(map[string]any{"lead_name": who.FirstName + " " + who.LastName, "first_name": who.FirstName,
+			"last_name": who.LastName, "email_id": who.Email, "mobile_no": who.Mobile, "status": status,
+			"company_name": p.f["company_name"], "lead_owner": owner})
 		e.addRow(p, leadKind, map[string]any{
-			"lead":       fmt.Sprintf("CRM-LEAD-2026-%05d", (i*2+j)%100000),
+			"lead":       lead,
 			"lead_name":  who.FirstName + " " + who.LastName,
-			"status":     leadStatuses[(i+j)%len(leadStatuses)],
+			"status":     status,
 			"email":      who.Email,
 			"mobile_no":  who.Mobile,
 			"lead_owner": owner,
@@ -146,8 +155,7 @@ func (e *Emulator) seedChildren(p *prospect, i int, pf emukit.Profile) {
 		if len(p.leads) > 0 {
 			contact = p.leads[0].f["lead_name"]
 		}
-		e.addRow(p, oppKind, map[string]any{
-			"opportunity":      fmt.Sprintf("CRM-OPP-2026-%05d", i%100000),
+		f := map[string]any{
 			"amount":           float64((i%20 + 1) * 5000),
 			"stage":            salesStages[st],
 			"probability":      float64((st + 1) * 20),
@@ -155,7 +163,16 @@ func (e *Emulator) seedChildren(p *prospect, i int, pf emukit.Profile) {
 			"currency":         "EUR",
 			"deal_owner":       owner,
 			"contact_person":   contact,
-		})
+		}
+		opp, aerr := e.insertDoc(opportunityDoctype, map[string]any{"opportunity_from": "Prospect",
+			"party_name": p.f["company_name"], "company": p.f["company"], "transaction_date": seedBase.Format(time.DateOnly),
+			"sales_stage": f["stage"], "probability": f["probability"], "expected_closing": f["expected_closing"],
+			"currency": f["currency"], "opportunity_amount": f["amount"], "opportunity_owner": owner})
+		if aerr != nil {
+			panic("overplane emulator: seeding an Opportunity: " + aerr.message)
+		}
+		f["opportunity"] = opp.id
+		e.addRow(p, oppKind, f)
 	}
 }
 
@@ -257,9 +274,11 @@ func (e *Emulator) listChildren(k *childKind, q url.Values) ([]byte, *apiError) 
 
 var emailRe = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
 
-// validateRow checks a child row body (create: with prospect_id and
-// optional idx; update: attributes only).
-func validateRow(k *childKind, body map[string]any, create bool) *apiError {
+// validateRow checks a child row body. Both POST and PATCH may carry
+// prospect_id and idx: the vendor's child pages list idx and the parent as
+// body parameters of both, and show {"idx":1,"parent_id":null} as a PATCH
+// body (e.g. ODOC:setup/website-item-group).
+func (e *Emulator) validateRow(k *childKind, body map[string]any, create bool) *apiError {
 	keys := make([]string, 0, len(body))
 	for key := range body {
 		keys = append(keys, key)
@@ -268,9 +287,6 @@ func validateRow(k *childKind, body map[string]any, create bool) *apiError {
 	for _, key := range keys {
 		v := body[key]
 		if key == "prospect_id" || key == "idx" {
-			if !create {
-				return badParam("parameter_invalid", key, "%s cannot be changed with PATCH (use POST %s/reorder to move rows).", key, k.path)
-			}
 			if key == "idx" && v != nil {
 				if f, ok := v.(float64); !ok || f != float64(int(f)) {
 					return badParam("parameter_invalid_integer", "idx", "Invalid idx: must be an integer.")
@@ -289,7 +305,7 @@ func validateRow(k *childKind, body map[string]any, create bool) *apiError {
 		switch {
 		case key == "email" && s != "" && !emailRe.MatchString(s):
 			return badParam("parameter_invalid", key, "Invalid email: %q is not an e-mail address.", s)
-		case key == "expected_closing" && s != "":
+		case key == "expected_closing" && s != "" && e.opts.FrappeTypes:
 			if _, err := time.Parse(time.DateOnly, s); err != nil {
 				return badParam("parameter_invalid", key, "Invalid expected_closing: %q is not a date (YYYY-MM-DD).", s)
 			}
@@ -309,7 +325,7 @@ func validateRow(k *childKind, body map[string]any, create bool) *apiError {
 }
 
 func (e *Emulator) createChild(k *childKind, body map[string]any) ([]byte, *apiError) {
-	if aerr := validateRow(k, body, true); aerr != nil {
+	if aerr := e.validateRow(k, body, true); aerr != nil {
 		return nil, aerr
 	}
 	e.mu.Lock()
@@ -326,11 +342,17 @@ func (e *Emulator) createChild(k *childKind, body map[string]any) ([]byte, *apiE
 			return nil, badParam("parameter_invalid", "idx", "Invalid idx: %d is not between 1 and %d.", at, n+1)
 		}
 	}
+	if aerr := e.checkLinks(k.links, body, at); aerr != nil {
+		return nil, aerr
+	}
 	r := e.addRow(p, k, body)
 	if at <= n { // move the new row from the end to position at
 		rows := *k.rows(p)
 		copy(rows[at:], rows[at-1:n])
 		rows[at-1] = r
+	}
+	if k == leadKind {
+		e.fetchFromLead(r)
 	}
 	return r.appendJSON(nil, at), nil
 }
@@ -351,13 +373,59 @@ func (e *Emulator) updateChild(k *childKind, id string, body map[string]any) ([]
 	if aerr != nil {
 		return nil, aerr
 	}
-	if aerr := validateRow(k, body, false); aerr != nil {
+	if aerr := e.validateRow(k, body, false); aerr != nil {
+		return nil, aerr
+	}
+	to := r.parent
+	if v, ok := body["prospect_id"]; ok {
+		var aerr *apiError
+		if to, aerr = e.parent(v, "prospect_id"); aerr != nil {
+			return nil, aerr
+		}
+	}
+	at := r.idx()
+	if to != r.parent {
+		at = len(*k.rows(to)) + 1
+	}
+	if v, ok := body["idx"].(float64); ok {
+		n := len(*k.rows(to))
+		if to == r.parent {
+			n--
+		}
+		if at = int(v); at < 1 || at > n+1 {
+			return nil, badParam("parameter_invalid", "idx", "Invalid idx: %d is not between 1 and %d.", at, n+1)
+		}
+	}
+	if aerr := e.checkLinks(k.links, body, at); aerr != nil {
 		return nil, aerr
 	}
 	for key, v := range body {
-		r.f[key] = v
+		if key != "prospect_id" && key != "idx" {
+			r.f[key] = v
+		}
 	}
-	return r.appendJSON(nil, r.idx()), nil
+	e.moveRow(r, to, at)
+	if k == leadKind {
+		e.fetchFromLead(r)
+	}
+	return r.appendJSON(nil, at), nil
+}
+
+// moveRow puts r at position at (1-based) of parent to's rows; the other
+// rows shift and idx stays dense on both parents. Callers hold e.mu.
+func (e *Emulator) moveRow(r *childRow, to *prospect, at int) {
+	from := r.kind.rows(r.parent)
+	for i, x := range *from {
+		if x == r {
+			*from = append((*from)[:i], (*from)[i+1:]...)
+			break
+		}
+	}
+	r.parent = to
+	rows := r.kind.rows(to)
+	*rows = append(*rows, nil)
+	copy((*rows)[at:], (*rows)[at-1:])
+	(*rows)[at-1] = r
 }
 
 func (e *Emulator) deleteChild(k *childKind, id string) ([]byte, *apiError) {

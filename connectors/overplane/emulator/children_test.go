@@ -59,7 +59,7 @@ func TestSeedsChildRowsFromTheProfile(t *testing.T) {
 
 func TestChildEndpoints(t *testing.T) {
 	t.Parallel()
-	e := newServer(t, Options{Records: 3})
+	e := newServer(t, Options{Records: 3, ValidateLinks: noLinks(), FrappeTypes: true})
 	pid := e.emu.IDs()[0]
 	other := e.emu.IDs()[1]
 	st, body := e.raw(t, http.MethodGet, "/api/crm/prospect-lead", nil)
@@ -125,12 +125,16 @@ func TestChildEndpoints(t *testing.T) {
 	if strings.Join(names, ",") != "L-Z,L-A,L-C,L-D" || list["total"] != 4.0 || list["has_more"] != false {
 		t.Fatalf("rows after insert and delete: %v", names)
 	}
-	// PATCH merges; idx and prospect_id cannot be patched; lead cannot be cleared.
+	// PATCH merges; lead cannot be cleared; idx and prospect_id move the row
+	// (TestPatchIdxMovesRows).
 	st, p := e.raw(t, http.MethodPatch, "/api/crm/prospect-lead/"+made[0], map[string]any{"email": "a@b.example"})
 	if st != 200 || p["email"] != "a@b.example" || p["lead_name"] != "A" || p["idx"] != 2.0 {
 		t.Fatalf("PATCH row: %d %v", st, p)
 	}
-	for _, bad := range []map[string]any{{"idx": 1.0}, {"prospect_id": other}, {"lead": ""}} {
+	if st, _ := e.raw(t, http.MethodPatch, "/api/crm/prospect-lead/"+made[0], map[string]any{"prospect_id": "prospect_nope"}); st != 404 {
+		t.Fatalf("PATCH to an unknown prospect: %d", st)
+	}
+	for _, bad := range []map[string]any{{"idx": 9.0}, {"idx": "1"}, {"lead": ""}} {
 		if st, _ := e.raw(t, http.MethodPatch, "/api/crm/prospect-lead/"+made[0], bad); st != 400 {
 			t.Fatalf("PATCH %v: %d", bad, st)
 		}

@@ -27,10 +27,11 @@
 //     (case-insensitively, as MariaDB's default collation makes Frappe's
 //     unique names) with 409 on a clash, annual_revenue must be a number
 //     (null stores 0, as a Frappe Currency field does), string fields must be
-//     strings or null, no_of_employees must be one of the Frappe options
-//     (1-10, 11-50, 51-200, 201-500, 501-1000, 1000+) or empty unless
-//     Options.LenientSelect is set, and unknown fields (including the
-//     read-only id, created_at, updated_at) are a 400. PATCH merges the keys
+//     strings or null, and unknown fields (including the read-only id,
+//     created_at, updated_at) are a 400. no_of_employees takes any string
+//     (the vendor's page types it so and gives "no_of_employees_example");
+//     Options.FrappeTypes restores ERPNext's Select options (1-10 ... 1000+)
+//     and the Date check of expected_closing. PATCH merges the keys
 //     sent. DELETE answers {"id":...,"deleted":true}; a second DELETE is 404.
 //   - Errors (undocumented; assumed Stripe-like): {"error":{"type":
 //     "invalid_request_error","code":"...","message":"...","param":"..."}}
@@ -39,13 +40,29 @@
 //     "api_error". The client branches on the HTTP status only.
 //   - Child tables: /api/crm/prospect-lead and /api/crm/prospect-opportunity
 //     (GET ?parent_id= required, POST, PATCH|DELETE /{id}, POST /reorder with
-//     {"parent_id":...,"ids":[...]}). Rows carry id, idx (1-based, dense) and
-//     prospect_id, no timestamps. POST needs prospect_id (an unknown one is
-//     404) and, for lead rows, lead; an optional idx inserts at that
-//     position. PATCH cannot change idx or prospect_id (400). Row checks:
-//     email looks like an address, expected_closing is YYYY-MM-DD,
-//     probability is 0..100. reorder puts the listed rows first, the rest
-//     after in their order; an id of another parent, or twice, is a 400.
+//     the guessed body {"parent_id":...,"ids":[...]}, which the client does
+//     not use). Rows carry id, idx (1-based, dense) and prospect_id, no
+//     timestamps. POST needs prospect_id (an unknown one is 404) and, for
+//     lead rows, lead; an optional idx inserts at that position. PATCH may
+//     carry idx (the row moves there) and prospect_id (the row moves to that
+//     prospect), as the vendor's child pages list them. Row checks: email
+//     looks like an address, probability is 0..100. reorder puts the listed
+//     rows first, the rest after in their order; an id of another parent,
+//     or twice, is a 400.
+//   - Link fields (links.go): Prospect.industry (Industry Type),
+//     prospect_owner (User), company (Company), Prospect Lead.lead (Lead)
+//     and Prospect Opportunity.opportunity (Opportunity) must name an
+//     existing record, by id or, for Company, Industry Type and User, by the
+//     field Frappe names them by (company_name, industry, email); otherwise
+//     417 with Frappe's "Could not find Row #1: Lead: x" and exc_type
+//     LinkValidationError. Options.ValidateLinks false (the links-unchecked
+//     Profile) accepts any text. A lead row takes lead_name, status, email
+//     and mobile_no from its Lead when it gives none (fetch_if_empty). The
+//     linked doctypes are collections with the vendor's routes
+//     (/api/crm/lead, /api/setup/company, /api/crm/industry-type,
+//     /api/core/user, /api/crm/opportunity: list, POST, GET|PATCH|DELETE
+//     /{id}); a Lead's email_id is unique (409) and a Lead needs a name, a
+//     company name or an e-mail (417), as ERPNext's lead.py has it.
 //     Deletes keep idx dense. Writing a child row does not touch the
 //     prospect's updated_at. Deleting a prospect deletes its rows.
 package emulator

@@ -55,9 +55,16 @@ type Options struct {
 	// created_at (default 3). A value >= Records puts every seeded prospect
 	// on one timestamp.
 	SeedTieGroup int
-	// LenientSelect accepts any string in no_of_employees instead of only
-	// the Frappe options.
-	LenientSelect bool
+	// FrappeTypes checks the fields the vendor's pages type as free strings
+	// the way ERPNext's doctypes type them: no_of_employees must be one of
+	// the Select options and expected_closing a date. Off by default: the
+	// seed page documents both as strings and gives "no_of_employees_example"
+	// and "expected_closing_example" as examples (issue 9 item 8).
+	FrappeTypes bool
+	// ValidateLinks checks Link fields as ERPNext does (docs/apis.md §2
+	// "Link fields"): nil or true is the vendor's behaviour, false the
+	// profile that accepts any text in a Link field.
+	ValidateLinks *bool
 	// Company is the "company" of seeded prospects; default DefaultCompany.
 	Company string
 }
@@ -82,17 +89,20 @@ type PagingEdits struct {
 // Emulator is an in-memory Overplane API. It implements http.Handler and is
 // safe for concurrent use.
 type Emulator struct {
-	opts    Options
-	clock   *emukit.Clock
-	inj     *emukit.Injector
-	handler http.Handler
+	opts          Options
+	validateLinks bool
+	clock         *emukit.Clock
+	inj           *emukit.Injector
+	handler       http.Handler
 
 	mu        sync.Mutex
 	rnd       *rand.Rand
 	prospects map[string]*prospect
-	order     []*prospect          // created_at desc, id desc
-	names     map[string]*prospect // lower-cased company_name
-	rows      map[string]*childRow // every child row by id
+	order     []*prospect            // created_at desc, id desc
+	names     map[string]*prospect   // lower-cased company_name
+	rows      map[string]*childRow   // every child row by id
+	docs      map[string]*collection // linked doctypes by slug
+	seeding   bool
 	edits     PagingEdits
 	editSeq   int
 	created   []string
@@ -124,6 +134,7 @@ type fieldKind int
 const (
 	kString fieldKind = iota
 	kNumber
+	kBool
 )
 
 type fieldSpec struct {
@@ -166,7 +177,9 @@ func New(o Options) *Emulator {
 		prospects: map[string]*prospect{},
 		names:     map[string]*prospect{},
 		rows:      map[string]*childRow{},
+		docs:      map[string]*collection{},
 	}
+	e.validateLinks = o.ValidateLinks == nil || *o.ValidateLinks
 	e.inj = emukit.NewInjector(o.Faults, nil, writeError) // rate windows run on real time
 	e.seed()
 	e.handler = e.inj.Wrap(http.HandlerFunc(e.serve))
@@ -206,9 +219,13 @@ func (e *Emulator) Prospect(id string) (map[string]any, bool) {
 	if !ok {
 		return nil, false
 	}
+	return decodeObject(b), true
+}
+
+func decodeObject(b []byte) map[string]any {
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
-	return m, true
+	return m
 }
 
 // Freeze makes every write share timestamp t (the ties knob); a zero t
@@ -264,6 +281,9 @@ var (
 var seedBase = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (e *Emulator) seed() {
+	e.seeding = true
+	defer func() { e.seeding = false }()
+	e.seedLinked()
 	for i := 0; i < e.opts.Records; i++ {
 		pf := emukit.Fake(e.opts.SeedOffset + i)
 		created := seedBase.Add(time.Duration(i/e.opts.SeedTieGroup) * time.Minute)
@@ -313,6 +333,9 @@ func (e *Emulator) newID(doctype string) string {
 			continue
 		}
 		if _, ok := e.rows[id]; ok {
+			continue
+		}
+		if c := e.docs[doctype]; c != nil && c.byID[id] != nil {
 			continue
 		}
 		return id
@@ -384,6 +407,10 @@ type apiError struct {
 	code    string
 	message string
 	param   string
+	// frappe, when set, is the Frappe exception class the error stands for
+	// ("LinkValidationError"): the body then also carries Frappe's own
+	// exc_type and exception keys.
+	frappe string
 }
 
 func (a *apiError) Error() string { return a.message }
@@ -421,7 +448,12 @@ func writeAPIError(w http.ResponseWriter, a *apiError) {
 	if a.param != "" {
 		body["param"] = a.param
 	}
-	b, _ := json.Marshal(map[string]any{"error": body})
+	env := map[string]any{"error": body}
+	if a.frappe != "" {
+		env["exc_type"] = a.frappe
+		env["exception"] = "frappe.exceptions." + a.frappe + ": " + a.message
+	}
+	b, _ := json.Marshal(env)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(a.status)
 	_, _ = w.Write(b)
@@ -483,6 +515,9 @@ func (e *Emulator) serve(w http.ResponseWriter, r *http.Request) {
 func (e *Emulator) route(r *http.Request, path string, body map[string]any) ([]byte, *apiError) {
 	q := r.URL.Query()
 	if out, aerr, ok := e.routeChild(r, path, body); ok {
+		return out, aerr
+	}
+	if out, aerr, ok := e.routeDoc(r, path, body); ok {
 		return out, aerr
 	}
 	switch {
@@ -654,7 +689,7 @@ func (e *Emulator) validateProspect(body map[string]any, create bool) *apiError 
 			return badParam("parameter_missing", "company", "Missing required param: company.")
 		}
 	}
-	if v, ok := body["no_of_employees"].(string); ok && v != "" && !e.opts.LenientSelect {
+	if v, ok := body["no_of_employees"].(string); ok && v != "" && e.opts.FrappeTypes {
 		valid := false
 		for _, o := range employeeOptions {
 			valid = valid || v == o
@@ -678,6 +713,10 @@ func checkType(name string, kind fieldKind, v any) *apiError {
 	case kString:
 		if _, ok := v.(string); !ok {
 			return badParam("parameter_invalid", name, "Invalid %s: must be a string.", name)
+		}
+	case kBool:
+		if _, ok := v.(bool); !ok {
+			return badParam("parameter_invalid", name, "Invalid %s: must be a boolean.", name)
 		}
 	}
 	return nil
@@ -706,6 +745,9 @@ func (e *Emulator) createProspect(body map[string]any) ([]byte, *apiError) {
 	if aerr := e.nameClash(body, nil); aerr != nil {
 		return nil, aerr
 	}
+	if aerr := e.checkLinks(prospectLinks, body, 0); aerr != nil {
+		return nil, aerr
+	}
 	now := e.clock.Now()
 	p := &prospect{id: e.newID("prospect"), created: now, updated: now, f: map[string]any{}}
 	for _, fs := range prospectFields {
@@ -729,6 +771,9 @@ func (e *Emulator) updateProspect(id string, body map[string]any) ([]byte, *apiE
 		return nil, aerr
 	}
 	if aerr := e.nameClash(body, p); aerr != nil {
+		return nil, aerr
+	}
+	if aerr := e.checkLinks(prospectLinks, body, 0); aerr != nil {
 		return nil, aerr
 	}
 	e.patch(p, body)

@@ -50,3 +50,10 @@ func (s *server) raw(t *testing.T, method, path string, body any) (int, map[stri
 	}
 	return resp.StatusCode, m
 }
+
+// noLinks is Options.ValidateLinks for the profile that accepts any text in
+// a Link field.
+func noLinks() *bool {
+	off := false
+	return &off
+}
