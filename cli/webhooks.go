@@ -244,5 +244,6 @@ func newWebhooksDeleteCmd(g *globals) *cobra.Command {
 		},
 	}
 	g.addConfigFlags(c, false)
+	c.Flags().BoolVar(&all, "all", false, "delete every webhook delivering to webhooks.public_url")
 	return c
 }
