@@ -1,7 +1,12 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 
@@ -123,6 +128,9 @@ flow's max_retries); replay retries them now.`,
 				return &ExitError{Code: 2, Err: fmt.Errorf("give a KEY, or --all with --flow")}
 			}
 			a, err := open()
+			if errors.Is(err, state.ErrLocked) && len(args) == 1 {
+				return g.askDaemon(cmd.Context(), "replay", args[0], err)
+			}
 			if err != nil {
 				return err
 			}
@@ -164,6 +172,9 @@ flow's max_retries); replay retries them now.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := open()
+			if errors.Is(err, state.ErrLocked) {
+				return g.askDaemon(cmd.Context(), "drop", args[0], err)
+			}
 			if err != nil {
 				return err
 			}
@@ -187,4 +198,38 @@ flow's max_retries); replay retries them now.`,
 		root.AddCommand(c)
 	}
 	return root
+}
+
+// askDaemon hands a replay or drop of one dead letter to the running daemon
+// that holds the state file (its console's endpoint, which waits for the
+// flow's run), when the config gives its admin address and token; locked is
+// the error of opening the state.
+func (g *globals) askDaemon(ctx context.Context, action, key string, locked error) error {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return err
+	}
+	token := cfg.Admin.Token.Value()
+	if cfg.Admin.Listen == "" || token == "" {
+		return fmt.Errorf("%w (a running `crmsync run` holds it: %s the dead letter from its console, or set admin.listen and admin.token so that this command asks it)", locked, action)
+	}
+	code, body, err := adminDo(ctx, http.MethodPost, cfg.Admin.Listen, "/deadletters/"+action+"/"+url.PathEscape(key), token)
+	if err != nil {
+		return fmt.Errorf("%w; asking the daemon at %s failed too: %v", locked, cfg.Admin.Listen, err)
+	}
+	var ans struct {
+		Message string `json:"message"`
+	}
+	_ = json.Unmarshal(body, &ans)
+	if g.jsonOut {
+		if err := writeJSON(g.env.Stdout, map[string]any{"status": code, "message": ans.Message, "key": key}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(g.env.Stdout, "the running daemon answered %d: %s\n", code, ans.Message)
+	}
+	if code/100 != 2 {
+		return &ExitError{Code: 1}
+	}
+	return nil
 }

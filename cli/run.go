@@ -199,15 +199,24 @@ func adminStatus(ctx context.Context, listen string) ([]engine.FlowStatus, error
 // adminGet reads one path of a daemon's admin endpoint at listen (an
 // address it listens on all interfaces with is asked on loopback).
 func adminGet(ctx context.Context, listen, path string) (int, []byte, error) {
+	return adminDo(ctx, http.MethodGet, listen, path, "")
+}
+
+// adminDo sends one request to a daemon's admin endpoint, with token as a
+// Bearer token when non-empty.
+func adminDo(ctx context.Context, method, listen, path, token string) (int, []byte, error) {
 	host := listen
 	if strings.HasPrefix(host, "0.0.0.0:") || strings.HasPrefix(host, ":") {
 		host = "127.0.0.1:" + host[strings.LastIndex(host, ":")+1:]
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+host+path, nil)
 	if err != nil {
 		return 0, nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
