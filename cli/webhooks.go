@@ -215,6 +215,7 @@ func newWebhooksDeleteCmd(g *globals) *cobra.Command {
 				want[id] = true
 			}
 			deleted := 0
+			gone := []map[string]string{}
 			for _, s := range systems {
 				have, err := s.reg.ListWebhooks(cmd.Context())
 				if err != nil {
@@ -229,7 +230,15 @@ func newWebhooksDeleteCmd(g *globals) *cobra.Command {
 					}
 					delete(want, h.ID)
 					deleted++
-					fmt.Fprintf(g.env.Stdout, "deleted %s webhook %s (%s)\n", s.name, h.ID, h.Topic)
+					gone = append(gone, map[string]string{"system": s.name, "id": h.ID, "topic": h.Topic})
+					if !g.jsonOut {
+						fmt.Fprintf(g.env.Stdout, "deleted %s webhook %s (%s)\n", s.name, h.ID, h.Topic)
+					}
+				}
+			}
+			if g.jsonOut {
+				if err := writeJSON(g.env.Stdout, map[string]any{"deleted": gone}); err != nil {
+					return err
 				}
 			}
 			if len(want) > 0 {
@@ -245,5 +254,6 @@ func newWebhooksDeleteCmd(g *globals) *cobra.Command {
 	}
 	g.addConfigFlags(c, false)
 	c.Flags().BoolVar(&all, "all", false, "delete every webhook delivering to webhooks.public_url")
+	c.Flags().BoolVar(&g.jsonOut, "json", false, "print JSON")
 	return c
 }
