@@ -21,7 +21,7 @@ import (
 
 // proc is a running crmsync binary.
 type proc struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	stdout syncBuffer
 	stderr syncBuffer
@@ -30,7 +30,7 @@ type proc struct {
 }
 
 // startProc starts the built binary with args.
-func startProc(t *testing.T, args ...string) *proc {
+func startProc(t testing.TB, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, cmd: exec.Command(binary, args...), done: make(chan struct{})}
 	p.cmd.Stdout = &p.stdout

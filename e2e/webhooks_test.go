@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,13 +21,11 @@ const tribeHookSecret = "tribe-webhook-secret-0123456789abcdef"
 
 // hookEnv is a test environment whose config turns the webhook receiver on
 // at a free loopback port, with TribeCRM's webhook secret, the flow on
-// schedule and the receiver's debounce as given.
+// schedule and the receiver's debounce as given; run is `crmsync run`.
 type hookEnv struct {
 	*testEnv
 	addr string
-	run  context.CancelFunc
-	done chan int
-	logs *syncBuffer
+	run  *proc
 }
 
 func freeAddr(t testing.TB) string {
@@ -60,20 +59,18 @@ func newHookEnv(t testing.TB, seed int, schedule, debounce string) *hookEnv {
 	return &hookEnv{testEnv: e, addr: addr}
 }
 
-// startRun registers the webhooks and starts `crmsync run --no-start-run`
-// in-process; it returns once the receiver answers.
+// startRun registers the webhooks and starts the real binary's
+// `crmsync run --no-start-run`; it returns once the receiver answers.
 func (h *hookEnv) startRun(t testing.TB) {
 	t.Helper()
 	if r := h.cli("webhooks", "register"); r.Code != 0 || !strings.Contains(r.Stdout, "registered") {
 		t.Fatalf("webhooks register: %s", r)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h.run, h.done, h.logs = cancel, make(chan int, 1), &syncBuffer{}
-	go func() {
-		h.done <- runCLIWith(ctx, &syncBuffer{}, h.logs, "run", "--no-start-run", "--config", h.cfgPath)
-	}()
-	t.Cleanup(func() { h.stopRun(t) })
+	h.run = startProc(t, "run", "--no-start-run", "--config", h.cfgPath)
 	waitFor(t, 30*time.Second, "the webhook receiver", func() bool {
+		if h.run.exited() {
+			t.Fatalf("crmsync run exited:\n%s", h.run.stderr.String())
+		}
 		resp, err := http.Get("http://" + h.addr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
@@ -82,19 +79,15 @@ func (h *hookEnv) startRun(t testing.TB) {
 	})
 }
 
+// stopRun stops the daemon with SIGTERM (the run in hand finishes) and
+// expects exit 0.
 func (h *hookEnv) stopRun(t testing.TB) {
-	if h.run == nil {
-		return
+	t.Helper()
+	if err := h.run.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
 	}
-	h.run()
-	h.run = nil
-	select {
-	case code := <-h.done:
-		if code != 0 {
-			t.Errorf("crmsync run exited %d:\n%s", code, tail(h.logs.String(), 20))
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("crmsync run did not stop")
+	if code := h.run.wait(30 * time.Second); code != 0 {
+		t.Errorf("crmsync run exited %d:\n%s", code, tail(h.run.stderr.String(), 20))
 	}
 }
 
@@ -221,8 +214,8 @@ func TestShutdownWithWebhookEventsQueued(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "the deliveries", func() bool { return h.srv.TribeCRM.WebhookStats().Delivered >= 5 })
 	h.stopRun(t)
-	if !strings.Contains(h.logs.String(), "next scheduled run") {
-		t.Errorf("the stop does not say what becomes of the waiting events:\n%s", tail(h.logs.String(), 10))
+	if !strings.Contains(h.run.stderr.String(), "next scheduled run") {
+		t.Errorf("the stop does not say what becomes of the waiting events:\n%s", tail(h.run.stderr.String(), 10))
 	}
 	for i := 0; i < 5; i++ {
 		if h.arrived(fmt.Sprintf("Queued Edit %d BV", i)) {

@@ -272,6 +272,7 @@ func TestBurstIsDebounced(t *testing.T) {
 	body := []byte(`{"webhookId":"wh-1","id":"1"}`)
 	var wg sync.WaitGroup
 	codes := make(chan int, 1000)
+	began := time.Now()
 	for w := 0; w < 8; w++ {
 		wg.Add(1)
 		go func() {
@@ -283,6 +284,7 @@ func TestBurstIsDebounced(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	sending := time.Since(began)
 	close(codes)
 	for c := range codes {
 		if c != http.StatusAccepted {
@@ -295,9 +297,12 @@ func TestBurstIsDebounced(t *testing.T) {
 	for _, f := range got() {
 		n[f]++
 	}
+	// One run per debounce window the burst spanned (a slow, loaded machine
+	// spreads it over more windows), plus the window it ends in.
+	most := int(sending/(200*time.Millisecond)) + 2
 	for _, f := range []string{"tribe-to-all", "tribe-to-brt"} {
-		if n[f] < 1 || n[f] > 5 {
-			t.Errorf("flow %s ran %d times for 1,000 events; want one or a few", f, n[f])
+		if n[f] < 1 || n[f] > most {
+			t.Errorf("flow %s ran %d times for 1,000 events sent in %s; want 1..%d (one per 200ms window)", f, n[f], sending, most)
 		}
 	}
 }
