@@ -442,7 +442,14 @@ func (em *Emulator) route(w http.ResponseWriter, r *http.Request) {
 			writeODataError(w, http.StatusUnauthorized, "The access token is missing, invalid or expired.")
 			return
 		}
-		em.serveOData(w, r, strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v1/odata"), "/"))
+		rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v1/odata"), "/")
+		if rest == "Webhook" && r.Method == http.MethodGet {
+			// The registrations as an OData set (TDOC:api/concepts/webhooks
+			// names GET /v1/odata/Webhook beside GET /v1/webhooks).
+			writeJSON(w, http.StatusOK, map[string]any{"@odata.context": baseURL(r) + "/v1/odata/$metadata#Webhook", "value": em.hooks.list()})
+			return
+		}
+		em.serveOData(w, r, rest)
 	case r.URL.Path == api.WebhooksPath || strings.HasPrefix(r.URL.Path, api.WebhooksPath+"/"):
 		if !em.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tribecrm"`)

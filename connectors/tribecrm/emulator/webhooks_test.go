@@ -187,6 +187,14 @@ func TestWebhookRegistrationCRUD(t *testing.T) {
 	if list[0][api.FieldID] != chosen.ID || list[1][api.FieldID] != own.ID {
 		t.Errorf("list order or ids: %v", list)
 	}
+	// The same registrations as the OData set Webhook.
+	st, data = e.call(t, http.MethodGet, "/v1/odata/Webhook", "dev-token", nil)
+	var set struct {
+		Value []map[string]any `json:"value"`
+	}
+	if st != http.StatusOK || json.Unmarshal(data, &set) != nil || len(set.Value) != 2 || set.Value[0][api.FieldID] != chosen.ID {
+		t.Errorf("GET /v1/odata/Webhook: %d %s", st, data)
+	}
 
 	if st, data := e.call(t, http.MethodDelete, api.WebhooksPath+"/"+chosen.ID, "dev-token", nil); st != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", st, data)
