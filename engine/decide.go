@@ -293,7 +293,7 @@ func (r *run) decide(it *item, t *targetSys, b *state.Batch) (*task, error) {
 	} else {
 		prevT = &state.Fingerprint{}
 	}
-	diff := DiffPayload(old, out.Fields)
+	diff := KeepUncarried(DiffPayload(old, out.Fields), t.Map, r.src.Map)
 	op := OpUpdate
 	if oldEntity != "" && out.Entity != "" && oldEntity != out.Entity {
 		op = OpConvert

@@ -160,7 +160,7 @@ func (r *run) linkExisting(ctx context.Context, tk *task, found connectors.Recor
 	tk.linked = true
 	key := tk.t.Key(found)
 	tk.prevID = key
-	diff := DiffPayload(base, tk.out.Fields)
+	diff := KeepUncarried(DiffPayload(base, tk.out.Fields), tk.t.Map, r.src.Map)
 	got := found
 	if found.Entity != tk.out.Entity && tk.out.Entity != "" {
 		c, err := r.mutate(ctx, tk, OpConvert, func() (connectors.Record, error) {

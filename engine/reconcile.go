@@ -187,7 +187,7 @@ func (r *run) propagateDelete(ctx context.Context, srcKey, canonID string, b *st
 			if err != nil {
 				return fmt.Errorf("close %s in %s: %w", tid, t.Name, err)
 			}
-			diff := DiffPayload(fp.Payload, out.Fields)
+			diff := KeepUncarried(DiffPayload(fp.Payload, out.Fields), t.Map, r.src.Map)
 			if len(diff) == 0 {
 				r.log.Info().Str(logkey.Target, t.Name).Str(logkey.TargetID, tid).Msg("close policy: nothing to write (already closed, or the target's mapping carries neither closed nor active)")
 				r.count(t.Name, func(c *Counts) { c.Skipped++ })

@@ -719,3 +719,37 @@ func TestConcurrentCreatesOnAFirstSync(t *testing.T) {
 		t.Fatalf("counts %+v, BlueRockTel holds %d; want 200 created", c, w.brtTotal())
 	}
 }
+
+// Linking an existing record, and every update after it, leaves alone the
+// target's fields that the source cannot know: TribeCRM has no consent
+// flags and no fax, so BlueRockTel's stay as they were. A field the source
+// does carry is still cleared when the source clears it.
+func TestTargetOnlyFieldsSurviveLinkAndUpdates(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldOpts{flows: oneWay})
+	w.brtCreate(map[string]any{"name": "Consent Works BV", "email_address": "hello@consent.example", "phone": "+31 20 111 2222",
+		"fax": "+31 20 111 2223", "accept_emails": false, "accept_calls": false, "comment": "call before noon", "prospection_code_id": 2})
+	org := w.tribeCreateOrg("Lead", map[string]any{"Name": "Consent Works", "EmailAddress": "hello@consent.example", "PhoneNumber": "+31 20 111 2222"})
+	if c := counts(w.run("t2b"), "bluerocktel"); c.Linked != 1 || c.Failed != 0 {
+		t.Fatalf("first sync: %+v; want the record linked", c)
+	}
+	check := func(when string, wantPhone any) {
+		t.Helper()
+		got := w.brtByName("Consent Works")
+		if len(got) != 1 {
+			t.Fatalf("%s: %d records named Consent Works", when, len(got))
+		}
+		f := got[0].Fields
+		for k, want := range map[string]any{"fax": "+31 20 111 2223", "accept_emails": false, "accept_calls": false, "comment": "call before noon", "phone": wantPhone} {
+			if fmt.Sprint(f[k]) != fmt.Sprint(want) {
+				t.Errorf("%s: BlueRockTel %s = %v, want %v", when, k, f[k], want)
+			}
+		}
+	}
+	check("after the link", "+31 20 111 2222")
+	w.tribeEditOrg(org, map[string]any{"PhoneNumber": nil})
+	if c := counts(w.run("t2b"), "bluerocktel"); c.Updated != 1 || c.Failed != 0 {
+		t.Fatalf("after clearing the phone in TribeCRM: %+v; want 1 update", c)
+	}
+	check("after the phone was cleared at the source", nil)
+}

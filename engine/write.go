@@ -334,7 +334,7 @@ func (r *run) checkTarget(ctx context.Context, tk *task) error {
 		base = PresentOnly(cv.Fields, cur.Fields)
 	}
 	tk.out = out
-	tk.diff = DiffPayload(base, out.Fields)
+	tk.diff = KeepUncarried(DiffPayload(base, out.Fields), tk.t.Map, r.src.Map)
 	tk.prev = &state.Fingerprint{Entity: cur.Entity, Payload: base, Hash: view.Fingerprint(), At: cur.UpdatedAt}
 	tk.noEcho = changed
 	r.log.Debug().Str(logkey.Target, tk.t.Name).Str(logkey.TargetID, tk.prevID).Bool("merged", changed).Msg("target changed since last sync: merged before writing")

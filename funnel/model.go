@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,6 +67,7 @@ const (
 	Time
 	KindType
 	StageType
+	Number
 )
 
 func (t Type) String() string {
@@ -80,6 +82,8 @@ func (t Type) String() string {
 		return "kind (organization|person)"
 	case StageType:
 		return "stage (suspect|lead|hot_prospect|prospect|customer)"
+	case Number:
+		return "number"
 	}
 	return "unknown"
 }
@@ -106,6 +110,14 @@ const (
 	FieldClosed             = "closed"
 	FieldRegistrationNumber = "registration_number"
 	FieldVATNumber          = "vat_number"
+	FieldBillingEmail       = "billing_email"
+	FieldFax                = "fax"
+	FieldNotes              = "notes"
+	FieldRevenue            = "revenue"
+	FieldEmployees          = "employees"
+	FieldAccountNumber      = "account_number"
+	FieldAcceptsEmail       = "accepts_email"
+	FieldAcceptsCalls       = "accepts_calls"
 	FieldCreatedAt          = "created_at"
 	FieldUpdatedAt          = "updated_at"
 )
@@ -163,6 +175,14 @@ func buildFields() []FieldSpec {
 		{FieldClosed, Bool, "record is closed"},
 		{FieldRegistrationNumber, String, "company registration number (chamber of commerce, SIREN, ...)"},
 		{FieldVATNumber, String, "VAT / tax registration number"},
+		{FieldBillingEmail, String, "billing / accounts e-mail address"},
+		{FieldFax, String, "fax number"},
+		{FieldNotes, String, "free-text internal notes or comment"},
+		{FieldRevenue, Number, "annual revenue (a number, in the organisation's currency)"},
+		{FieldEmployees, Number, "number of employees"},
+		{FieldAccountNumber, String, "customer / debtor account number"},
+		{FieldAcceptsEmail, Bool, "consent: accepts e-mail communications"},
+		{FieldAcceptsCalls, Bool, "consent: accepts phone calls"},
 		{FieldCreatedAt, Time, "when the record was created in its source system"},
 		{FieldUpdatedAt, Time, "when the record last changed in its source system"},
 	}
@@ -229,6 +249,13 @@ func Normalize(name string, v any) (any, error) {
 			}
 			return t.UTC().Format(time.RFC3339Nano), nil
 		}
+	case Number:
+		if f, ok := number(v); ok {
+			return f, nil
+		}
+		if x, ok := v.(string); ok {
+			return nil, fmt.Errorf("field %s: %q is not a number", name, x)
+		}
 	case KindType:
 		s, _ := v.(string)
 		if k, ok := v.(Kind); ok {
@@ -249,6 +276,31 @@ func Normalize(name string, v any) (any, error) {
 		return s, nil
 	}
 	return nil, fmt.Errorf("field %s: a %T value cannot be a %s", name, v, spec.Type)
+}
+
+// number reads a JSON number, a Go integer or a numeric text (a decimal
+// point, not a comma) as a float64; NaN and infinities are not numbers.
+func number(v any) (float64, bool) {
+	var f float64
+	switch x := v.(type) {
+	case float64:
+		f = x
+	case int:
+		f = float64(x)
+	case int64:
+		f = float64(x)
+	case uint64:
+		f = float64(x)
+	case string:
+		p, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		if err != nil {
+			return 0, false
+		}
+		f = p
+	default:
+		return 0, false
+	}
+	return f, !math.IsNaN(f) && !math.IsInf(f, 0)
 }
 
 // ParseTime accepts the timestamp forms the supported APIs send: RFC 3339

@@ -70,3 +70,20 @@ func TestPersonNameIsDerived(t *testing.T) {
 		t.Fatalf("name = %q", r.Str(FieldName))
 	}
 }
+
+func TestNumberFields(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   any
+		want any
+		bad  bool
+	}{
+		{2500000.0, 2500000.0, false}, {"1250000.50", 1250000.5, false}, {12, 12.0, false},
+		{int64(7), 7.0, false}, {" 42 ", 42.0, false}, {"1,5", nil, true}, {"lots", nil, true}, {true, nil, true},
+	} {
+		got, err := Normalize(FieldRevenue, tc.in)
+		if tc.bad != (err != nil) || (!tc.bad && got != tc.want) {
+			t.Errorf("Normalize(revenue, %#v) = %#v, %v; want %#v (error %v)", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}

@@ -120,6 +120,25 @@ func (m *Mapping) Carries(canonical string) bool {
 	return m.carries[canonical]
 }
 
+// WrittenFrom returns the canonical fields the mapping writes outbound into
+// the native leaf at path (dots between names, as in a payload): the
+// canonical field of a field rule, the fields a value map reads, none for a
+// constant or a rule that only reads. A rule whose native path contains path, or lies inside it,
+// counts too.
+func (m *Mapping) WrittenFrom(path string) []string {
+	var out []string
+	for _, r := range m.rules {
+		if !r.writesNative() || r.native == EntityField {
+			continue
+		}
+		if r.native != path && !strings.HasPrefix(r.native, path+".") && !strings.HasPrefix(path, r.native+".") {
+			continue
+		}
+		out = append(out, r.canonicalWrites()...)
+	}
+	return out
+}
+
 // Owns reports whether this system owns the canonical field: a rule marked
 // owner: true reads it, so this system's value always wins in a merge.
 func (m *Mapping) Owns(canonical string) bool {

@@ -224,6 +224,9 @@ type ruleBuild struct {
 	hasNative, hasCanon, hasValues bool
 	// typeGiven: the rule names a type (otherwise it is inferred).
 	typeGiven bool
+	// lookup is the lookup file's problems, when the rule's value map
+	// comes from one.
+	lookup *errs
 }
 
 // bad reports a problem with the rule and marks it as not compiled.
@@ -249,6 +252,7 @@ func compileRule(rt *ruleTree, c *errs) (*rule, bool) {
 	b.compileDirection()
 	b.compileNative()
 	b.compileCanonical()
+	b.compileLookup()
 	b.checkShape()
 	b.checkDefaultIsScalar()
 	b.checkOwnerAndRequired()
@@ -264,7 +268,7 @@ func compileRule(rt *ruleTree, c *errs) (*rule, bool) {
 	// The value map and the default are read through the rule's type and
 	// transforms, so they are compiled only once those are sound.
 	if b.hasValues {
-		b.compileValueMap()
+		b.compileValueMapFrom()
 		if !b.ok {
 			return nil, false
 		}
@@ -722,6 +726,8 @@ func allowedTypes(t funnel.Type) []nativeType {
 		return []nativeType{typeString, typeInteger, typeNumber}
 	case funnel.Bool:
 		return []nativeType{typeBoolean, typeString, typeInteger}
+	case funnel.Number:
+		return []nativeType{typeNumber, typeInteger, typeString}
 	}
 	return []nativeType{typeString}
 }

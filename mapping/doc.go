@@ -30,7 +30,8 @@
 //     first_name, last_name, email, phone, mobile, website, address.line1,
 //     address.line2, address.postal_code, address.city, address.country,
 //     industry, owner, active, closed, registration_number, vat_number,
-//     created_at, updated_at).
+//     billing_email, fax, notes, revenue, employees, account_number,
+//     accepts_email, accepts_calls, created_at, updated_at).
 //   - values: a value map, used instead of canonical. Each key is a native
 //     value, compared as text ("1" matches the JSON number 1), and maps to
 //     the canonical fields it sets (see the example below). Inbound a native value that matches no key is an error for that record.
@@ -65,6 +66,9 @@
 //   - owner: true makes this system the owner of the canonical field(s) the
 //     rule reads: in a merge its value always wins over a newer change from
 //     another system (by default the newest change wins, field by field).
+//   - lookup: a file of native: canonical pairs (relative to the mapping
+//     file), with native and canonical: the rule translates ids through it
+//     both ways, as a value map over its one canonical field (lookup.go).
 //   - transform: a list of text transforms applied in order: trim, lower,
 //     upper, digits (keeps digits and a leading +). Inbound they apply to
 //     the canonical text, outbound to the native text; on a value map they

@@ -43,6 +43,8 @@ func (es Errors) Error() string {
 type errs struct {
 	file string
 	list Errors
+	// readFile reads the lookup files the rules name.
+	readFile func(string) ([]byte, error)
 }
 
 func (c *errs) add(line int, format string, args ...any) {

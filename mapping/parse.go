@@ -33,6 +33,8 @@ type ruleYAML struct {
 	Type      string                    `yaml:"type"`
 	Transform []string                  `yaml:"transform"`
 	Owner     bool                      `yaml:"owner"`
+	// Lookup names a file of native: canonical pairs (see lookup.go).
+	Lookup string `yaml:"lookup"`
 }
 
 var (
@@ -67,8 +69,16 @@ func Load(path string) (*Mapping, error) {
 // Parse compiles the mapping held in data; file names it in errors. On
 // failure the error is a *Errors listing every problem found, each as
 // "file:line: what is wrong; what was expected".
+//
+// Parse reads no file but the lookup files its rules name (relative to
+// file's directory); ParseWith reads them with a function of the caller's.
 func Parse(file string, data []byte) (m *Mapping, err error) {
-	c := &errs{file: file}
+	return ParseWith(file, data, os.ReadFile)
+}
+
+// ParseWith is Parse with lookup files read by readFile.
+func ParseWith(file string, data []byte, readFile func(string) ([]byte, error)) (m *Mapping, err error) {
+	c := &errs{file: file, readFile: readFile}
 	defer func() {
 		// The YAML library has panicked on hostile input in the past;
 		// a mapping file must never take the daemon down.
@@ -404,6 +414,8 @@ func expectKey(key string, t reflect.Type) string {
 		return "a single value"
 	case "required", "owner":
 		return "true or false"
+	case "lookup":
+		return "the path of a lookup file (native: canonical pairs), e.g. lookups/owners.yaml"
 	case "direction":
 		return "both, inbound or outbound"
 	case "type":

@@ -147,8 +147,8 @@ func leaves(prefix string, m map[string]any, out map[string]any) map[string]any 
 // checkRoundTrip maps n inbound, back outbound, and inbound again:
 //   - every native field a two-way rule carries comes back unchanged, and
 //     outbound writes nothing that is neither carried nor a constant;
-//   - the canonical record survives native and back, except the read-only
-//     timestamps.
+//   - the canonical record survives native and back, except what only
+//     inbound rules read (timestamps, generated account numbers).
 func checkRoundTrip(t *testing.T, m *Mapping, n Native) {
 	t.Helper()
 	rec, err := m.Inbound(n)
@@ -190,6 +190,7 @@ func checkRoundTrip(t *testing.T, m *Mapping, n Native) {
 		case !r.dir.in():
 		default:
 			want, had := in[r.native]
+			had = had && want != nil // null is absent
 			if s, ok := want.(string); ok {
 				want = strings.TrimSpace(s)
 				had = had && want != ""
@@ -206,9 +207,16 @@ func checkRoundTrip(t *testing.T, m *Mapping, n Native) {
 	if err != nil {
 		t.Fatalf("inbound of the outbound payload: %v", err)
 	}
+	// What only inbound rules read (timestamps, ids the system generates)
+	// is not sent back, so it cannot survive the trip.
 	want := rec.Clone()
-	delete(want.Fields, funnel.FieldCreatedAt)
-	delete(want.Fields, funnel.FieldUpdatedAt)
+	for _, r := range m.rules {
+		if r.dir == dirInbound {
+			for _, f := range r.canonicalWrites() {
+				delete(want.Fields, f)
+			}
+		}
+	}
 	if !reflect.DeepEqual(again.Fields, want.Fields) {
 		t.Errorf("canonical record changed on the way through %s:\n got  %v\n want %v", m.System, again.Fields, want.Fields)
 	}
