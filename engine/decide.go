@@ -131,27 +131,30 @@ func (r *run) handle(ctx context.Context, recs []connectors.Record, b *state.Bat
 	return fatal
 }
 
-// writeAhead commits golden records and source links, then the intents of
-// every create about to be sent, so a crash mid-page can be resolved
-// without creating anything twice.
+// writeAhead commits, in one transaction, the golden records (with their
+// source links) and the intents of every create about to be sent, so a
+// crash mid-page can be resolved without creating anything twice: a create
+// is only sent once its intent and the record the intent names are durable
+// together (an intent whose record is missing would be dropped at recovery).
 func (r *run) writeAhead(tasks []*task) error {
-	var intents []state.Intent
 	pre := &state.Batch{}
+	seen := map[string]bool{}
 	for _, tk := range tasks {
-		if tk.op == OpCreate {
-			pre.PutRecord(tk.it.golden)
-			intents = append(intents, state.Intent{ID: tk.it.golden.ID, System: tk.t.Name, Entity: tk.out.Entity,
-				Match: r.matchFor(tk.t, tk.it.golden, tk.out), Payload: tk.out.Fields, Flow: r.f.Name, At: r.e.o.Now().UTC()})
+		if tk.op != OpCreate {
+			continue
 		}
+		if g := tk.it.golden; !seen[g.ID] {
+			seen[g.ID] = true
+			pre.PutRecord(g)
+		}
+		pre.PutIntent(state.Intent{ID: tk.it.golden.ID, System: tk.t.Name, Entity: tk.out.Entity,
+			Match: r.matchFor(tk.t, tk.it.golden, tk.out), Payload: tk.out.Fields, Flow: r.f.Name, At: r.e.o.Now().UTC()})
 	}
-	if len(intents) == 0 {
+	if pre.Empty() {
 		return nil
 	}
 	if err := r.store().Commit(pre); err != nil {
-		return fmt.Errorf("commit golden records before creates: %w", err)
-	}
-	if err := r.store().PutIntents(intents); err != nil {
-		return fmt.Errorf("write create intents: %w", err)
+		return fmt.Errorf("commit golden records and create intents before creates: %w", err)
 	}
 	return nil
 }

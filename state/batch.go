@@ -22,6 +22,7 @@ const (
 	opLink
 	opUnlink
 	opPutFingerprint
+	opPutIntent
 	opDeleteIntent
 	opPutDeadLetter
 	opDeleteDeadLetter
@@ -163,6 +164,19 @@ func (b *Batch) PutFingerprint(system, externalID string, f Fingerprint) {
 	b.ops = append(b.ops, op{kind: opPutFingerprint, key: pairKey(system, externalID), val: v})
 }
 
+// PutIntent stores the create intent in (replacing one with the same system
+// and canonical id). The engine's write-ahead commits the intents of a page
+// together with the golden records they refer to, in one transaction,
+// before sending any create. A zero in.At is set to now.
+func (b *Batch) PutIntent(in Intent) {
+	key, v, err := encodeIntentKV(in)
+	if err != nil {
+		b.fail(err)
+		return
+	}
+	b.ops = append(b.ops, op{kind: opPutIntent, key: key, val: v})
+}
+
 // DeleteIntent removes the create intent of canonicalID in system, if any;
 // add it to the commit that records the created record's link.
 func (b *Batch) DeleteIntent(system, canonicalID string) {
@@ -252,6 +266,9 @@ func (s *Store) Commit(b *Batch) error {
 			deadLetters:  tx.Bucket(bucketDeadLetters),
 			runs:         tx.Bucket(bucketRuns),
 		}
+		for _, bk := range []*bbolt.Bucket{t.records, t.links, t.fingerprints} {
+			bk.FillPercent = fillPercent
+		}
 		for i := range b.ops {
 			if err := s.apply(&t, &b.ops[i]); err != nil {
 				return err
@@ -264,6 +281,14 @@ func (s *Store) Commit(b *Batch) error {
 	}
 	return nil
 }
+
+// fillPercent is how full bbolt packs the pages it splits in the buckets
+// keyed by random ids (records, links, fingerprints), instead of bbolt's
+// 0.5, which suits keys added in order. With random keys each page is split
+// again and again and stayed under half full (46 % for fingerprints at
+// 20,000 records); at 0.9 they are 80 % full and a page commit writes fewer
+// pages. BenchmarkEnginePage reports the file's bytes per record.
+const fillPercent = 0.9
 
 type txBuckets struct {
 	cursors, records, links, fingerprints, intents, deadLetters, runs *bbolt.Bucket
@@ -283,6 +308,8 @@ func (s *Store) apply(t *txBuckets, o *op) error {
 		return t.links.Delete(o.key)
 	case opPutFingerprint:
 		return t.fingerprints.Put(o.key, o.val)
+	case opPutIntent:
+		return t.intents.Put(o.key, o.val)
 	case opDeleteIntent:
 		return t.intents.Delete(o.key)
 	case opPutDeadLetter:

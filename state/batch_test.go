@@ -143,3 +143,43 @@ func TestBatchOrderAndReset(t *testing.T) {
 		t.Fatal("Reset kept the error")
 	}
 }
+
+// The engine's write-ahead: the golden record and the intents of its
+// creates land in one commit, or, when one of them is invalid, none does
+// (so an intent never names a record that is not there).
+func TestWriteAheadRecordAndIntentsTogether(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	rec := sampleRecord("c1")
+	in := Intent{ID: "c1", System: "bluerocktel", Entity: "prospects", Match: map[string]string{"email": "a@b.example"},
+		Payload: map[string]any{"name": "Acme"}, Flow: "leads", At: t0}
+
+	var bad Batch
+	bad.PutRecord(rec)
+	bad.PutIntent(in)
+	bad.PutIntent(Intent{ID: "c1", System: "bad\x00system"})
+	if err := s.Commit(&bad); err == nil {
+		t.Fatal("a write-ahead with an invalid intent committed")
+	}
+	if r, _ := s.Record("c1"); r != nil {
+		t.Error("the record of a failed write-ahead was written")
+	}
+	if ins, _ := s.Intents(""); len(ins) != 0 {
+		t.Errorf("a failed write-ahead wrote %d intents", len(ins))
+	}
+
+	var b Batch
+	b.PutRecord(rec)
+	b.PutIntent(in)
+	b.PutIntent(Intent{ID: "c1", System: "overplane", At: t0})
+	if err := s.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Record("c1"); err != nil || r == nil {
+		t.Fatalf("record after the write-ahead = %v, %v", r, err)
+	}
+	ins, err := s.Intents("")
+	if err != nil || len(ins) != 2 || !reflect.DeepEqual(ins[0], in) || ins[1].System != "overplane" {
+		t.Fatalf("intents after the write-ahead = %#v, %v", ins, err)
+	}
+}

@@ -2,15 +2,24 @@ package state
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/crmsync/crmsync/funnel"
 )
 
-// valueVersion is the "v" member of every JSON value this package writes.
-// It changes only together with SchemaVersion and a migration.
-const valueVersion = 1
+// valueVersion is the "v" member of the JSON values whose format has not
+// changed since schema version 1 (fingerprints, intents, dead letters,
+// runs). recordVersion is the golden records' (2 since schema version 2;
+// records written as 1 keep reading). A value format changes only together
+// with SchemaVersion and a migration.
+const (
+	valueVersion  = 1
+	recordVersion = 2
+)
 
 // The on-disk value shapes. They are declared here, apart from the exported
 // types, so that renaming a Go field or a funnel JSON tag cannot silently
@@ -30,8 +39,28 @@ type sourceV1 struct {
 	At     time.Time `json:"at"`
 }
 
-// recordLinksV1 decodes only the links of a stored record (PutRecord uses it
-// to find links the record no longer has).
+// recordV2 is recordV1 without the id (the key is the id) and with the
+// sources grouped: one entry per system and change time with the fields it
+// set, instead of one entry per field. At most one group leaves out its
+// fields: it owns every field of "fields" that no other group names (the
+// common case, a record all of whose fields came from one read, stores one
+// short group).
+type recordV2 struct {
+	V       int                  `json:"v"`
+	Fields  map[string]any       `json:"fields"`
+	Links   map[string]string    `json:"links,omitempty"`
+	Sources []sourceGroupV2      `json:"sources,omitempty"`
+	Gone    map[string]time.Time `json:"gone,omitempty"`
+}
+
+type sourceGroupV2 struct {
+	System string    `json:"system"`
+	At     time.Time `json:"at"`
+	Fields []string  `json:"fields,omitempty"`
+}
+
+// recordLinksV1 decodes only the version and links of a stored record, in
+// either format (PutRecord uses it to find links the record no longer has).
 type recordLinksV1 struct {
 	V     int               `json:"v"`
 	Links map[string]string `json:"links,omitempty"`
@@ -94,39 +123,171 @@ func checkVersion(v int, what string) error {
 	return nil
 }
 
+// checkRecordVersion accepts the record formats this build reads (1 and 2).
+func checkRecordVersion(v int) error {
+	if v != 1 && v != recordVersion {
+		return fmt.Errorf("record value has format version %d, want 1 or %d", v, recordVersion)
+	}
+	return nil
+}
+
+// encodeRecord writes r in the current record format (2).
 func encodeRecord(r *funnel.Record) ([]byte, error) {
-	v := recordV1{V: valueVersion, ID: r.ID, Fields: r.Fields, Links: r.Links, Gone: r.Gone}
+	v := recordV2{V: recordVersion, Fields: r.Fields, Links: r.Links, Gone: r.Gone, Sources: groupSources(r)}
 	if v.Fields == nil {
 		v.Fields = map[string]any{}
-	}
-	if len(r.Sources) > 0 {
-		v.Sources = make(map[string]sourceV1, len(r.Sources))
-		for k, s := range r.Sources {
-			v.Sources[k] = sourceV1{System: s.System, At: s.At.UTC()}
-		}
 	}
 	return json.Marshal(v)
 }
 
-func decodeRecord(data []byte) (*funnel.Record, error) {
-	var v recordV1
-	if err := json.Unmarshal(data, &v); err != nil {
+type sourceKey struct {
+	system string
+	at     time.Time // in UTC, so equal instants compare equal
+}
+
+// groupSources folds r.Sources into one group per system and change time,
+// sorted by system, time, then field. The largest group whose fields are
+// exactly those of r.Fields that no other group names leaves its list out.
+func groupSources(r *funnel.Record) []sourceGroupV2 {
+	if len(r.Sources) == 0 {
+		return nil
+	}
+	idx := map[sourceKey]int{}
+	var groups []sourceGroupV2
+	for field, s := range r.Sources {
+		k := sourceKey{system: s.System, at: s.At.UTC()}
+		i, ok := idx[k]
+		if !ok {
+			i = len(groups)
+			idx[k] = i
+			groups = append(groups, sourceGroupV2{System: k.system, At: k.at})
+		}
+		groups[i].Fields = append(groups[i].Fields, field)
+	}
+	for i := range groups {
+		slices.Sort(groups[i].Fields)
+	}
+	slices.SortFunc(groups, func(a, b sourceGroupV2) int {
+		if c := strings.Compare(a.System, b.System); c != 0 {
+			return c
+		}
+		return a.At.Compare(b.At)
+	})
+	if i := implicitGroup(r, groups); i >= 0 {
+		groups[i].Fields = nil
+	}
+	return groups
+}
+
+// implicitGroup returns the index of the largest group that may leave its
+// fields out, or -1. Decoding gives such a group every field of r.Fields no
+// other group names, which is exactly its own fields when every field with a
+// value has a source and every field of the group has a value (a field a
+// system emptied keeps its source but has no value: its group stays
+// explicit).
+func implicitGroup(r *funnel.Record, groups []sourceGroupV2) int {
+	for f := range r.Fields {
+		if _, ok := r.Sources[f]; !ok {
+			return -1
+		}
+	}
+	best := -1
+	for i, g := range groups {
+		if best >= 0 && len(g.Fields) <= len(groups[best].Fields) {
+			continue
+		}
+		if allHaveValues(r, g.Fields) {
+			best = i
+		}
+	}
+	return best
+}
+
+func allHaveValues(r *funnel.Record, fields []string) bool {
+	for _, f := range fields {
+		if _, ok := r.Fields[f]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeRecord reads a stored record of either format; id is its key.
+func decodeRecord(id string, data []byte) (*funnel.Record, error) {
+	var head struct {
+		V int `json:"v"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
 		return nil, err
 	}
-	if err := checkVersion(v.V, "record"); err != nil {
+	if err := checkRecordVersion(head.V); err != nil {
 		return nil, err
 	}
-	r := &funnel.Record{ID: v.ID, Fields: v.Fields, Links: v.Links, Gone: v.Gone}
+	var r *funnel.Record
+	var err error
+	if head.V == 1 {
+		r, err = decodeRecordV1(data)
+	} else {
+		r, err = decodeRecordV2(id, data)
+	}
+	if err != nil {
+		return nil, err
+	}
 	if r.Fields == nil {
 		r.Fields = map[string]any{}
 	}
 	if r.Links == nil {
 		r.Links = map[string]string{}
 	}
+	return r, nil
+}
+
+func decodeRecordV1(data []byte) (*funnel.Record, error) {
+	var v recordV1
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, err
+	}
+	r := &funnel.Record{ID: v.ID, Fields: v.Fields, Links: v.Links, Gone: v.Gone}
 	if len(v.Sources) > 0 {
 		r.Sources = make(map[string]funnel.Source, len(v.Sources))
 		for k, s := range v.Sources {
 			r.Sources[k] = funnel.Source{System: s.System, At: s.At}
+		}
+	}
+	return r, nil
+}
+
+var errTwoImplicitGroups = errors.New("record value has two source groups without fields")
+
+func decodeRecordV2(id string, data []byte) (*funnel.Record, error) {
+	var v recordV2
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, err
+	}
+	r := &funnel.Record{ID: id, Fields: v.Fields, Links: v.Links, Gone: v.Gone}
+	if len(v.Sources) == 0 {
+		return r, nil
+	}
+	r.Sources = make(map[string]funnel.Source, len(v.Fields))
+	implicit := -1
+	for i, g := range v.Sources {
+		if len(g.Fields) == 0 {
+			if implicit >= 0 {
+				return nil, errTwoImplicitGroups
+			}
+			implicit = i
+			continue
+		}
+		for _, f := range g.Fields {
+			r.Sources[f] = funnel.Source{System: g.System, At: g.At}
+		}
+	}
+	if implicit >= 0 {
+		g := v.Sources[implicit]
+		for f := range v.Fields {
+			if _, named := r.Sources[f]; !named {
+				r.Sources[f] = funnel.Source{System: g.System, At: g.At}
+			}
 		}
 	}
 	return r, nil
@@ -137,7 +298,7 @@ func decodeRecordLinks(data []byte) (map[string]string, error) {
 	if err := json.Unmarshal(data, &v); err != nil {
 		return nil, err
 	}
-	if err := checkVersion(v.V, "record"); err != nil {
+	if err := checkRecordVersion(v.V); err != nil {
 		return nil, err
 	}
 	return v.Links, nil

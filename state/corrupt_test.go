@@ -274,13 +274,13 @@ func TestSchemaVersion(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "crmsync.db")
 	fillStore(t, path, 1)
 
-	setMeta(t, path, "schema_version", "2")
+	setMeta(t, path, "schema_version", "3")
 	for _, ro := range []bool{false, true} {
 		_, err := Open(path, Options{ReadOnly: ro})
 		if !errors.Is(err, ErrSchemaTooNew) {
-			t.Fatalf("Open of a v2 file = %v, want ErrSchemaTooNew", err)
+			t.Fatalf("Open of a v3 file = %v, want ErrSchemaTooNew", err)
 		}
-		for _, want := range []string{path, "schema version 2", "up to 1", "upgrade crmsync"} {
+		for _, want := range []string{path, "schema version 3", "up to 2", "upgrade crmsync"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("message %q lacks %q", err, want)
 			}
@@ -291,7 +291,7 @@ func TestSchemaVersion(t *testing.T) {
 	_, err := Open(path, Options{})
 	wantCorrupt(t, path, err)
 
-	setMeta(t, path, "schema_version", "1")
+	setMeta(t, path, "schema_version", "2")
 	setMeta(t, path, "format", "something-else")
 	_, err = Open(path, Options{})
 	wantCorrupt(t, path, err)

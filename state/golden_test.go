@@ -27,6 +27,10 @@ func TestGoldenEncoding(t *testing.T) {
 	payload := map[string]any{"Organization": map[string]any{"Name": "Acme B.V.", "ChamberOfCommerceNumber": "12345678"},
 		"Prospect": true, "Score": float64(42.5), "Tags": []any{"a", "b"}}
 	rec := sampleRecord("6f1c2a8e-3b4d-4c5e-8f90-a1b2c3d4e5f6")
+	// Every field from one read of one system: the common case, stored as
+	// one source group that leaves its fields out.
+	oneSource := realisticGolden("00185933-765e-44a2-834c-adb9afa63c6a", 1, t0)
+	oneSource.Links = map[string]string{"tribecrm": "32e7e318-205c-4322-90ec-cfde336c3580", "bluerocktel": "customers:4"}
 	fp := Fingerprint{Hash: funnel.FingerprintValues(payload), Payload: payload, Entity: "Relationship_Organization_CommercialRelationship_Lead",
 		At: t0, Source: FingerprintWrite}
 	in := Intent{ID: rec.ID, System: "bluerocktel", Entity: "prospects", Match: map[string]string{"email": "info@acme.example"},
@@ -42,6 +46,7 @@ func TestGoldenEncoding(t *testing.T) {
 	}
 	commit(t, s, func(b *Batch) {
 		b.PutRecord(rec)
+		b.PutRecord(oneSource)
 		b.PutFingerprint("tribecrm", "0b6c9a0e-1111-4e5e-9c59-1c1a2b3c4d5e", fp)
 		b.PutDeadLetter(dl)
 		b.PutRun(run)
@@ -56,7 +61,9 @@ func TestGoldenEncoding(t *testing.T) {
 		want   any
 		decode func([]byte) (any, error)
 	}{
-		{"record", bucketRecords, []byte(rec.ID), rec, func(b []byte) (any, error) { return decodeRecord(b) }},
+		{"record", bucketRecords, []byte(rec.ID), rec, func(b []byte) (any, error) { return decodeRecord(rec.ID, b) }},
+		{"record-one-source", bucketRecords, []byte(oneSource.ID), oneSource,
+			func(b []byte) (any, error) { return decodeRecord(oneSource.ID, b) }},
 		{"fingerprint", bucketFingerprints, pairKey("tribecrm", "0b6c9a0e-1111-4e5e-9c59-1c1a2b3c4d5e"), &fp,
 			func(b []byte) (any, error) { return decodeFingerprint(b) }},
 		{"intent", bucketIntents, pairKey("bluerocktel", rec.ID), in, func(b []byte) (any, error) { return decodeIntent(b) }},
@@ -107,6 +114,29 @@ func TestGoldenEncoding(t *testing.T) {
 				t.Errorf("golden %s decodes to\n%#v\nwant\n%#v", c.name, got, c.want)
 			}
 		})
+	}
+}
+
+// Values written by schema version 1 (crmsync before the compact records)
+// still decode to what was stored. The files are what version 1 wrote; they
+// are never regenerated.
+func TestGoldenV1ValuesDecode(t *testing.T) {
+	t.Parallel()
+	golden, err := os.ReadFile(filepath.Join("testdata", "record-v1.golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, golden); err != nil {
+		t.Fatal(err)
+	}
+	want := sampleRecord("6f1c2a8e-3b4d-4c5e-8f90-a1b2c3d4e5f6")
+	got, err := decodeRecord("key-is-not-used-by-v1", compact.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("v1 record decodes to\n%#v\nwant\n%#v", got, want)
 	}
 }
 

@@ -169,6 +169,30 @@ func (s *Store) get(bucket, key []byte) ([]byte, error) {
 	return out, err
 }
 
+// decodeAt calls decode with the value of key in bucket inside a read
+// transaction, without copying it first (decode must copy what it keeps,
+// as json.Unmarshal does). It reports whether the key was there; a decode
+// error is reported as a corrupt value.
+func (s *Store) decodeAt(bucket, key []byte, decode func(v []byte) error) (bool, error) {
+	found := false
+	err := s.view(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return nil
+		}
+		v := b.Get(key)
+		if v == nil {
+			return nil
+		}
+		found = true
+		if err := decode(v); err != nil {
+			return s.badValue(bucket, key, err)
+		}
+		return nil
+	})
+	return found, err
+}
+
 // scan calls fn with every key/value of bucket starting with prefix, in key
 // order, inside a read transaction (fn must copy what it keeps).
 func (s *Store) scan(bucket, prefix []byte, fn func(k, v []byte) error) error {
@@ -222,72 +246,64 @@ func (s *Store) Links(system string) (map[string]string, error) {
 
 // Record returns the golden record with canonical id id, or nil.
 func (s *Store) Record(id string) (*funnel.Record, error) {
-	v, err := s.get(bucketRecords, []byte(id))
+	var r *funnel.Record
+	_, err := s.decodeAt(bucketRecords, []byte(id), func(v []byte) (err error) {
+		r, err = decodeRecord(id, v)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read record %s: %w", id, err)
-	}
-	if v == nil {
-		return nil, nil
-	}
-	r, err := decodeRecord(v)
-	if err != nil {
-		return nil, fmt.Errorf("read record %s: %w", id, s.badValue(bucketRecords, []byte(id), err))
 	}
 	return r, nil
 }
 
 // Fingerprint returns the fingerprint of externalID in system, or nil.
 func (s *Store) Fingerprint(system, externalID string) (*Fingerprint, error) {
-	key := pairKey(system, externalID)
-	v, err := s.get(bucketFingerprints, key)
+	var f *Fingerprint
+	_, err := s.decodeAt(bucketFingerprints, pairKey(system, externalID), func(v []byte) (err error) {
+		f, err = decodeFingerprint(v)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read fingerprint %s/%s: %w", system, externalID, err)
-	}
-	if v == nil {
-		return nil, nil
-	}
-	f, err := decodeFingerprint(v)
-	if err != nil {
-		return nil, fmt.Errorf("read fingerprint %s/%s: %w", system, externalID, s.badValue(bucketFingerprints, key, err))
 	}
 	return f, nil
 }
 
 // PutIntents writes intents in their own committed transaction; call it
-// before sending the creates they describe. An intent with the same system
-// and canonical id replaces the previous one. It is all-or-nothing.
+// before sending the creates they describe (or add them to the write-ahead
+// batch with Batch.PutIntent). An intent with the same system and canonical
+// id replaces the previous one. It is all-or-nothing.
 func (s *Store) PutIntents(in []Intent) error {
 	if len(in) == 0 {
 		return nil
 	}
-	keys := make([][]byte, len(in))
-	vals := make([][]byte, len(in))
-	for i, it := range in {
-		if err := checkPair("intent", it.System, it.ID); err != nil {
-			return fmt.Errorf("put intents: %w", err)
-		}
-		if it.At.IsZero() {
-			it.At = time.Now()
-		}
-		v, err := encodeIntent(it)
-		if err != nil {
-			return fmt.Errorf("put intents: encode intent %s/%s: %w", it.System, it.ID, err)
-		}
-		keys[i], vals[i] = pairKey(it.System, it.ID), v
+	var b Batch
+	for _, it := range in {
+		b.PutIntent(it)
 	}
-	err := s.update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketIntents)
-		for i := range keys {
-			if err := b.Put(keys[i], vals[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if b.err != nil {
+		return fmt.Errorf("put intents: %w", b.err)
+	}
+	if err := s.Commit(&b); err != nil {
 		return fmt.Errorf("put intents: %w", err)
 	}
 	return nil
+}
+
+// encodeIntentKV validates and encodes one intent for the intents bucket.
+func encodeIntentKV(it Intent) (key, val []byte, err error) {
+	if err := checkPair("intent", it.System, it.ID); err != nil {
+		return nil, nil, err
+	}
+	if it.At.IsZero() {
+		it.At = time.Now()
+	}
+	v, err := encodeIntent(it)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode intent %s/%s: %w", it.System, it.ID, err)
+	}
+	return pairKey(it.System, it.ID), v, nil
 }
 
 // Intents lists the pending create intents of system ("" = every system),
@@ -338,16 +354,16 @@ func (s *Store) DeadLetters(flow string) ([]DeadLetter, error) {
 
 // DeadLetter returns the dead letter stored under key, or nil.
 func (s *Store) DeadLetter(key string) (*DeadLetter, error) {
-	v, err := s.get(bucketDeadLetters, []byte(key))
+	var d DeadLetter
+	found, err := s.decodeAt(bucketDeadLetters, []byte(key), func(v []byte) (err error) {
+		d, err = decodeDeadLetter(v)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read dead letter %s: %w", key, err)
 	}
-	if v == nil {
+	if !found {
 		return nil, nil
-	}
-	d, err := decodeDeadLetter(v)
-	if err != nil {
-		return nil, fmt.Errorf("read dead letter %s: %w", key, s.badValue(bucketDeadLetters, []byte(key), err))
 	}
 	return &d, nil
 }

@@ -16,7 +16,14 @@ import (
 
 // SchemaVersion is the layout version this package writes and reads. It is
 // stored in the meta bucket; see the package documentation.
-const SchemaVersion = 1
+const SchemaVersion = 2
+
+// readableFrom is the oldest schema version whose files this build reads
+// without migrating them first: every migration since is lazy (it only
+// stamps the new version; values carry their own format version and are
+// rewritten in the new format when next written), so a read-only Open of
+// such a file works.
+const readableFrom = 1
 
 // formatName marks a bbolt file as a crmsync state file (meta/format).
 const formatName = "crmsync-state"
@@ -247,9 +254,17 @@ func (s *Store) checkSize() error {
 }
 
 // migrations[v] upgrades a file from schema v to v+1, inside one write
-// transaction. Only version 1 exists so far, so there is nothing to run; a
-// future v2 adds migrations[1].
-var migrations = map[int]func(tx *bbolt.Tx) error{}
+// transaction (prepareSchema stamps the new version after the last one).
+func migrations() map[int]func(tx *bbolt.Tx) error {
+	return map[int]func(tx *bbolt.Tx) error{
+		// 1 → 2: golden records are written in record format 2 (sources
+		// grouped, no id) from now on. Format-1 records keep reading and are
+		// rewritten when next written, so nothing is rewritten here: a
+		// million-record file would otherwise be rewritten in one
+		// transaction at the first start.
+		1: func(*bbolt.Tx) error { return nil },
+	}
+}
 
 // prepareSchema checks the meta bucket and, read-write, creates missing
 // buckets, stamps a new file and runs migrations — in one transaction.
@@ -304,7 +319,7 @@ func (s *Store) prepareSchema() error {
 		if version == 0 {
 			return nil // empty file: every read finds nothing
 		}
-		if version < SchemaVersion {
+		if version < readableFrom {
 			return fmt.Errorf("state file %s has schema version %d and needs a migration to %d; open it once read-write: %w",
 				s.path, version, SchemaVersion, ErrReadOnly)
 		}
@@ -313,7 +328,7 @@ func (s *Store) prepareSchema() error {
 	return s.update(func(tx *bbolt.Tx) error {
 		if version > 0 {
 			for v := version; v < SchemaVersion; v++ {
-				m, ok := migrations[v]
+				m, ok := migrations()[v]
 				if !ok {
 					return fmt.Errorf("state file %s: no migration from schema version %d", s.path, v)
 				}
