@@ -253,7 +253,7 @@ func (c *Client) readKeyset(ctx context.Context, st *pullCursor, size int, extra
 
 func (c *Client) pullSet(ctx context.Context, st *pullCursor, size int) ([]connectors.Record, bool, error) {
 	set := st.Step
-	items, exhausted, err := c.readKeyset(ctx, st, size, "$expand", navOf(set))
+	items, exhausted, err := c.readKeyset(ctx, st, size, "$expand", expandFor(set))
 	if err != nil {
 		return nil, false, err
 	}
@@ -296,7 +296,7 @@ func (c *Client) pullRelations(ctx context.Context, st *pullCursor, size int) ([
 			for i, id := range chunk {
 				terms[i] = nav + "/ID eq " + id
 			}
-			rows, err := c.getAll(ctx, c.root+"/"+set+query("$filter", strings.Join(terms, " or "), "$expand", nav), "pull "+set)
+			rows, err := c.getAll(ctx, c.root+"/"+set+query("$filter", strings.Join(terms, " or "), "$expand", expandFor(set)), "pull "+set)
 			if err != nil {
 				return nil, false, err
 			}
