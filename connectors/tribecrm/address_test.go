@@ -35,6 +35,38 @@ func TestPulledRecordsCarryTheirAddresses(t *testing.T) {
 	}
 }
 
+// TestAddressEditBehindCrmsyncIsPulled: an address is edited on its own
+// (PUT Address(id), docs/api/entities/addresses), which moves neither the
+// organisation's nor the relationship's LastMutationDate; the next
+// incremental pull still returns the relationship with the new address.
+func TestAddressEditBehindCrmsyncIsPulled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, emulator.Options{Records: 30}, nil)
+	first := pullPass(t, e.c, nil, connectors.PullOptions{})
+	_, id, row := withStatus(t, e.em, FlavourOrganization)
+	addrID := field(row, "Organization.VisitingAddress.ID").(string)
+	if st, body := e.raw(t, "PUT", "/v1/odata/"+SetAddress+"("+addrID+")", map[string]any{"City": "Leeds"}); st != 200 {
+		t.Fatalf("edit address: %d %v", st, body)
+	}
+	next := pullPass(t, e.c, first.next, connectors.PullOptions{})
+	r, ok := next.latest[id]
+	if !ok || field(r.Fields, "Organization.VisitingAddress.City") != "Leeds" {
+		t.Fatalf("address edit not pulled: %v", field(r.Fields, "Organization.VisitingAddress"))
+	}
+	before := first.latest[id]
+	if !r.UpdatedAt.After(before.UpdatedAt) {
+		t.Errorf("UpdatedAt did not move with the address: %v -> %v", before.UpdatedAt, r.UpdatedAt)
+	}
+	// Without watch_relations the extra reads are off, address ones included.
+	off := newEnv(t, emulator.Options{Records: 5}, func(o *Options) { o.SkipRelations = true })
+	pullPass(t, off.c, nil, connectors.PullOptions{})
+	for _, req := range off.requests() {
+		if req.Path == "/v1/odata/"+SetAddress {
+			t.Errorf("read %s with SkipRelations", req.Path)
+		}
+	}
+}
+
 // TestCreateWritesAddressEntities (issue 9 item 2): a new organisation's
 // address is written as an Address entity with the house number apart from
 // the street and the country bound to its Datastore_Country row, and reads

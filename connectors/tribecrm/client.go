@@ -82,9 +82,9 @@ type Options struct {
 	// is retiring Lead relationships for some tenants (apis.md §0.6).
 	Stages []string
 	// SkipRelations turns off the part of Pull that follows edits of
-	// organisations and persons (which do not bump the relationship's
-	// LastMutationDate). Leave it false unless the tenant forbids reading
-	// Relation_Organization / Relation_Person.
+	// organisations, persons and addresses (which do not bump the
+	// relationship's LastMutationDate). Leave it false unless the tenant
+	// forbids reading Relation_Organization / Relation_Person / Address.
 	SkipRelations bool
 	// RelationMatch lists, per flavour ("Organization", "Person"), the
 	// properties of an organisation or person by which Create looks for one
@@ -468,8 +468,12 @@ func toRecord(set string, it item) (connectors.Record, error) {
 	for _, nav := range []string{FlavourOrganization, FlavourPerson} {
 		if child, ok := fields[nav].(map[string]any); ok {
 			addStreetLines(child, nav)
-			if t, ok := parseTime(child["LastMutationDate"]); ok && t.After(rec.UpdatedAt) {
-				rec.UpdatedAt = t
+			rec.UpdatedAt = later(rec.UpdatedAt, child)
+			// An address is an entity of its own, edited on its own.
+			for _, a := range addressNavs(nav) {
+				if m, ok := child[a].(map[string]any); ok {
+					rec.UpdatedAt = later(rec.UpdatedAt, m)
+				}
 			}
 		}
 	}
@@ -477,6 +481,14 @@ func toRecord(set string, it item) (connectors.Record, error) {
 		addStreetLines(fields, fl)
 	}
 	return rec, nil
+}
+
+// later returns the later of t and entity m's LastMutationDate.
+func later(t time.Time, m map[string]any) time.Time {
+	if u, ok := parseTime(m["LastMutationDate"]); ok && u.After(t) {
+		return u
+	}
+	return t
 }
 
 func parseTime(v any) (time.Time, bool) {

@@ -32,8 +32,9 @@ type Config struct {
 	// ID), patch, or put (GET, then PUT of the whole entity).
 	UpdateMethod string `yaml:"update_method"`
 	// WatchRelations (default true) makes each pull also read the changes
-	// of Relation_Organization and Relation_Person, because an edit of a
-	// company or person does not move its relationship's LastMutationDate.
+	// of Relation_Organization, Relation_Person and Address, because an edit
+	// of a company, person or address does not move its relationship's
+	// LastMutationDate.
 	// Set false for an application that may not read those sets (403):
 	// such edits then arrive with the next change of the relationship.
 	WatchRelations *bool `yaml:"watch_relations"`
