@@ -36,12 +36,13 @@ import (
 	"unicode"
 
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/connectors/tribecrm/api"
 )
 
 // SetAddress and SetCountry are the entity sets of addresses and countries.
 const (
-	SetAddress = "Address"
-	SetCountry = "Datastore_Country"
+	SetAddress = api.SetAddress
+	SetCountry = api.SetCountry
 )
 
 // StreetAndNumber is the client's own address property: Street, HouseNumber

@@ -2,6 +2,7 @@ package tribecrm
 
 import (
 	"context"
+	"strconv"
 	"testing"
 
 	"github.com/crmsync/crmsync/connectors"
@@ -180,6 +181,16 @@ func TestFindByAddressPath(t *testing.T) {
 	}
 	if len(found) != 1 || found[0].ID != row["ID"] {
 		t.Fatalf("Find by e-mail and city: %v", found)
+	}
+	// The street line is the client's own property: compared here, not
+	// sent in the $filter (the server would refuse an unknown property).
+	line := field(row, "Organization.VisitingAddress.Street").(string) + " " + strconv.FormatFloat(field(row, "Organization.VisitingAddress.HouseNumber").(float64), 'f', -1, 64)
+	found, err = e.c.Find(context.Background(), orgLead, []connectors.Match{{Field: "Organization.EmailAddress", Value: email}, {Field: "Organization.VisitingAddress." + StreetAndNumber, Value: line}})
+	if err != nil || len(found) != 1 || found[0].ID != row["ID"] {
+		t.Fatalf("Find by e-mail and street line %q: %v %v", line, found, err)
+	}
+	if e.c.noToLower.Load() {
+		t.Error("a match on StreetAndNumber made the client give up tolower()")
 	}
 }
 

@@ -913,8 +913,9 @@ func (c *Client) Find(ctx context.Context, entity string, match []connectors.Mat
 			}
 			t := path + " eq " + strings.ToLower(v)
 			terms = append(terms, findTerm{exact: t, narrow: t})
-		case m.Loose:
-			// No server term: see above.
+		case m.Loose, strings.HasSuffix(path, "/"+StreetAndNumber):
+			// No server term: see above. StreetAndNumber is the client's
+			// own property (address.go), which Tribe cannot filter on.
 		default:
 			_, err := strconv.ParseFloat(v, 64)
 			terms = append(terms, findTerm{

@@ -57,8 +57,8 @@ const (
 // The sets of addresses and countries (docs/api/entities/addresses,
 // docs/api/datastores/countries).
 const (
-	setAddress = "Address"
-	setCountry = "Datastore_Country"
+	setAddress = api.SetAddress
+	setCountry = api.SetCountry
 )
 
 type setInfo struct {
