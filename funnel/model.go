@@ -94,6 +94,7 @@ const (
 	FieldStage              = "stage"
 	FieldName               = "name"
 	FieldFirstName          = "first_name"
+	FieldMiddleName         = "middle_name"
 	FieldLastName           = "last_name"
 	FieldEmail              = "email"
 	FieldPhone              = "phone"
@@ -157,8 +158,9 @@ func buildFields() []FieldSpec {
 	return []FieldSpec{
 		{FieldKind, KindType, "organization or person"},
 		{FieldStage, StageType, "funnel stage"},
-		{FieldName, String, "organisation name, or a person's display name (derived from first and last name when empty)"},
+		{FieldName, String, "organisation name, or a person's display name (derived from first, middle and last name when empty)"},
 		{FieldFirstName, String, "person: first name"},
+		{FieldMiddleName, String, "person: middle name or surname prefix (\"de\" in \"Karin de Vries\")"},
 		{FieldLastName, String, "person: last name"},
 		{FieldEmail, String, "main e-mail address"},
 		{FieldPhone, String, "main phone number"},
@@ -396,11 +398,17 @@ func (r *Record) Time(name string) time.Time {
 	return t
 }
 
-// Complete fills derived values: a person's name from first and last name.
+// Complete fills derived values: a person's name from first, middle and
+// last name ("Karin" "de" "Vries" is "Karin de Vries").
 func (r *Record) Complete() {
 	if r.Kind() == Person && r.Str(FieldName) == "" {
-		n := strings.TrimSpace(r.Str(FieldFirstName) + " " + r.Str(FieldLastName))
-		if n != "" {
+		var parts []string
+		for _, f := range []string{FieldFirstName, FieldMiddleName, FieldLastName} {
+			if s := strings.TrimSpace(r.Str(f)); s != "" {
+				parts = append(parts, s)
+			}
+		}
+		if n := strings.Join(parts, " "); n != "" {
 			r.Fields[FieldName] = n
 		}
 	}

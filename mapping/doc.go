@@ -27,7 +27,7 @@
 //     Organization.VisitingAddress.City), or the pseudo-field @entity, which
 //     stands for Native.Entity (a TribeCRM entity set, "prospect", ...).
 //   - canonical: a canonical field name (see funnel.Fields: kind, stage, name,
-//     first_name, last_name, email, phone, mobile, website, address.line1,
+//     first_name, middle_name, last_name, email, phone, mobile, website, address.line1,
 //     address.line2, address.postal_code, address.city, address.country,
 //     industry, owner, active, closed, registration_number, vat_number,
 //     billing_email, fax, notes, revenue, employees, account_number,

@@ -163,7 +163,7 @@ rules:
 		want: []string{
 			"x.yaml:6: unknown canonical field \"emial\"; did you mean \"email\"?",
 			"x.yaml:8: unknown canonical field \"email_address\"; did you mean \"email\"?",
-			"x.yaml:10: unknown canonical field \"zipcode\"; expected one of: kind, stage, name, first_name, last_name, email, phone, mobile, website, address.line1, address.line2, address.postal_code, address.city, address.country, industry, owner, active, closed, registration_number, vat_number, billing_email, fax, notes, revenue, employees, account_number, accepts_email, accepts_calls, created_at, updated_at",
+			"x.yaml:10: unknown canonical field \"zipcode\"; expected one of: kind, stage, name, first_name, middle_name, last_name, email, phone, mobile, website, address.line1, address.line2, address.postal_code, address.city, address.country, industry, owner, active, closed, registration_number, vat_number, billing_email, fax, notes, revenue, employees, account_number, accepts_email, accepts_calls, created_at, updated_at",
 		},
 	},
 	{
@@ -181,7 +181,7 @@ rules:
 		want: []string{
 			"x.yaml:5: values key \"Lead\": field stage: hotprospect is not one of suspect, lead, hot_prospect, prospect, customer (did you mean \"hot_prospect\"?)",
 			"x.yaml:6: values key \"Person\": field kind: human is not organization or person",
-			"x.yaml:7: values key \"Other\": unknown canonical field \"colour\"; expected one of: kind, stage, name, first_name, last_name, email, phone, mobile, website, address.line1, address.line2, address.postal_code, address.city, address.country, industry, owner, active, closed, registration_number, vat_number, billing_email, fax, notes, revenue, employees, account_number, accepts_email, accepts_calls, created_at, updated_at",
+			"x.yaml:7: values key \"Other\": unknown canonical field \"colour\"; expected one of: kind, stage, name, first_name, middle_name, last_name, email, phone, mobile, website, address.line1, address.line2, address.postal_code, address.city, address.country, industry, owner, active, closed, registration_number, vat_number, billing_email, fax, notes, revenue, employees, account_number, accepts_email, accepts_calls, created_at, updated_at",
 			"x.yaml:8: values key \"Empty\" sets no canonical field; expected e.g. {stage: lead}",
 			"x.yaml:9: a values key is empty (null); write the native value, quoted if needed (an absent native value is handled by default)",
 		},

@@ -58,21 +58,30 @@ func tribeRecords() []Native {
 					put(f, "Organization.Website", p.web)
 					put(f, "Organization.VatNumber", p.vat)
 					put(f, "Organization.ChamberOfCommerceNumber", p.reg)
-					put(f, "Organization.VisitingAddress.Street", p.street)
+					// An Address entity as the connector expands it (with its
+					// Country, and its own StreetAndNumber).
+					put(f, "Organization.VisitingAddress.StreetAndNumber", p.street)
 					put(f, "Organization.VisitingAddress.Postalcode", p.zip)
 					put(f, "Organization.VisitingAddress.City", p.city)
-					put(f, "Organization.VisitingAddress.Country", p.country)
+					put(f, "Organization.VisitingAddress.Country.Name", p.country)
 				} else {
 					put(f, "Person.ID", "22222222-0000-4000-8000-000000000002")
 					put(f, "Person.FirstName", p.first)
-					put(f, "Person.LastName", p.last)
+					// Tribe keeps a surname prefix apart: "van Dijk" is
+					// MiddleName "van", LastName "Dijk".
+					if prefix, last, ok := strings.Cut(p.last, " "); ok && prefix == strings.ToLower(prefix) {
+						put(f, "Person.MiddleName", prefix)
+						put(f, "Person.LastName", last)
+					} else {
+						put(f, "Person.LastName", p.last)
+					}
 					put(f, "Person.EmailAddress", p.email)
 					put(f, "Person.PhoneNumber", p.phone)
 					put(f, "Person.MobilePhoneNumber", p.mobile)
-					put(f, "Person.Address.Street", p.street)
+					put(f, "Person.Address.StreetAndNumber", p.street)
 					put(f, "Person.Address.Postalcode", p.zip)
 					put(f, "Person.Address.City", p.city)
-					put(f, "Person.Address.Country", p.country)
+					put(f, "Person.Address.Country.Name", p.country)
 				}
 				out = append(out, Native{Entity: "Relationship_" + kind + "_CommercialRelationship_" + st, Fields: f})
 			}

@@ -82,10 +82,33 @@ type Options struct {
 	// is retiring Lead relationships for some tenants (apis.md §0.6).
 	Stages []string
 	// SkipRelations turns off the part of Pull that follows edits of
-	// organisations and persons (which do not bump the relationship's
-	// LastMutationDate). Leave it false unless the tenant forbids reading
-	// Relation_Organization / Relation_Person.
+	// organisations, persons and addresses (which do not bump the
+	// relationship's LastMutationDate). Leave it false unless the tenant
+	// forbids reading Relation_Organization / Relation_Person / Address.
 	SkipRelations bool
+	// RelationMatch lists, per flavour ("Organization", "Person"), the
+	// properties of an organisation or person by which Create looks for one
+	// that already exists in Tribe (as a Relation_Organization or
+	// Relation_Person outside the funnel sets), in order: the first that
+	// finds exactly one links it instead of creating a second one. Default
+	// DefaultRelationMatch; an empty list for a flavour turns the lookup
+	// off.
+	RelationMatch map[string][]string
+	// CreateStatus is the Code of the Datastore row Create binds as a new
+	// relationship's Status when the record has none (default: none, the
+	// server's default applies).
+	CreateStatus string
+}
+
+// DefaultRelationMatch is how Create finds an existing organisation or
+// person: an organisation by its Chamber of Commerce number, then its
+// e-mail address, then its name; a person by e-mail address. Each is
+// compared as Find compares (trimmed, case-insensitive).
+func DefaultRelationMatch() map[string][]string {
+	return map[string][]string{
+		FlavourOrganization: {"ChamberOfCommerceNumber", "EmailAddress", "Name"},
+		FlavourPerson:       {"EmailAddress"},
+	}
 }
 
 // DefaultUpgradeField is how ConvertStage asks for a new stage by default.
@@ -118,9 +141,13 @@ type Client struct {
 	update   string   // post, patch or put (Options.UpdateMethod)
 	sets     []string // funnel sets pulled, in order
 	watchRel bool
+	relMatch map[string][]string // Options.RelationMatch
+	status   string              // Options.CreateStatus
 
-	mu       sync.Mutex
-	tenantID string
+	mu        sync.Mutex
+	tenantID  string
+	countries []countryRow      // Datastore_Country, read once (address.go)
+	statusIDs map[string]string // Datastore Code -> ID (relate.go)
 	// noToLower is set once the server refused tolower() in $filter (Tribe
 	// documents contains/startswith/endswith, not tolower): Find then
 	// narrows with contains() and compares on the client.
@@ -153,6 +180,11 @@ func New(o Options) (*Client, error) {
 		upgrade:  o.UpgradeField,
 		update:   o.UpdateMethod,
 		watchRel: !o.SkipRelations,
+		relMatch: o.RelationMatch,
+		status:   strings.TrimSpace(o.CreateStatus),
+	}
+	if c.relMatch == nil {
+		c.relMatch = DefaultRelationMatch()
 	}
 	if c.pageSize <= 0 {
 		c.pageSize = connectors.DefaultPageSize
@@ -320,8 +352,6 @@ func (c *Client) entityURL(set, id string) string {
 	return c.root + "/" + set + "(" + url.PathEscape(id) + ")"
 }
 
-func expandFor(set string) string { return navOf(set) }
-
 // item is one decoded OData entity.
 type item = map[string]any
 
@@ -436,13 +466,29 @@ func toRecord(set string, it item) (connectors.Record, error) {
 	// relationship's LastMutationDate; the record as a whole changed at the
 	// later of the two.
 	for _, nav := range []string{FlavourOrganization, FlavourPerson} {
-		if child, ok := it[nav].(map[string]any); ok {
-			if t, ok := parseTime(child["LastMutationDate"]); ok && t.After(rec.UpdatedAt) {
-				rec.UpdatedAt = t
+		if child, ok := fields[nav].(map[string]any); ok {
+			addStreetLines(child, nav)
+			rec.UpdatedAt = later(rec.UpdatedAt, child)
+			// An address is an entity of its own, edited on its own.
+			for _, a := range addressNavs(nav) {
+				if m, ok := child[a].(map[string]any); ok {
+					rec.UpdatedAt = later(rec.UpdatedAt, m)
+				}
 			}
 		}
 	}
+	if fl := flavourOfRelationSet(set); fl != "" {
+		addStreetLines(fields, fl)
+	}
 	return rec, nil
+}
+
+// later returns the later of t and entity m's LastMutationDate.
+func later(t time.Time, m map[string]any) time.Time {
+	if u, ok := parseTime(m["LastMutationDate"]); ok && u.After(t) {
+		return u
+	}
+	return t
 }
 
 func parseTime(v any) (time.Time, bool) {
@@ -525,19 +571,39 @@ func (c *Client) tenant(ctx context.Context) (string, error) {
 }
 
 // Create creates rec in rec.Entity (a funnel set). Organization/Person is
-// either {"ID": existing} or the fields of a new relation; Relation.ID
-// defaults to the tenant's own organisation. Returns the record as Pull
-// returns it.
+// either {"ID": existing} or the fields of a relation. Before creating a new
+// relation, Create looks for one that exists already (Options.RelationMatch)
+// and links it. Its addresses are Address entities, created first and bound
+// (address.go). The relationship gets a Name (the relation's name) and a
+// Status (Options.CreateStatus) when the record has none (relate.go).
+// Relation.ID defaults to the tenant's own organisation. Returns the record
+// as Pull returns it.
 func (c *Client) Create(ctx context.Context, rec connectors.Record) (connectors.Record, error) {
 	op := "POST " + rec.Entity
 	nav := navOf(rec.Entity)
 	body := cleanFields(rec.Fields, false)
 	var childExtra map[string]any
 	var childID string
+	var made []string
 	if nav != "" {
+		tid, err := c.tenantOf(ctx, body)
+		if err != nil {
+			return connectors.Record{}, err
+		}
 		if child, ok := body[nav].(map[string]any); ok {
 			child = cleanFields(child, true)
-			if id, _ := child["ID"].(string); id != "" {
+			if _, named := body["Name"]; !named {
+				if n := relationName(nav, child); n != "" {
+					body["Name"] = n
+				}
+			}
+			id, _ := child["ID"].(string)
+			if id == "" {
+				if id, err = c.existingRelation(ctx, nav, child, tid); err != nil {
+					return connectors.Record{}, err
+				}
+			}
+			if id != "" {
 				// Binding an existing relation: bind by ID, then bring its
 				// other fields up to date.
 				childID = id
@@ -545,19 +611,25 @@ func (c *Client) Create(ctx context.Context, rec connectors.Record) (connectors.
 				childExtra = child
 				body[nav] = map[string]any{"ID": id}
 			} else {
+				made, err = c.bindNewAddresses(ctx, child, nav)
+				if err != nil {
+					c.dropAddresses(ctx, made)
+					return connectors.Record{}, err
+				}
 				body[nav] = child
 			}
 		}
-		if rel, _ := body["Relation"].(map[string]any); rel == nil || rel["ID"] == nil || rel["ID"] == "" {
-			tid, err := c.tenant(ctx)
-			if err != nil {
-				return connectors.Record{}, err
-			}
-			body["Relation"] = map[string]any{"ID": tid}
+		if err := c.setStatus(ctx, body); err != nil {
+			c.dropAddresses(ctx, made)
+			return connectors.Record{}, err
 		}
 	}
 	resp, err := c.do(ctx, http.MethodPost, c.root+"/"+rec.Entity, op, body)
 	if err != nil {
+		var ce *connectors.Error
+		if errors.As(err, &ce) && ce.Kind == connectors.Rejected {
+			c.dropAddresses(ctx, made) // refused: nothing links them
+		}
 		return connectors.Record{}, err
 	}
 	var created item
@@ -569,11 +641,27 @@ func (c *Client) Create(ctx context.Context, rec connectors.Record) (connectors.
 		return connectors.Record{}, &connectors.Error{System: System, Op: op, Kind: connectors.OutcomeUnknown, Status: resp.Status, Message: "created entity has no ID"}
 	}
 	if len(childExtra) > 0 {
-		if err := c.write(ctx, relationSet(nav), childID, childExtra); err != nil {
+		if err := c.writeRelation(ctx, relationSet(nav), childID, childExtra); err != nil {
 			return connectors.Record{}, err
 		}
 	}
 	return c.Get(ctx, rec.Entity, id)
+}
+
+// tenantOf returns the parent Relation of a new relationship: the one body
+// binds, or else the tenant's own organisation, which it then binds.
+func (c *Client) tenantOf(ctx context.Context, body map[string]any) (string, error) {
+	if rel, _ := body["Relation"].(map[string]any); rel != nil {
+		if id, _ := rel["ID"].(string); id != "" {
+			return id, nil
+		}
+	}
+	tid, err := c.tenant(ctx)
+	if err != nil {
+		return "", err
+	}
+	body["Relation"] = map[string]any{"ID": tid}
+	return tid, nil
 }
 
 func relationSet(nav string) string {
@@ -618,7 +706,7 @@ func (c *Client) Update(ctx context.Context, entity, id string, changed map[stri
 		if childID == "" {
 			return connectors.Record{}, rejected("update "+relationSet(nav), "relationship has no "+nav)
 		}
-		if err := c.write(ctx, relationSet(nav), childID, child); err != nil {
+		if err := c.writeRelation(ctx, relationSet(nav), childID, child); err != nil {
 			return connectors.Record{}, err
 		}
 	}
@@ -657,6 +745,12 @@ func (c *Client) write(ctx context.Context, set, id string, fields map[string]an
 func linksOf(set string) []string {
 	if nav := navOf(set); nav != "" {
 		return []string{"Relation", nav, "Status"}
+	}
+	if fl := flavourOfRelationSet(set); fl != "" {
+		return addressNavs(fl) // docs/api/relations/customers, contacts
+	}
+	if set == SetAddress {
+		return []string{"Country", "Organization", "Person"} // docs/api/entities/addresses
 	}
 	return nil
 }
@@ -819,8 +913,9 @@ func (c *Client) Find(ctx context.Context, entity string, match []connectors.Mat
 			}
 			t := path + " eq " + strings.ToLower(v)
 			terms = append(terms, findTerm{exact: t, narrow: t})
-		case m.Loose:
-			// No server term: see above.
+		case m.Loose, strings.HasSuffix(path, "/"+StreetAndNumber):
+			// No server term: see above. StreetAndNumber is the client's
+			// own property (address.go), which Tribe cannot filter on.
 		default:
 			_, err := strconv.ParseFloat(v, 64)
 			terms = append(terms, findTerm{

@@ -105,7 +105,7 @@ func TestContract(t *testing.T) {
 					"Name":            fmt.Sprintf("Contract Org %d BV", i),
 					"EmailAddress":    fmt.Sprintf("info@contract-%d.example", i),
 					"PhoneNumber":     "+31 10 000 0000",
-					"VisitingAddress": map[string]any{"Street": "Coolsingel 1", "City": "Rotterdam"},
+					"VisitingAddress": map[string]any{tribecrm.StreetAndNumber: "Coolsingel 1", "City": "Rotterdam", "Country": map[string]any{"Name": "Netherlands"}},
 				},
 			}}
 		},
@@ -118,17 +118,26 @@ func TestContract(t *testing.T) {
 			if !ok {
 				t.Fatalf("not a funnel set: %s", entity)
 			}
-			m := api.JSON(t, http.MethodGet, "/v1/odata/"+entity+"("+id+")?$expand="+flavour, nil)
+			// The organisation or person with its addresses and their
+			// countries: Address entities behind navigations
+			// (developer.tribecrm.nl docs/api/entities/addresses).
+			addr := "VisitingAddress($expand=Country),PostalAddress($expand=Country)"
+			if flavour == tribecrm.FlavourPerson {
+				addr = "Address($expand=Country)"
+			}
+			m := api.JSON(t, http.MethodGet, "/v1/odata/"+entity+"("+id+")?$expand="+flavour+"($expand="+addr+")", nil)
 			delete(m, "@odata.context")
 			return m
 		},
 		// A write bumps the row's LastMutationDate, and a relationship's
 		// computed _Name follows its Name.
-		Volatile:       []string{"LastMutationDate", "Organization.LastMutationDate", "_Name"},
+		Volatile:       []string{"LastMutationDate", "Organization.LastMutationDate", "Organization.VisitingAddress.LastMutationDate", "_Name"},
 		UpdateIdentity: "ID",
 		Updates: []conntest.Change{
 			{Field: "Name", Value: "Renamed by crmsync"},
 			{Field: "Organization.PhoneNumber", Value: "+31 20 999 9999"},
+			// An address member: written to the organisation's Address entity.
+			{Field: "Organization.VisitingAddress.City", Value: "Leeds"},
 		},
 		Edits: []conntest.Edit{
 			// Rename a relationship.

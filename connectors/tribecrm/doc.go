@@ -5,8 +5,14 @@
 // Client (Client, New, Options):
 //   - Pull reads Relationship_{Organization|Person}_CommercialRelationship_<Stage>
 //     with a keyset cursor on (LastMutationDate, ID) per set, plus keysets
-//     over Relation_Organization / Relation_Person so that edits of an
-//     organisation or person reach the engine (see pull.go).
+//     over Relation_Organization / Relation_Person / Address so that edits of
+//     an organisation, person or address reach the engine (see pull.go).
+//   - Addresses are Address entities behind VisitingAddress/PostalAddress
+//     and Address, expanded with their Country and written as entities of
+//     their own, with the street line split into Street, HouseNumber and
+//     HouseNumberSuffix (address.go).
+//   - Create names the relationship, binds a Status and links an
+//     organisation or person that exists already (relate.go).
 //   - Create, Update, ConvertStage, Delete, Get and Find map onto POST, POST
 //     with ID (or PATCH, or a whole-entity PUT: Options.UpdateMethod), POST
 //     with ID and _Type, DELETE and filtered GETs (see client.go).

@@ -35,6 +35,10 @@ import (
 // A relation step reads relation IDs the same way, then fetches the
 // relationships that link them (Organization/ID eq ... or ..., per funnel set
 // of that flavour), so an edited organisation's relationships are returned.
+// The Address step does the same for addresses, which are entities of their
+// own (docs/api/entities/addresses) with their own LastMutationDate: it
+// fetches the relationships whose Organization/VisitingAddress,
+// Organization/PostalAddress or Person/Address is a changed address.
 //
 // Funnel sets are read in funnel order because conversions mostly move
 // forward: a relationship converted mid-pass is seen either in its old set
@@ -70,10 +74,14 @@ const relationChunk = 40
 func (c *Client) steps() []string {
 	steps := append([]string(nil), c.sets...)
 	if c.watchRel {
-		steps = append(steps, SetOrganization, SetPerson)
+		steps = append(steps, watchedSets...)
 	}
 	return steps
 }
+
+// watchedSets are the steps after the funnel sets: the relations and
+// addresses whose edits do not move their relationship's LastMutationDate.
+var watchedSets = []string{SetOrganization, SetPerson, SetAddress}
 
 // Pull returns the next page of changed commercial relationships across the
 // funnel sets. Records carry Entity = their entity set and their
@@ -94,7 +102,7 @@ func (c *Client) Pull(ctx context.Context, cursor connectors.Cursor, opts connec
 		} else {
 			st.Full = true
 			if c.watchRel {
-				for _, s := range []string{SetOrganization, SetPerson} {
+				for _, s := range watchedSets {
 					p, err := c.latest(ctx, s)
 					if err != nil {
 						return connectors.Page{}, err
@@ -253,7 +261,7 @@ func (c *Client) readKeyset(ctx context.Context, st *pullCursor, size int, extra
 
 func (c *Client) pullSet(ctx context.Context, st *pullCursor, size int) ([]connectors.Record, bool, error) {
 	set := st.Step
-	items, exhausted, err := c.readKeyset(ctx, st, size, "$expand", navOf(set))
+	items, exhausted, err := c.readKeyset(ctx, st, size, "$expand", expandFor(set))
 	if err != nil {
 		return nil, false, err
 	}
@@ -268,16 +276,12 @@ func (c *Client) pullSet(ctx context.Context, st *pullCursor, size int) ([]conne
 	return recs, exhausted, nil
 }
 
-// pullRelations reads a page of changed organisations or persons and returns
-// the commercial relationships that link them.
+// pullRelations reads a page of changed organisations, persons or
+// addresses and returns the commercial relationships that link them.
 func (c *Client) pullRelations(ctx context.Context, st *pullCursor, size int) ([]connectors.Record, bool, error) {
 	items, exhausted, err := c.readKeyset(ctx, st, size, "$select", "ID,LastMutationDate")
 	if err != nil {
 		return nil, false, err
-	}
-	nav := FlavourOrganization
-	if st.Step == SetPerson {
-		nav = FlavourPerson
 	}
 	ids := make([]string, 0, len(items))
 	for _, it := range items {
@@ -287,16 +291,20 @@ func (c *Client) pullRelations(ctx context.Context, st *pullCursor, size int) ([
 	}
 	var recs []connectors.Record
 	for _, set := range c.sets {
-		if navOf(set) != nav {
+		paths := linkPaths(st.Step, navOf(set))
+		if len(paths) == 0 {
 			continue
 		}
-		for start := 0; start < len(ids); start += relationChunk {
-			chunk := ids[start:min(start+relationChunk, len(ids))]
-			terms := make([]string, len(chunk))
-			for i, id := range chunk {
-				terms[i] = nav + "/ID eq " + id
+		chunkSize := max(1, relationChunk/len(paths))
+		for start := 0; start < len(ids); start += chunkSize {
+			chunk := ids[start:min(start+chunkSize, len(ids))]
+			var terms []string
+			for _, id := range chunk {
+				for _, p := range paths {
+					terms = append(terms, p+"/ID eq "+id)
+				}
 			}
-			rows, err := c.getAll(ctx, c.root+"/"+set+query("$filter", strings.Join(terms, " or "), "$expand", nav), "pull "+set)
+			rows, err := c.getAll(ctx, c.root+"/"+set+query("$filter", strings.Join(terms, " or "), "$expand", expandFor(set)), "pull "+set)
 			if err != nil {
 				return nil, false, err
 			}
@@ -310,6 +318,22 @@ func (c *Client) pullRelations(ctx context.Context, st *pullCursor, size int) ([
 		}
 	}
 	return recs, exhausted, nil
+}
+
+// linkPaths are the paths from a relationship of flavour to a row of step:
+// its Organization or Person, or that relation's addresses.
+func linkPaths(step, flavour string) []string {
+	switch {
+	case step == SetAddress:
+		var out []string
+		for _, a := range addressNavs(flavour) {
+			out = append(out, flavour+"/"+a)
+		}
+		return out
+	case flavourOfRelationSet(step) == flavour:
+		return []string{flavour}
+	}
+	return nil
 }
 
 // latest returns the keyset position of the newest row of a set (zero when

@@ -32,11 +32,43 @@ type Config struct {
 	// ID), patch, or put (GET, then PUT of the whole entity).
 	UpdateMethod string `yaml:"update_method"`
 	// WatchRelations (default true) makes each pull also read the changes
-	// of Relation_Organization and Relation_Person, because an edit of a
-	// company or person does not move its relationship's LastMutationDate.
+	// of Relation_Organization, Relation_Person and Address, because an edit
+	// of a company, person or address does not move its relationship's
+	// LastMutationDate.
 	// Set false for an application that may not read those sets (403):
 	// such edits then arrive with the next change of the relationship.
 	WatchRelations *bool `yaml:"watch_relations"`
+	// RelationMatch lists the properties by which a create looks for an
+	// organisation or person that exists in Tribe already, to link it
+	// instead of creating a second one (default: organization
+	// [ChamberOfCommerceNumber, EmailAddress, Name], person [EmailAddress];
+	// an empty list turns the lookup off for that kind).
+	RelationMatch *RelationMatchConfig `yaml:"relation_match"`
+	// CreateStatus is the Code of the Datastore row bound as the Status of
+	// a relationship crmsync creates (default none: the server's default).
+	CreateStatus string `yaml:"create_status"`
+}
+
+// RelationMatchConfig is relation_match: properties per kind, in order.
+type RelationMatchConfig struct {
+	Organization []string `yaml:"organization"`
+	Person       []string `yaml:"person"`
+}
+
+// options returns relation_match as Options.RelationMatch: a kind left out
+// keeps its default.
+func (r *RelationMatchConfig) options() map[string][]string {
+	out := DefaultRelationMatch()
+	if r == nil {
+		return out
+	}
+	if r.Organization != nil {
+		out[FlavourOrganization] = r.Organization
+	}
+	if r.Person != nil {
+		out[FlavourPerson] = r.Person
+	}
+	return out
 }
 
 // OAuthConfig holds OAuth2 client credentials.
@@ -82,6 +114,16 @@ func (c *Config) Check(s connectors.Settings) []connectors.Problem {
 	if !slices.Contains([]string{UpdatePost, UpdatePatch, UpdatePut}, c.UpdateMethod) {
 		out = append(out, connectors.Problem{Key: "update_method", Msg: fmt.Sprintf("%q must be post, patch or put", c.UpdateMethod)})
 	}
+	if c.RelationMatch != nil {
+		for i, keys := range [][]string{c.RelationMatch.Organization, c.RelationMatch.Person} {
+			kind := [...]string{"organization", "person"}[i]
+			for k, p := range keys {
+				if !validPath(p) || strings.Contains(p, "/") {
+					out = append(out, connectors.Problem{Key: "relation_match." + kind + "." + strconv.Itoa(k), Msg: fmt.Sprintf("%q is not a property name", p)})
+				}
+			}
+		}
+	}
 	return out
 }
 
@@ -98,7 +140,8 @@ func Type() connectors.Type {
 				Logger:   s.Logger.With().Str(logkey.System, s.Name).Logger(),
 				PageSize: s.PageSize, Overlap: s.Overlap,
 				UpgradeField: c.UpgradeField, Stages: c.Stages, UpdateMethod: c.UpdateMethod,
-				SkipRelations: c.WatchRelations != nil && !*c.WatchRelations}
+				SkipRelations: c.WatchRelations != nil && !*c.WatchRelations,
+				RelationMatch: c.RelationMatch.options(), CreateStatus: c.CreateStatus}
 			if c.OAuth != nil {
 				opts.ClientID, opts.ClientSecret = c.OAuth.ClientID, c.OAuth.ClientSecret.Value()
 				opts.TokenURL, opts.Scope = c.OAuth.TokenURL, c.OAuth.Scope

@@ -69,7 +69,8 @@ func TestDecodeVendorShapedBodies(t *testing.T) {
 	}
 	r := p.Records[1]
 	if r.Entity != orgLead || r.ID != "9b2e1c4d-55aa-4f3b-8d1e-2f6a7b8c9d0e" || r.Fields["ImportId"] != "crm-42" ||
-		field(r.Fields, "Organization.VisitingAddress.City") != "Berlin" {
+		field(r.Fields, "Organization.VisitingAddress.City") != "Berlin" || field(r.Fields, "Organization.VisitingAddress.Country.Name") != "Germany" ||
+		field(r.Fields, "Organization.VisitingAddress.StreetAndNumber") != "Hauptstraße 7" {
 		t.Fatalf("decoded record: %+v", r)
 	}
 	if !r.CreatedAt.Equal(time.Date(2026, 5, 1, 7, 58, 0, 0, time.UTC)) || r.CreatedAt.Location() != time.UTC {
@@ -101,12 +102,25 @@ func TestDecodeVendorShapedBodies(t *testing.T) {
 	if !found || !strings.Contains(want, "%2B02%3A00") {
 		t.Errorf("keyset query %q not sent", want)
 	}
+	// Addresses are expanded with their country, nested, as the vendor's
+	// MCP server asks for them.
+	wantExpand := "$expand=" + esc("Organization($expand=VisitingAddress($expand=Country),PostalAddress($expand=Country))")
+	mu.Lock()
+	expanded := false
+	for _, q := range queries {
+		expanded = expanded || strings.Contains(q, wantExpand)
+	}
+	mu.Unlock()
+	if !expanded {
+		t.Errorf("no pull asked for %s: %v", wantExpand, queries)
+	}
 
 	rec, err := c.Get(ctx, FunnelSet(FlavourPerson, "HotProspect"), "0f8fad5b-d9cb-469f-a165-70867728950e")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if field(rec.Fields, "Person.MiddleName") != "de" || field(rec.Fields, "Person.Address.Postalcode") != "1015 AA" ||
+		field(rec.Fields, "Person.Address.StreetAndNumber") != "Keizersgracht 100A" || field(rec.Fields, "Person.Address.Country.Code") != "NL" ||
 		!rec.UpdatedAt.Equal(time.Date(2026, 3, 1, 16, 45, 12, 250e6, time.UTC)) {
 		t.Errorf("single entity: %+v", rec)
 	}

@@ -148,14 +148,16 @@ func TestCreateBindingExistingRelationKeepsItsFields(t *testing.T) {
 			e := newEnv(t, emulator.Options{Records: 40, PutSemantics: emulator.PutReplace}, func(o *Options) { o.UpdateMethod = method })
 			_, _, row := withStatus(t, e.em, FlavourOrganization)
 			orgID := field(row, "Organization.ID").(string)
-			before := row["Organization"].(map[string]any)
+			orgURL := "/v1/odata/" + SetOrganization + "(" + orgID + ")?$expand=VisitingAddress($expand=Country),PostalAddress($expand=Country)"
+			_, before := e.raw(t, "GET", orgURL, nil)
+			delete(before, "@odata.context")
 			_, err := e.c.Create(context.Background(), connectors.Record{Entity: orgLead, Fields: map[string]any{
 				"Name": "Second relationship", "Organization": map[string]any{"ID": orgID, "PhoneNumber": "+31 20 555 0003"},
 			}})
 			if err != nil {
 				t.Fatalf("Create: %v", err)
 			}
-			st, after := e.raw(t, "GET", "/v1/odata/"+SetOrganization+"("+orgID+")", nil)
+			st, after := e.raw(t, "GET", orgURL, nil)
 			if st != 200 {
 				t.Fatalf("GET organisation: %d %v", st, after)
 			}
@@ -176,6 +178,7 @@ func TestUpdateMethodVerbs(t *testing.T) {
 			e := newEnv(t, emulator.Options{Records: 40}, func(o *Options) { o.UpdateMethod = method })
 			set, id, row := withStatus(t, e.em, FlavourOrganization)
 			orgID := field(row, "Organization.ID").(string)
+			addrID := field(row, "Organization.VisitingAddress.ID").(string)
 			e.resetRequests()
 			if _, err := e.c.Update(context.Background(), set, id, map[string]any{
 				"Name":         "Only the name",
@@ -194,11 +197,15 @@ func TestUpdateMethodVerbs(t *testing.T) {
 				}
 				writes = append(writes, r.Method+" "+strings.TrimPrefix(r.Path, "/v1/odata/"))
 				org := strings.Contains(r.Path, SetOrganization)
+				addr := strings.Contains(r.Path, SetAddress)
 				switch method {
 				case "post", "patch":
 					keys := []string{"Name"}
 					if org {
-						keys = []string{"PhoneNumber", "VisitingAddress"}
+						keys = []string{"PhoneNumber"}
+					}
+					if addr {
+						keys = []string{"City"}
 					}
 					if method == "post" {
 						keys = append(keys, "ID")
@@ -211,20 +218,27 @@ func TestUpdateMethodVerbs(t *testing.T) {
 					// (server-set ones aside), and for a relationship its links.
 					want := []string{"ImportId", "SortIndex", "Name", "IsActive", "IsClosed", "Relation", "Organization", "Status"}
 					if org {
+						// The address stays bound by its ID: it is an entity.
 						want = []string{"ImportId", "SortIndex", "Name", "EmailAddress", "PhoneNumber", "Website", "VatNumber", "ChamberOfCommerceNumber", "VisitingAddress"}
+					}
+					if addr {
+						want = []string{"ImportId", "SortIndex", "Street", "HouseNumber", "HouseNumberSuffix", "Extra", "Postalcode", "City", "Latitude", "Longitude", "Country"}
 					}
 					if got := sortedKeys(b); !reflect.DeepEqual(got, sortedStrings(want)) {
 						t.Errorf("%s %s sent %v, want %v", r.Method, r.Path, got, sortedStrings(want))
 					}
-					if org && (b["VisitingAddress"].(map[string]any)["Street"] == nil || b["VisitingAddress"].(map[string]any)["City"] != "Leeds") {
-						t.Errorf("address not merged into the full entity: %v", b["VisitingAddress"])
+					if addr && (b["Street"] == nil || b["City"] != "Leeds") {
+						t.Errorf("address change not merged into the whole Address: %v", b)
+					}
+					if org && len(b["VisitingAddress"].(map[string]any)) != 1 {
+						t.Errorf("VisitingAddress not re-bound by ID alone: %v", b["VisitingAddress"])
 					}
 				}
 			}
 			wantWrites := map[string][]string{
-				"post":  {"POST " + set, "POST " + SetOrganization},
-				"patch": {"PATCH " + set + "(" + id + ")", "PATCH " + SetOrganization + "(" + orgID + ")"},
-				"put":   {"PUT " + set + "(" + id + ")", "PUT " + SetOrganization + "(" + orgID + ")"},
+				"post":  {"POST " + set, "POST " + SetAddress, "POST " + SetOrganization},
+				"patch": {"PATCH " + set + "(" + id + ")", "PATCH " + SetAddress + "(" + addrID + ")", "PATCH " + SetOrganization + "(" + orgID + ")"},
+				"put":   {"PUT " + set + "(" + id + ")", "PUT " + SetAddress + "(" + addrID + ")", "PUT " + SetOrganization + "(" + orgID + ")"},
 			}[method]
 			if !reflect.DeepEqual(writes, wantWrites) {
 				t.Errorf("writes %v, want %v", writes, wantWrites)

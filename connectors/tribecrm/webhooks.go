@@ -135,15 +135,17 @@ func firstString(m map[string]any, keys ...string) string {
 // WebhookTopics returns the entity types whose changes Pull reads: the
 // dotted _Type of each funnel set pulled (Tribe binds a webhook to an
 // entity type "such as Relation.Organization") and, unless SkipRelations,
-// Relation.Organization and Relation.Person, whose edits do not move the
-// relationship's LastMutationDate.
+// Relation.Organization, Relation.Person and Address, whose edits do not
+// move the relationship's LastMutationDate.
 func (c *Client) WebhookTopics() []string {
-	out := make([]string, 0, len(c.sets)+2)
+	out := make([]string, 0, len(c.sets)+len(watchedSets))
 	for _, set := range c.sets {
 		out = append(out, TypeOfSet(set))
 	}
 	if c.watchRel {
-		out = append(out, TypeOfSet(api.SetOrganization), TypeOfSet(api.SetPerson))
+		for _, set := range watchedSets {
+			out = append(out, TypeOfSet(set))
+		}
 	}
 	return out
 }

@@ -122,7 +122,7 @@ func TestVerifyWebhookRefusesSignedNonEvents(t *testing.T) {
 func TestWebhookTopicsAreThePulledTypes(t *testing.T) {
 	e := newEnv(t, emulator.Options{Records: 1}, nil)
 	got := e.c.WebhookTopics()
-	if len(got) != 12 || !slices.Contains(got, "Relation.Organization") || !slices.Contains(got, "Relation.Person") ||
+	if len(got) != 13 || !slices.Contains(got, "Relation.Organization") || !slices.Contains(got, "Relation.Person") || !slices.Contains(got, "Address") ||
 		!slices.Contains(got, "Relationship.Person.CommercialRelationship.HotProspect") {
 		t.Errorf("topics = %v", got)
 	}

@@ -26,6 +26,14 @@ const (
 	SetOrganization = "Relation_Organization"
 	SetPerson       = "Relation_Person"
 	SetIdentity     = "Relationship_Organization_Identity"
+	// SetAddress holds the Address entities that organisations
+	// (VisitingAddress, PostalAddress) and persons (Address) link to
+	// (developer.tribecrm.nl docs/api/entities/addresses: "GET
+	// /v1/odata/Address").
+	SetAddress = "Address"
+	// SetCountry holds the countries an Address links to
+	// (docs/api/datastores/countries: "GET /v1/odata/Datastore_Country").
+	SetCountry = "Datastore_Country"
 )
 
 // TimeLayout is the DateTimeOffset form written into a $filter and by the

@@ -1,6 +1,11 @@
 // Package emulator is a faithful in-memory emulator of TribeCRM's OData v4
 // API, for tests, `crmsync emulate` and `crmsync demo` (Emulator, New,
-// Options): /v1/odata/<Set> with $filter (filter.go), $orderby, $top,
+// Options): the funnel sets, Relation_Organization, Relation_Person, and
+// Address and Datastore_Country as entities of their own (an organisation's
+// VisitingAddress/PostalAddress and a person's Address are navigations, an
+// address's Country a link; created by POST Address or deep insert, bound by
+// ID or @odata.bind, never deep-updated; store.go), and
+// /v1/odata/<Set> with $filter (filter.go), $orderby, $top,
 // $skip, $count, $select, $expand, GUID keys, server-set timestamps, stage
 // conversion, OData error bodies, OAuth2 POST /oauth2/token, a server page
 // cap with @odata.nextLink, PUT as a merge (Tribe's pages) or a replace

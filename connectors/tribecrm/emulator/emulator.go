@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -191,8 +192,9 @@ func (em *Emulator) IDs(set string) []string {
 	return out
 }
 
-// Entity returns a row as the API would return it with its child relation
-// (and Relation) expanded, the set it is in now, and whether it exists.
+// Entity returns a row as the API would return it with its links expanded
+// three levels deep (a relationship's Organization, its VisitingAddress and
+// that address's Country), the set it is in now, and whether it exists.
 func (em *Emulator) Entity(id string) (map[string]any, string, bool) {
 	em.mu.RLock()
 	defer em.mu.RUnlock()
@@ -200,11 +202,19 @@ func (em *Emulator) Entity(id string) (map[string]any, string, bool) {
 	if !ok {
 		return nil, "", false
 	}
-	var exp []expandItem
-	for nav := range e.typ.navs {
-		exp = append(exp, expandItem{nav: nav})
+	return em.st.render(e, nil, expandAll(e.typ, 3)), e.set, true
+}
+
+// expandAll expands every link of t, depth levels deep.
+func expandAll(t *typeDef, depth int) []expandItem {
+	if depth == 0 {
+		return nil
 	}
-	return em.st.render(e, nil, exp), e.set, true
+	var exp []expandItem
+	for nav, nt := range t.navs {
+		exp = append(exp, expandItem{nav: nav, expand: expandAll(nt, depth-1)})
+	}
+	return exp
 }
 
 // Touch bumps LastMutationDate of the given relationships (all commercial
@@ -295,13 +305,14 @@ func (em *Emulator) seed() {
 	defer st.endLoad()
 	tr := emukit.Rand(0x7e1be_7e11a17)
 	em.tenantID = newGUID(tr)
+	countries := em.seedCountries(tr)
+	tenantAddr := seedAddress(st, newGUID(tr), "Herengracht 1", "1015 BA", "Amsterdam", countries["netherlands"], seedStart.Add(-24*time.Hour))
 	tenant := &entity{set: relationOrganization, typ: st.sets[relationOrganization].typ, id: em.tenantID,
 		props: map[string]any{
 			"Name": "Crmsync Demo Tenant BV", "EmailAddress": "sales@crmsync-tenant.example", "PhoneNumber": "+31 20 000 0000",
 			"Website": "https://www.crmsync-tenant.example", "VatNumber": "NL000000000B01", "ChamberOfCommerceNumber": "00000000",
 			"ImportId": nil, "SortIndex": 0.0, "CreationDate": seedStart.Add(-24 * time.Hour), "LastMutationDate": seedStart.Add(-24 * time.Hour),
-			"VisitingAddress": map[string]any{"Street": "Herengracht 1", "Postalcode": "1015 BA", "City": "Amsterdam", "Country": "Netherlands"},
-		}, nav: map[string]string{}}
+		}, nav: map[string]string{"VisitingAddress": tenantAddr}}
 	st.add(tenant)
 	identity := &entity{set: organizationIdentity, typ: st.sets[organizationIdentity].typ, id: newGUID(tr),
 		props: map[string]any{"Name": "Crmsync Demo Tenant BV", "ImportId": nil, "SortIndex": 0.0, "IsActive": true, "IsClosed": false,
@@ -352,27 +363,27 @@ func (em *Emulator) seed() {
 		if !ok || si.kind != setFunnel {
 			panic("tribecrm emulator: SeedSets holds a set that is not a funnel set: " + set)
 		}
-		addr := map[string]any{"Street": p.Street, "Postalcode": p.PostalCode, "City": p.City, "Country": p.Country}
+		addrID := newGUID(emukit.Rand(uint64(idx)*2654435761 + 0xadd7))
+		seedAddress(st, addrID, p.Street, p.PostalCode, p.City, countries[strings.ToLower(p.Country)], created)
 		var child *entity
 		name := p.Company
 		if si.flavour == flavourOrganization {
 			child = &entity{set: relationOrganization, typ: st.sets[relationOrganization].typ, id: childID, props: map[string]any{
 				"Name": p.Company, "EmailAddress": p.CompanyEmail, "PhoneNumber": p.Phone, "Website": p.Website,
-				"VatNumber": p.VATNumber, "ChamberOfCommerceNumber": p.RegistrationNumber, "VisitingAddress": addr,
-			}}
+				"VatNumber": p.VATNumber, "ChamberOfCommerceNumber": p.RegistrationNumber,
+			}, nav: map[string]string{"VisitingAddress": addrID}}
 		} else {
 			middle, last := splitDutchLastName(p.LastName)
 			child = &entity{set: relationPerson, typ: st.sets[relationPerson].typ, id: childID, props: map[string]any{
 				"FirstName": p.FirstName, "MiddleName": middle, "LastName": last, "EmailAddress": p.Email,
-				"PhoneNumber": p.Phone, "MobilePhoneNumber": p.Mobile, "Address": addr,
-			}}
+				"PhoneNumber": p.Phone, "MobilePhoneNumber": p.Mobile,
+			}, nav: map[string]string{"Address": addrID}}
 			name = strings.TrimSpace(p.FirstName + " " + p.LastName)
 		}
 		child.props["ImportId"] = nil
 		child.props["SortIndex"] = float64(i + 1)
 		child.props["CreationDate"] = created
 		child.props["LastMutationDate"] = created
-		child.nav = map[string]string{}
 		st.add(child)
 
 		var importID any
@@ -388,6 +399,54 @@ func (em *Emulator) seed() {
 		}
 		st.add(rel)
 	}
+}
+
+// seedCountries stores the Datastore_Country rows and returns their IDs by
+// lower-case name. Code is the ISO 3166-1 alpha-2 code: Tribe's page calls it
+// a "Unique code identifier" (docs/api/datastores/countries) without naming
+// the code list, so that it is ISO is an assumption (docs/apis.md §1).
+func (em *Emulator) seedCountries(r *rand.Rand) map[string]string {
+	out := map[string]string{}
+	for i, c := range seedCountryList {
+		id := newGUID(r)
+		out[strings.ToLower(c.name)] = id
+		em.st.add(&entity{set: setCountry, typ: em.st.sets[setCountry].typ, id: id, nav: map[string]string{}, props: map[string]any{
+			"Code": c.code, "Name": c.name, "_Name": c.name, "LocalizedName": c.local, "IsDefault": c.code == "NL",
+			"HasIntraCommunityVat": c.eu, "CountryNumber": nil, "SortIndex": float64(i + 1),
+		}})
+	}
+	return out
+}
+
+// seedCountryList holds the countries the seed profiles use and a few more.
+var seedCountryList = []struct {
+	code, name, local string
+	eu                bool
+}{
+	{"NL", "Netherlands", "Nederland", true}, {"BE", "Belgium", "België", true}, {"DE", "Germany", "Duitsland", true},
+	{"FR", "France", "Frankrijk", true}, {"GB", "United Kingdom", "Verenigd Koninkrijk", false}, {"LU", "Luxembourg", "Luxemburg", true},
+	{"ES", "Spain", "Spanje", true}, {"IT", "Italy", "Italië", true}, {"US", "United States", "Verenigde Staten", false},
+}
+
+// seedAddress stores one Address row: the street line's trailing number is
+// Tribe's separate HouseNumber ("Keizersgracht 12" is Street "Keizersgracht",
+// HouseNumber 12; docs/api/entities/addresses).
+func seedAddress(st *store, id, line, postal, city, countryID string, at time.Time) string {
+	street, number := line, any(nil)
+	if i := strings.LastIndexByte(line, ' '); i > 0 {
+		if n, err := strconv.Atoi(line[i+1:]); err == nil {
+			street, number = line[:i], float64(n)
+		}
+	}
+	e := &entity{set: setAddress, typ: st.sets[setAddress].typ, id: id, nav: map[string]string{}, props: map[string]any{
+		"Street": street, "HouseNumber": number, "HouseNumberSuffix": nil, "Extra": nil, "Postalcode": postal, "City": city,
+		"Latitude": nil, "Longitude": nil, "ImportId": nil, "SortIndex": 0.0, "CreationDate": at, "LastMutationDate": at,
+	}}
+	if countryID != "" {
+		e.nav["Country"] = countryID
+	}
+	st.add(e)
+	return id
 }
 
 // splitDutchLastName splits a prefix ("de Vries") into Tribe's MiddleName

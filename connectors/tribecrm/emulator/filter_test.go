@@ -11,12 +11,14 @@ import (
 func filterFixture(t testing.TB) (*store, *entity, *entity) {
 	t.Helper()
 	st := newStore()
-	org := &entity{set: relationOrganization, typ: st.sets[relationOrganization].typ, id: "0b6a3c1e-8c9f-4c1a-9a57-6b0f3f3f0001", nav: map[string]string{},
+	addr := &entity{set: setAddress, typ: st.sets[setAddress].typ, id: "0b6a3c1e-8c9f-4c1a-9a57-6b0f3f3f0004", nav: map[string]string{},
+		props: map[string]any{"Street": "Meir", "HouseNumber": 1.0, "Postalcode": "2000", "City": "Antwerp"}}
+	st.add(addr)
+	org := &entity{set: relationOrganization, typ: st.sets[relationOrganization].typ, id: "0b6a3c1e-8c9f-4c1a-9a57-6b0f3f3f0001", nav: map[string]string{"VisitingAddress": addr.id},
 		props: map[string]any{"Name": "O'Brien & Sons BV", "EmailAddress": "Info@OBrien.example", "PhoneNumber": nil, "Website": "https://obrien.example",
 			"VatNumber": nil, "ChamberOfCommerceNumber": nil, "ImportId": nil, "SortIndex": 1.0,
 			"CreationDate":     time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC),
-			"LastMutationDate": time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC),
-			"VisitingAddress":  map[string]any{"Street": "Meir 1", "Postalcode": "2000", "City": "Antwerp", "Country": "Belgium"}}}
+			"LastMutationDate": time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}}
 	st.add(org)
 	lead := &entity{set: funnelSet(flavourOrganization, "Lead"), id: "0b6a3c1e-8c9f-4c1a-9a57-6b0f3f3f0002", nav: map[string]string{"Organization": org.id},
 		props: map[string]any{"Name": "a+b lead", "ImportId": nil, "IsActive": true, "IsClosed": false, "SortIndex": 2.0,

@@ -176,8 +176,7 @@ func (em *Emulator) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	edm := map[kind]string{kString: "Edm.String", kBool: "Edm.Boolean", kNumber: "Edm.Double", kDate: "Edm.DateTimeOffset", kGuid: "Edm.Guid", kComplex: "Tribe.Address"}
-	b.WriteString(`<ComplexType Name="Address"><Property Name="Street" Type="Edm.String"/><Property Name="Postalcode" Type="Edm.String"/><Property Name="City" Type="Edm.String"/><Property Name="Country" Type="Edm.String"/></ComplexType>`)
+	edm := map[kind]string{kString: "Edm.String", kBool: "Edm.Boolean", kNumber: "Edm.Double", kDate: "Edm.DateTimeOffset", kGuid: "Edm.Guid"}
 	for _, n := range names {
 		t := em.st.sets[n].typ
 		fmt.Fprintf(&b, `<EntityType Name="%s"><Key><PropertyRef Name="ID"/></Key>`, setOfType(t.name))
@@ -336,7 +335,7 @@ func readBody(r *http.Request) (map[string]any, error) {
 }
 
 func (em *Emulator) servePost(w http.ResponseWriter, r *http.Request, si *setInfo) {
-	if si.kind == setIdentity || si.kind == setDatastore {
+	if readOnlySet(si) {
 		writeODataError(w, http.StatusMethodNotAllowed, fmt.Sprintf("Entities of '%s' cannot be created or changed through the API.", si.name))
 		return
 	}
@@ -357,8 +356,12 @@ func (em *Emulator) servePost(w http.ResponseWriter, r *http.Request, si *setInf
 	} else if si.kind == setFunnel {
 		e, err = em.createRelationship(si, body)
 	} else {
-		e, err = em.createRelation(si, body, em.clock.Now())
+		var pending []*entity
+		e, pending, err = em.createEntity(si, body, em.clock.Now())
 		if err == nil {
+			for _, p := range pending {
+				em.st.add(p)
+			}
 			em.st.add(e)
 		}
 	}
@@ -383,7 +386,7 @@ func (em *Emulator) servePost(w http.ResponseWriter, r *http.Request, si *setInf
 // the body (PUT with PutReplace, as OData defines PUT). It answers 200 with
 // the entity so a client sees the new LastMutationDate without another GET.
 func (em *Emulator) servePut(w http.ResponseWriter, r *http.Request, si *setInfo, key string, replace bool) {
-	if si.kind == setIdentity || si.kind == setDatastore {
+	if readOnlySet(si) {
 		writeODataError(w, http.StatusMethodNotAllowed, fmt.Sprintf("Entities of '%s' cannot be changed through the API.", si.name))
 		return
 	}
@@ -410,7 +413,7 @@ func (em *Emulator) servePut(w http.ResponseWriter, r *http.Request, si *setInfo
 }
 
 func (em *Emulator) serveDelete(w http.ResponseWriter, si *setInfo, key string) {
-	if si.kind == setIdentity || si.kind == setDatastore {
+	if readOnlySet(si) {
 		writeODataError(w, http.StatusMethodNotAllowed, fmt.Sprintf("Entities of '%s' cannot be deleted through the API.", si.name))
 		return
 	}
@@ -515,101 +518,52 @@ func checkValue(t *typeDef, name string, k kind, val any) (any, error) {
 			return b, nil
 		}
 	case kNumber:
+		if val == nil && name != "SortIndex" {
+			return nil, nil
+		}
 		if f, ok := val.(float64); ok {
 			return f, nil
 		}
-	case kComplex:
-		if val == nil {
-			return map[string]any(nil), nil
-		}
-		m, ok := val.(map[string]any)
-		if !ok {
-			break
-		}
-		ct := t.complex[name]
-		out := map[string]any{}
-		for ck, cv := range m {
-			if strings.HasPrefix(ck, "@") {
-				continue
-			}
-			if _, known := ct.props[ck]; !known {
-				return nil, badRequest("The property '%s' does not exist in type '%s'.", ck, ct.name)
-			}
-			s, isStr := cv.(string)
-			if cv != nil && !isStr {
-				return nil, badRequest("The value of '%s/%s' must be Edm.String.", name, ck)
-			}
-			if cv == nil {
-				out[ck] = nil
-			} else {
-				out[ck] = s
-			}
-		}
-		return out, nil
 	}
 	return nil, badRequest("The value of '%s' must be %s.", name, k)
 }
+
+// readOnlySet reports whether a set's rows cannot be written through the
+// API: the identity and the datastores ("Most datastore subtypes are
+// read-only and managed through the Tribe CRM UI", docs/api/datastores).
+func readOnlySet(si *setInfo) bool { return si.kind == setIdentity || si.kind == setDatastore }
 
 // defaults are the values a create gives the properties that are not null
 // when not sent.
 var defaults = map[string]any{"IsActive": true, "IsClosed": false}
 
-// emptyComplex is a complex value of property p of t with every member null.
-func emptyComplex(t *typeDef, p string) map[string]any {
-	cur := map[string]any{}
-	for ck := range t.complex[p].props {
-		cur[ck] = nil
-	}
-	return cur
-}
-
 // resetForReplace sets every client-writable property of e to the value a
 // create gives it when not sent (PutReplace). SortIndex is kept: the server
 // sets it on create.
 func resetForReplace(e *entity) {
-	for p, k := range e.typ.props {
+	for p := range e.typ.props {
 		if !e.typ.writable[p] || p == "SortIndex" {
 			continue
 		}
-		switch {
-		case k == kComplex:
-			e.props[p] = emptyComplex(e.typ, p)
-		case defaults[p] != nil:
+		if defaults[p] != nil {
 			e.props[p] = defaults[p]
-		default:
+		} else {
 			e.props[p] = nil
 		}
 	}
 }
 
-// optionalLinks are the navigation properties an entity may lack.
-var optionalLinks = map[string]bool{"Status": true}
+// requiredLink reports whether nav is a link an entity of type t cannot
+// lack: a relationship's parent Relation and its Organization or Person
+// (seeds S0, S1). Every other link (Status, an organisation's addresses, an
+// address's Country) may be unbound.
+func requiredLink(t *typeDef, nav string) bool {
+	return t.navs["Relation"] != nil && (nav == "Relation" || nav == flavourOrganization || nav == flavourPerson)
+}
 
-// apply merges validated properties into e (complex properties merge key by key).
+// apply merges validated properties into e.
 func apply(e *entity, props map[string]any) {
 	for k, v := range props {
-		if e.typ.props[k] == kComplex {
-			m, _ := v.(map[string]any)
-			if m == nil {
-				cur := map[string]any{}
-				for ck := range e.typ.complex[k].props {
-					cur[ck] = nil
-				}
-				e.props[k] = cur
-				continue
-			}
-			cur := map[string]any{}
-			if old, ok := e.props[k].(map[string]any); ok {
-				for ck, cv := range old {
-					cur[ck] = cv
-				}
-			}
-			for ck, cv := range m {
-				cur[ck] = cv
-			}
-			e.props[k] = cur
-			continue
-		}
 		e.props[k] = v
 	}
 }
@@ -627,21 +581,24 @@ func checkRequired(t *typeDef, props map[string]any, creating bool) error {
 	return nil
 }
 
-// createRelation validates body and builds (without storing) a new
-// Relation_Organization or Relation_Person.
-func (em *Emulator) createRelation(si *setInfo, body map[string]any, now time.Time) (*entity, error) {
+// createEntity validates body and builds (without storing) a new
+// Relation_Organization, Relation_Person or Address, and the addresses it
+// creates inline, which the caller stores first. Its links are bound by
+// {"ID": ...} or @odata.bind; an address may also be written inline, which
+// creates it (a deep insert, OData v4.01 Part 1 §11.4.2.2 "Create Related
+// Entities When Creating an Entity"). A datastore row (Country) can only be
+// bound: datastores are read-only through the API.
+func (em *Emulator) createEntity(si *setInfo, body map[string]any, now time.Time) (*entity, []*entity, error) {
 	v, err := validate(si.typ, body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checkRequired(si.typ, v.props, true); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	e := &entity{set: si.name, typ: si.typ, id: newGUID(em.rnd), props: map[string]any{}, nav: map[string]string{}}
-	for p, k := range si.typ.props {
-		if k == kComplex {
-			e.props[p] = emptyComplex(si.typ, p)
-		} else if !readOnly[p] {
+	for p := range si.typ.props {
+		if !readOnly[p] {
 			e.props[p] = nil
 		}
 	}
@@ -649,7 +606,45 @@ func (em *Emulator) createRelation(si *setInfo, body map[string]any, now time.Ti
 	apply(e, v.props)
 	e.props["CreationDate"] = now
 	e.props["LastMutationDate"] = now
-	return e, nil
+	var pending []*entity
+	for _, nav := range sortedKeys(v.navs) {
+		val := v.navs[nav]
+		if val == nil {
+			continue
+		}
+		id, inline, err := bindingID(nav, val)
+		if err != nil {
+			return nil, nil, err
+		}
+		if inline != nil {
+			if si.typ.navs[nav] != em.st.sets[setAddress].typ {
+				return nil, nil, badRequest("'%s' must be bound by ID.", nav)
+			}
+			child, more, err := em.createEntity(em.st.sets[setAddress], inline, now)
+			if err != nil {
+				var ae *apiError
+				if errors.As(err, &ae) {
+					ae.msg = nav + ": " + ae.msg
+				}
+				return nil, nil, err
+			}
+			pending = append(append(pending, more...), child)
+			id = child.id
+		} else if err := em.bindable(si.typ, nav, id); err != nil {
+			return nil, nil, err
+		}
+		e.nav[nav] = id
+	}
+	return e, pending, nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // bindingID reads a navigation value: {"ID": guid} binds an existing entity,
@@ -670,15 +665,13 @@ func bindingID(nav string, val any) (id string, inline map[string]any, err error
 	return "", m, nil
 }
 
-// existing checks that id is a row of one of the given set kinds.
-func (em *Emulator) existing(nav, id string, kinds ...setKind) error {
-	e, ok := em.st.byID[id]
-	if ok {
-		for _, k := range kinds {
-			if em.st.sets[e.set].kind == k {
-				return nil
-			}
-		}
+// bindable checks that id is a row that navigation nav of type t may point
+// at: one of the nav's type or of a type under it (a Relation link takes an
+// organisation or a person).
+func (em *Emulator) bindable(t *typeDef, nav, id string) error {
+	want := t.navs[nav]
+	if e, ok := em.st.byID[id]; ok && want != nil && (e.typ == want || strings.HasPrefix(e.typ.name, want.name+".")) {
+		return nil
 	}
 	return badRequest("The entity '%s' with ID '%s' does not exist.", nav, id)
 }
@@ -703,7 +696,7 @@ func (em *Emulator) createRelationship(si *setInfo, body map[string]any) (*entit
 	if inline != nil {
 		return nil, badRequest("The parent 'Relation' must be bound by ID.")
 	}
-	if err := em.existing("Relation", relID, setOrganization, setPerson); err != nil {
+	if err := em.bindable(si.typ, "Relation", relID); err != nil {
 		return nil, err
 	}
 	e.nav["Relation"] = relID
@@ -722,8 +715,9 @@ func (em *Emulator) createRelationship(si *setInfo, body map[string]any) (*entit
 	}
 	now := em.clock.Now()
 	var child *entity
+	var pending []*entity
 	if inline != nil {
-		if child, err = em.createRelation(childSet, inline, now); err != nil {
+		if child, pending, err = em.createEntity(childSet, inline, now); err != nil {
 			var ae *apiError
 			if errors.As(err, &ae) {
 				ae.msg = si.flavour + ": " + ae.msg
@@ -731,7 +725,7 @@ func (em *Emulator) createRelationship(si *setInfo, body map[string]any) (*entit
 			return nil, err
 		}
 		childID = child.id
-	} else if err := em.existing(si.flavour, childID, childSet.kind); err != nil {
+	} else if err := em.bindable(si.typ, si.flavour, childID); err != nil {
 		return nil, err
 	}
 	e.nav[si.flavour] = childID
@@ -743,7 +737,7 @@ func (em *Emulator) createRelationship(si *setInfo, body map[string]any) (*entit
 		if inline != nil {
 			return nil, badRequest("'Status' must be bound by ID.")
 		}
-		if err := em.existing("Status", sid, setDatastore); err != nil {
+		if err := em.bindable(si.typ, "Status", sid); err != nil {
 			return nil, err
 		}
 		e.nav["Status"] = sid
@@ -752,6 +746,9 @@ func (em *Emulator) createRelationship(si *setInfo, body map[string]any) (*entit
 	apply(e, v.props)
 	e.props["CreationDate"] = now
 	e.props["LastMutationDate"] = now
+	for _, p := range pending {
+		em.st.add(p)
+	}
 	if child != nil {
 		em.st.add(child)
 	}
@@ -776,7 +773,7 @@ func (em *Emulator) update(e *entity, t *typeDef, body map[string]any, replace b
 	navs := map[string]string{}
 	for nav, val := range v.navs {
 		if val == nil {
-			if nav == "Status" {
+			if !requiredLink(t, nav) {
 				navs[nav] = ""
 				continue
 			}
@@ -789,18 +786,7 @@ func (em *Emulator) update(e *entity, t *typeDef, body map[string]any, replace b
 		if inline != nil {
 			return badRequest("Deep update of '%s' is not supported: update the related entity (%s(%s)) itself.", nav, setOfType(t.navs[nav].name), e.nav[nav])
 		}
-		var kinds []setKind
-		switch nav {
-		case "Relation":
-			kinds = []setKind{setOrganization, setPerson}
-		case flavourOrganization:
-			kinds = []setKind{setOrganization}
-		case flavourPerson:
-			kinds = []setKind{setPerson}
-		case "Status":
-			kinds = []setKind{setDatastore}
-		}
-		if err := em.existing(nav, id, kinds...); err != nil {
+		if err := em.bindable(t, nav, id); err != nil {
 			return err
 		}
 		navs[nav] = id
@@ -815,7 +801,7 @@ func (em *Emulator) update(e *entity, t *typeDef, body map[string]any, replace b
 			if _, sent := navs[nav]; sent {
 				continue
 			}
-			if !optionalLinks[nav] {
+			if requiredLink(t, nav) {
 				return badRequest("The navigation property '%s' is required: a PUT replaces the entity, so bind it with {\"%s\": {\"ID\": ...}}.", nav, nav)
 			}
 			navs[nav] = "" // an optional link not sent is unbound

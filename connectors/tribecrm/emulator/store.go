@@ -9,11 +9,10 @@ import (
 	"github.com/crmsync/crmsync/connectors/tribecrm/api"
 )
 
-// typeDef describes one entity or complex type of the emulated service.
+// typeDef describes one entity type of the emulated service.
 type typeDef struct {
 	name     string              // dotted type name, e.g. "Relation.Organization"
 	props    map[string]kind     // structural properties
-	complex  map[string]*typeDef // complex-typed properties -> their type
 	navs     map[string]*typeDef // single-valued navigation properties -> target type
 	writable map[string]bool     // structural properties a client may set
 	required []string            // properties that must be non-empty strings
@@ -26,10 +25,6 @@ func (t *typeDef) resolve(segs []string) (kind, error) {
 	for i, s := range segs {
 		last := i == len(segs)-1
 		if k, ok := cur.props[s]; ok {
-			if k == kComplex && !last {
-				cur = cur.complex[s]
-				continue
-			}
 			if !last {
 				return 0, qerr("The property '%s' of type '%s' has no property '%s'.", s, cur.name, segs[i+1])
 			}
@@ -56,6 +51,14 @@ const (
 	setPerson
 	setIdentity
 	setDatastore
+	setAddressKind
+)
+
+// The sets of addresses and countries (docs/api/entities/addresses,
+// docs/api/datastores/countries).
+const (
+	setAddress = api.SetAddress
+	setCountry = api.SetCountry
 )
 
 type setInfo struct {
@@ -71,7 +74,7 @@ type entity struct {
 	set   string
 	typ   *typeDef
 	id    string
-	props map[string]any    // string, bool, float64, time.Time, map[string]any (complex), nil
+	props map[string]any    // string, bool, float64, time.Time, nil
 	nav   map[string]string // navigation name -> target id
 	ix    ixKeys            // the keys it is indexed under (index.go)
 }
@@ -93,15 +96,37 @@ func writableSet(names ...string) map[string]bool {
 }
 
 // schema builds the emulated types and entity sets.
+//
+// Addresses are entities of their own (developer.tribecrm.nl
+// docs/api/entities/addresses: "Address" with Street, HouseNumber (Double),
+// HouseNumberSuffix, Extra, Postalcode, City, Latitude, Longitude and the
+// N:1 links Country → Datastore.Country, Organization, Person). An
+// organisation reaches its addresses through the navigations VisitingAddress
+// and PostalAddress (docs/api/relations/customers:
+// "$expand=VisitingAddress,PostalAddress,Branch"), a person through Address
+// (docs/api/relations/contacts: "$expand=Address,Gender,Language").
+// Countries are Datastore_Country rows with Name, Code, LocalizedName,
+// IsDefault, HasIntraCommunityVat and CountryNumber
+// (docs/api/datastores/countries), read-only like most datastores
+// (docs/api/datastores).
 func newSchema() map[string]*setInfo {
-	address := &typeDef{name: "Address", props: stringsProps("Street", "Postalcode", "City", "Country")}
-	address.writable = writableSet("Street", "Postalcode", "City", "Country")
 	base := func(name string) *typeDef {
 		return &typeDef{name: name, props: map[string]kind{
 			"ID": kGuid, "_Type": kString, "_Name": kString, "SortIndex": kNumber,
 			"CreationDate": kDate, "LastMutationDate": kDate, "ImportId": kString,
-		}, complex: map[string]*typeDef{}, navs: map[string]*typeDef{}, writable: writableSet("SortIndex", "ImportId")}
+		}, navs: map[string]*typeDef{}, writable: writableSet("SortIndex", "ImportId")}
 	}
+	country := &typeDef{name: "Datastore.Country", props: map[string]kind{
+		"ID": kGuid, "_Type": kString, "_Name": kString, "SortIndex": kNumber, "Code": kString,
+		"Name": kString, "LocalizedName": kString, "IsDefault": kBool, "HasIntraCommunityVat": kBool, "CountryNumber": kString,
+	}, navs: map[string]*typeDef{}}
+	address := base("Address")
+	for p, k := range map[string]kind{"Street": kString, "HouseNumber": kNumber, "HouseNumberSuffix": kString, "Extra": kString,
+		"Postalcode": kString, "City": kString, "Latitude": kNumber, "Longitude": kNumber} {
+		address.props[p] = k
+		address.writable[p] = true
+	}
+	address.navs["Country"] = country
 	relation := base("Relation")
 
 	org := base("Relation.Organization")
@@ -109,9 +134,8 @@ func newSchema() map[string]*setInfo {
 		org.props[p] = kString
 		org.writable[p] = true
 	}
-	org.props["VisitingAddress"] = kComplex
-	org.complex["VisitingAddress"] = address
-	org.writable["VisitingAddress"] = true
+	org.navs["VisitingAddress"] = address
+	org.navs["PostalAddress"] = address
 	org.required = []string{"Name"}
 
 	person := base("Relation.Person")
@@ -119,10 +143,10 @@ func newSchema() map[string]*setInfo {
 		person.props[p] = kString
 		person.writable[p] = true
 	}
-	person.props["Address"] = kComplex
-	person.complex["Address"] = address
-	person.writable["Address"] = true
+	person.navs["Address"] = address
 	person.required = []string{"LastName"}
+	address.navs["Organization"] = org
+	address.navs["Person"] = person
 
 	status := &typeDef{name: "Datastore.RelationshipStatus", props: map[string]kind{
 		"ID": kGuid, "_Type": kString, "_Name": kString, "SortIndex": kNumber, "Code": kString,
@@ -149,6 +173,8 @@ func newSchema() map[string]*setInfo {
 		relationPerson:       {name: relationPerson, kind: setPerson, typ: person},
 		organizationIdentity: {name: organizationIdentity, kind: setIdentity, typ: relationship(typeOfSet(organizationIdentity), flavourOrganization, org, false)},
 		"Datastore":          {name: "Datastore", kind: setDatastore, typ: status},
+		setCountry:           {name: setCountry, kind: setDatastore, typ: country},
+		setAddress:           {name: setAddress, kind: setAddressKind, typ: address},
 	}
 	for _, set := range funnelSets() {
 		fl, _, _ := parseFunnelSet(set)
