@@ -49,17 +49,42 @@ var tieTime = time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
 
 const tokenLifetime = 10 * time.Minute
 
+// serverProfiles are the OData servers the client must work against
+// (issue 9): Tribe as its pages describe it (absolute links, $skip, PUT
+// merges); server-driven paging with an opaque $skiptoken in links
+// relative to the context URL (OData v4 Part 1 §11.2.6.7, JSON §4.6.1);
+// and OData's own PUT, which replaces the entity.
+var serverProfiles = []struct {
+	name  string
+	apply func(*emulator.Options)
+}{
+	{"tribe-pages", func(*emulator.Options) {}},
+	{"server-paging-relative-links", func(o *emulator.Options) { o.ServerPaging, o.RelativeLinks = true, true }},
+	{"put-replaces", func(o *emulator.Options) { o.PutSemantics = emulator.PutReplace }},
+}
+
 func TestContract(t *testing.T) {
 	t.Parallel()
-	conntest.Run(t, conntest.Harness{
+	for _, p := range serverProfiles {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			conntest.Run(t, contractHarness(p.apply))
+		})
+	}
+}
+
+func contractHarness(profile func(*emulator.Options)) conntest.Harness {
+	return conntest.Harness{
 		System:       tribecrm.System,
 		ErrorMessage: tribecrm.ErrorMessage,
 		AuthPath:     "/oauth2/token",
 		Start: func(t testing.TB, o conntest.EmuOptions) *conntest.Emulator {
 			clk := &shiftClock{}
-			em := emulator.New(emulator.Options{
+			eo := emulator.Options{
 				Records: o.Records, Faults: o.Faults, PageCap: o.PageCap, Now: clk.Now, TokenLifetime: tokenLifetime,
-			})
+			}
+			profile(&eo)
+			em := emulator.New(eo)
 			if o.Ties {
 				// Every relationship on one LastMutationDate, and every
 				// later write on it too.
@@ -140,10 +165,10 @@ func TestContract(t *testing.T) {
 			{Field: "Organization.VisitingAddress.City", Value: "Leeds"},
 		},
 		Edits: []conntest.Edit{
-			// Rename a relationship.
+			// Rename a relationship (PATCH: a merge on every OData server).
 			func(t testing.TB, api *conntest.API, recs []connectors.Record) (string, string, any) {
 				r := recs[len(recs)/3]
-				api.JSON(t, http.MethodPut, "/v1/odata/"+r.Entity+"("+r.ID+")", map[string]any{"Name": "Edited behind crmsync"})
+				api.JSON(t, http.MethodPatch, "/v1/odata/"+r.Entity+"("+r.ID+")", map[string]any{"Name": "Edited behind crmsync"})
 				return conntest.Key(r.Entity, r.ID), "Name", "Edited behind crmsync"
 			},
 			// Change the phone number of an organisation: only the
@@ -154,7 +179,7 @@ func TestContract(t *testing.T) {
 						continue
 					}
 					org, _ := conntest.Lookup(r.Fields, "Organization.ID")
-					api.JSON(t, http.MethodPut, fmt.Sprintf("/v1/odata/%s(%v)", tribecrm.SetOrganization, org), map[string]any{"PhoneNumber": "+31 6 5555 0101"})
+					api.JSON(t, http.MethodPatch, fmt.Sprintf("/v1/odata/%s(%v)", tribecrm.SetOrganization, org), map[string]any{"PhoneNumber": "+31 6 5555 0101"})
 					return conntest.Key(r.Entity, r.ID), "Organization.PhoneNumber", "+31 6 5555 0101"
 				}
 				t.Fatal("no organisation relationship to edit")
@@ -169,7 +194,7 @@ func TestContract(t *testing.T) {
 				t.Errorf("deleting the relationship removed its organisation: HTTP %d %s", status, body)
 			}
 		},
-	})
+	}
 }
 
 // Vendor-shaped bodies the testdata/ decode test does not cover: a list

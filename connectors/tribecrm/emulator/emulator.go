@@ -48,6 +48,14 @@ type Options struct {
 	// OData's PUT: the entity is replaced by the body, so every property
 	// not sent is reset (see PutReplace).
 	PutSemantics PutSemantics
+	// ServerPaging makes the @odata.nextLink of a capped reply carry an
+	// opaque $skiptoken instead of $skip (OData v4 Part 1 §11.2.6.7:
+	// server-driven paging, the token is the server's and a client must not
+	// build it), and accepts $skiptoken. RelativeLinks writes the link
+	// relative to the context URL ("Set?$skiptoken=…"), which OData's JSON
+	// format allows (§4.6.1 of OData JSON v4.01). Both are profiles a
+	// client must survive (issue 9); Tribe's own replies are not documented.
+	ServerPaging, RelativeLinks bool
 	// Webhooks configures the webhook deliveries (webhooks.go); also
 	// SetWebhookOptions.
 	Webhooks WebhookOptions

@@ -241,17 +241,19 @@ func (em *Emulator) serveList(w http.ResponseWriter, r *http.Request, si *setInf
 		resp["@odata.count"] = res.total
 	}
 	if res.capped {
-		resp["@odata.nextLink"] = nextLink(r, si.name, q, q.skip+len(res.rows), len(res.rows))
+		resp["@odata.nextLink"] = em.nextLink(r, si.name, q, q.skip+len(res.rows), len(res.rows))
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
 // nextLink builds the URL of the rest of a capped reply: the same query
-// with $skip moved past this page and $top reduced by what was returned.
-func nextLink(r *http.Request, set string, q *odataQuery, nextSkip, returned int) string {
+// with $skip (or, with ServerPaging, an opaque $skiptoken) moved past this
+// page and $top reduced by what was returned; absolute, or relative to the
+// context URL with RelativeLinks.
+func (em *Emulator) nextLink(r *http.Request, set string, q *odataQuery, nextSkip, returned int) string {
 	var parts []string
 	for _, p := range q.params {
-		if p.key == "$skip" || p.key == "$top" || p.key == "access_token" {
+		if p.key == "$skip" || p.key == "$skiptoken" || p.key == "$top" || p.key == "access_token" {
 			continue
 		}
 		parts = append(parts, p.key+"="+escapeQueryValue(p.value))
@@ -259,8 +261,16 @@ func nextLink(r *http.Request, set string, q *odataQuery, nextSkip, returned int
 	if q.top >= 0 {
 		parts = append(parts, "$top="+strconv.Itoa(q.top-returned))
 	}
-	parts = append(parts, "$skip="+strconv.Itoa(nextSkip))
-	return baseURL(r) + "/v1/odata/" + set + "?" + strings.Join(parts, "&")
+	if em.opts.ServerPaging {
+		parts = append(parts, "$skiptoken="+skipToken(nextSkip))
+	} else {
+		parts = append(parts, "$skip="+strconv.Itoa(nextSkip))
+	}
+	rel := set + "?" + strings.Join(parts, "&")
+	if em.opts.RelativeLinks {
+		return rel
+	}
+	return baseURL(r) + "/v1/odata/" + rel
 }
 
 func (em *Emulator) serveGet(w http.ResponseWriter, r *http.Request, si *setInfo, key string) {

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"encoding/base64"
 	"net/url"
 	"strconv"
 	"strings"
@@ -107,6 +108,12 @@ func parseODataQuery(raw string, t *typeDef, collection bool) (*odataQuery, erro
 			if q.expand, err = parseExpand(p.value, t); err != nil {
 				return nil, err
 			}
+		case "$skiptoken":
+			n, ok := parseSkipToken(p.value)
+			if !ok || !collection {
+				return nil, qerr("Invalid $skiptoken '%s': use the @odata.nextLink the server sent.", p.value)
+			}
+			q.skip = n
 		case "$format":
 			if p.value != "json" && !strings.HasPrefix(p.value, "application/json") {
 				return nil, qerr("Unsupported $format '%s'.", p.value)
@@ -199,4 +206,19 @@ func parseExpand(s string, t *typeDef) ([]expandItem, error) {
 		out = append(out, x)
 	}
 	return out, nil
+}
+
+// skipToken is the opaque $skiptoken of ServerPaging: the offset, encoded
+// so that a client cannot take it for a number.
+func skipToken(skip int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("emu:" + strconv.Itoa(skip)))
+}
+
+func parseSkipToken(s string) (int, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || !strings.HasPrefix(string(b), "emu:") {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(string(b), "emu:"))
+	return n, err == nil && n >= 0
 }
