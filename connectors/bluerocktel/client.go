@@ -401,7 +401,8 @@ func (c *Client) badEntity(op, entity string) error {
 // writeBody renames snake_case (or camelCase) keys to the configured write
 // spelling and leaves out the server-set id and timestamps. NamingAuto
 // writes camelCase, the SDK's spelling, until an answer in snake_case has
-// been seen.
+// been seen; a write made on that guess is sent again when its answer
+// shows snake_case (Create, Update).
 func (c *Client) writeBody(fields map[string]any) map[string]any {
 	n := c.o.Naming
 	if n == NamingAuto {
@@ -453,6 +454,7 @@ func (c *Client) Create(ctx context.Context, rec connectors.Record) (connectors.
 	if !knownEntity(rec.Entity) {
 		return connectors.Record{}, c.badEntity(op, rec.Entity)
 	}
+	guessed := c.spellingUnknown()
 	resp, err := c.call(ctx, http.MethodPost, entityPath(rec.Entity), nil, c.writeBody(rec.Fields), op)
 	if err != nil {
 		return connectors.Record{}, err
@@ -470,7 +472,20 @@ func (c *Client) Create(ctx context.Context, rec connectors.Record) (connectors.
 		}
 		return connectors.Record{}, err
 	}
+	if guessed && c.seenCamel.Load() == 1 {
+		// NamingAuto wrote camelCase before it knew the server, which
+		// answered in snake_case: a server that validates only that
+		// spelling kept none of the multi-word fields. Send them again.
+		c.log.Info().Str("entity", rec.Entity).Msg("naming auto: the server spells snake_case; writing the created record's fields again in it")
+		return c.Update(ctx, rec.Entity, out.ID, rec.Fields)
+	}
 	return out, nil
+}
+
+// spellingUnknown: NamingAuto has not seen an answer yet, so a write now
+// goes in camelCase on a guess.
+func (c *Client) spellingUnknown() bool {
+	return c.o.Naming == NamingAuto && c.seenCamel.Load() == 0
 }
 
 // Update PUTs only the changed keys (the API merges them) and returns the
@@ -480,11 +495,17 @@ func (c *Client) Update(ctx context.Context, entity, id string, changed map[stri
 	if !knownEntity(entity) {
 		return connectors.Record{}, c.badEntity(op, entity)
 	}
+	guessed := c.spellingUnknown()
 	body := c.writeBody(changed)
 	if len(body) == 0 {
 		return c.Get(ctx, entity, id)
 	}
-	return c.getOne(ctx, http.MethodPut, entityPath(entity)+"/"+url.PathEscape(id), body, entity, op)
+	got, err := c.getOne(ctx, http.MethodPut, entityPath(entity)+"/"+url.PathEscape(id), body, entity, op)
+	if err == nil && guessed && c.seenCamel.Load() == 1 {
+		// As in Create: the guess was wrong, so the change was dropped.
+		return c.getOne(ctx, http.MethodPut, entityPath(entity)+"/"+url.PathEscape(id), c.writeBody(changed), entity, op)
+	}
+	return got, err
 }
 
 // Delete removes a record (200 with a message).

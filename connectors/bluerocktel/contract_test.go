@@ -22,16 +22,40 @@ import (
 // tieTime is the one timestamp of the ties knob.
 var tieTime = time.Date(2026, 2, 1, 12, 0, 0, 0, time.UTC)
 
+// serverProfiles are the spellings a BlueRockTel server may validate
+// (issue 9): each emulator is strict about its one spelling (a Laravel
+// server keeps only the keys it validates), and the client writes what it
+// is configured with: the SDK's camelCase by default, or snake_case, or
+// auto (the spelling the server answered with).
+var serverProfiles = []struct {
+	name   string
+	server brtemu.Naming
+	client bluerocktel.Naming
+}{
+	{"strict-camel", brtemu.Camel, bluerocktel.NamingCamel},
+	{"strict-snake", brtemu.Snake, bluerocktel.NamingSnake},
+	{"strict-snake-client-auto", brtemu.Snake, bluerocktel.NamingAuto},
+}
+
 func TestContract(t *testing.T) {
 	t.Parallel()
-	conntest.Run(t, conntest.Harness{
+	for _, p := range serverProfiles {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			conntest.Run(t, contractHarness(p.server, p.client))
+		})
+	}
+}
+
+func contractHarness(server brtemu.Naming, client bluerocktel.Naming) conntest.Harness {
+	return conntest.Harness{
 		System:       bluerocktel.System,
 		ErrorMessage: bluerocktel.ErrorMessage,
 		AuthPath:     "/api/login",
 		Start: func(t testing.TB, o conntest.EmuOptions) *conntest.Emulator {
 			// Records prospects plus a quarter as many customers: Pull
 			// covers both collections.
-			eo := brtemu.Options{Records: o.Records, Customers: o.Records / 4, Faults: o.Faults, PageCap: o.PageCap}
+			eo := brtemu.Options{Records: o.Records, Customers: o.Records / 4, Faults: o.Faults, PageCap: o.PageCap, Naming: server}
 			if o.Ties {
 				eo.SeedTimestamp = tieTime
 			}
@@ -58,7 +82,7 @@ func TestContract(t *testing.T) {
 			}
 		},
 		NewClient: func(t testing.TB, baseURL string, hc *httpx.Client, cfg conntest.ClientConfig) connectors.Connector {
-			o := bluerocktel.Options{BaseURL: baseURL, Token: "dev-token", HTTP: hc, Logger: zerolog.Nop()}
+			o := bluerocktel.Options{BaseURL: baseURL, Token: "dev-token", HTTP: hc, Logger: zerolog.Nop(), Naming: client}
 			if cfg.Auth {
 				// The emulator's default administrator.
 				o.Token, o.Email, o.Password = "", "admin@bluerocktel.example", "password"
@@ -122,7 +146,7 @@ func TestContract(t *testing.T) {
 			conntest.CheckFullScanEdits: "a first scan says FullScan although records edited while it pages jump to the front " +
 				"of the newest-first list, behind the reader, and are only returned by the next pull",
 		},
-	})
+	}
 }
 
 // Bodies the testdata/ decode test does not cover: the login answer
