@@ -34,6 +34,9 @@ const (
 // leadDocPath is Overplane's Lead collection (ODOC:crm/lead).
 const leadDocPath = "/api/crm/lead"
 
+// incrementalLeadPage is the first page of an incremental Lead read.
+const incrementalLeadPage = 10
+
 // leadIndex maps Lead e-mails to Lead ids, learnt from the Lead list (the
 // API has no filter, so finding a Lead by e-mail means reading the list).
 // ERPNext keeps a Lead's email_id unique unless CRM Settings allow
@@ -43,6 +46,10 @@ type leadIndex struct {
 	byEmail map[string]string // lower-cased email_id → Lead id
 	newest  time.Time         // created_at of the newest Lead read
 	read    bool              // the whole list was read once
+	// ids are the Leads already known: an incremental read stops at the
+	// first one no newer than newest (many Leads share a timestamp when
+	// crmsync creates them fast, so the time alone would read on).
+	ids map[string]bool
 }
 
 // resolveLeads fills the lead link of every row in in that has none (see
@@ -138,12 +145,19 @@ func (c *Client) findLead(ctx context.Context, email string) (string, error) {
 // Callers hold c.leads.mu.
 func (c *Client) readLeads(ctx context.Context, full bool) error {
 	if c.leads.byEmail == nil {
-		c.leads.byEmail = map[string]string{}
+		c.leads.byEmail, c.leads.ids = map[string]string{}, map[string]bool{}
 	}
 	since, newest := c.leads.newest, c.leads.newest
 	seen := map[string]bool{}
-	for offset := 0; ; {
-		lr, err := c.getList(ctx, leadDocPath, url.Values{"limit": {strconv.Itoa(maxLimit)}, "offset": {strconv.Itoa(offset)}})
+	// An incremental read usually finds a few new Leads (those created
+	// since the last read, mostly crmsync's own): a small first page, then
+	// full ones if it must go on.
+	limit := maxLimit
+	if !full {
+		limit = incrementalLeadPage
+	}
+	for offset := 0; ; limit = maxLimit {
+		lr, err := c.getList(ctx, leadDocPath, url.Values{"limit": {strconv.Itoa(limit)}, "offset": {strconv.Itoa(offset)}})
 		if err != nil {
 			return err
 		}
@@ -155,7 +169,10 @@ func (c *Client) readLeads(ctx context.Context, full bool) error {
 			if created.After(newest) {
 				newest = created
 			}
-			older = older || (!full && created.Before(since))
+			older = older || (!full && (created.Before(since) || (!created.After(since) && c.leads.ids[id])))
+			if id != "" {
+				c.leads.ids[id] = true
+			}
 			key := strings.ToLower(strings.TrimSpace(email))
 			if id == "" || key == "" || seen[key] {
 				continue // the newest Lead of an e-mail wins
@@ -215,5 +232,8 @@ func (c *Client) createLead(ctx context.Context, row map[string]any, email strin
 	if email != "" {
 		c.leads.byEmail[strings.ToLower(email)] = id
 	}
+	// newest stays that of the last read: a Lead someone else created
+	// before this one is still found by the next incremental read, which
+	// stops at the first known Lead no newer than that.
 	return id, nil
 }

@@ -2,9 +2,15 @@ package overplane
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/rs/zerolog"
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/overplane/emulator"
@@ -209,5 +215,59 @@ func TestConfigChecksLeadLink(t *testing.T) {
 	ps := c.Check(connectors.Settings{Token: "t"})
 	if len(ps) != 1 || ps[0].Key != "lead_link" || !strings.Contains(ps[0].Msg, `"maybe" must be create, find or off`) {
 		t.Fatalf("problems %+v", ps)
+	}
+}
+
+// leadsRead counts the Leads the client is sent by GET /api/crm/lead.
+type leadsRead struct {
+	h     http.Handler
+	mu    sync.Mutex
+	items int
+}
+
+func (l *leadsRead) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet || r.URL.Path != "/api/crm/lead" {
+		l.h.ServeHTTP(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	l.h.ServeHTTP(rec, r)
+	var list struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	_ = json.Unmarshal(rec.Body.Bytes(), &list)
+	l.mu.Lock()
+	l.items += len(list.Data)
+	l.mu.Unlock()
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// Issue 10: linking each new contact's lead row costs a few Leads read, not
+// the whole list again: 150 creates with new contacts read the list once
+// and then a small page each (the old incremental read fetched a full page
+// of 100 per create, reading every Lead created in the same second again).
+func TestLeadLinkReadsStayLinear(t *testing.T) {
+	t.Parallel()
+	emu := emulator.New(emulator.Options{Records: 30})
+	counter := &leadsRead{h: emu}
+	srv := httptest.NewServer(counter)
+	t.Cleanup(srv.Close)
+	c, err := New(Options{BaseURL: srv.URL + "/", Token: "dev-token", HTTP: newHTTP(4), Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 150
+	for i := 0; i < n; i++ {
+		if _, err := c.Create(context.Background(), prospectWithContact(fmt.Sprintf("Linear %03d BV", i), fmt.Sprintf("c%03d@linear.example", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seeded := len(emu.LinkedIDs("lead")) - n
+	if most := seeded + n*incrementalLeadPage; counter.items > most {
+		t.Errorf("%d creates read %d Leads (%d seeded); want at most %d", n, counter.items, seeded, most)
 	}
 }
