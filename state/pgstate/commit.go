@@ -14,38 +14,16 @@ import (
 	"github.com/crmsync/crmsync/state"
 )
 
-// The statements of a commit, one or two per kind of change. Each runs in
-// the commit's transaction, in the order the changes were added.
+// Statements for the changes that are applied one at a time (plan.go has
+// the ones that apply many changes at once).
 const (
-	sqlSetCursor = `INSERT INTO cursors (key, value, updated_at) VALUES ($1, $2, now())
-		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`
-	sqlDeleteCursor = `DELETE FROM cursors WHERE key = $1`
-	// sqlPutRecord writes the record and removes the links its stored
-	// version had and this one has not, unless another record took them
-	// over since (all sub-statements see the table as before the statement).
-	sqlPutRecord = `WITH old AS (SELECT links FROM records WHERE id = $1),
-		put AS (INSERT INTO records (id, fields, links, sources, gone, updated_at) VALUES ($1, $2, $3, $4, $5, now())
-			ON CONFLICT (id) DO UPDATE SET fields = EXCLUDED.fields, links = EXCLUDED.links,
-				sources = EXCLUDED.sources, gone = EXCLUDED.gone, updated_at = EXCLUDED.updated_at)
-		DELETE FROM links l USING old, jsonb_each_text(old.links) AS o(system, external_id)
-		WHERE l.system = o.system AND l.external_id = o.external_id AND l.canonical_id = $1
-			AND o.system <> '' AND o.external_id <> ''
-			AND ($3::jsonb ->> o.system) IS DISTINCT FROM o.external_id`
-	sqlPutRecordLinks = `INSERT INTO links (system, external_id, canonical_id)
-		SELECT key, value, $1 FROM jsonb_each_text($2::jsonb)
-		ON CONFLICT (system, external_id) DO UPDATE SET canonical_id = EXCLUDED.canonical_id`
 	sqlLink = `INSERT INTO links (system, external_id, canonical_id) VALUES ($1, $2, $3)
 		ON CONFLICT (system, external_id) DO UPDATE SET canonical_id = EXCLUDED.canonical_id`
-	sqlUnlink         = `DELETE FROM links WHERE system = $1 AND external_id = $2`
-	sqlPutFingerprint = `INSERT INTO fingerprints (system, external_id, hash, entity, source, at, payload)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
-		ON CONFLICT (system, external_id) DO UPDATE SET hash = EXCLUDED.hash, entity = EXCLUDED.entity,
-			source = EXCLUDED.source, at = EXCLUDED.at, payload = EXCLUDED.payload`
+	sqlUnlink    = `DELETE FROM links WHERE system = $1 AND external_id = $2`
 	sqlPutIntent = `INSERT INTO intents (system, canonical_id, entity, flow, at, match, payload)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (system, canonical_id) DO UPDATE SET entity = EXCLUDED.entity, flow = EXCLUDED.flow,
 			at = EXCLUDED.at, match = EXCLUDED.match, payload = EXCLUDED.payload`
-	sqlDeleteIntent = `DELETE FROM intents WHERE system = $1 AND canonical_id = $2`
 	// sqlPutDeadLetter replaces an entry but keeps its first failure time
 	// and counts one more attempt.
 	sqlPutDeadLetter = `INSERT INTO deliveries (key, flow, system, canonical_id, source_system, source_entity,
@@ -58,10 +36,6 @@ const (
 			attempts = deliveries.attempts + 1, last_at = EXCLUDED.last_at, payload = EXCLUDED.payload`
 	sqlDeleteDeadLetter = `DELETE FROM deliveries WHERE key = $1`
 	sqlDropDeadLetter   = `UPDATE deliveries SET dropped = true, pending = false WHERE key = $1`
-	sqlPutRun           = `INSERT INTO runs (flow, started_ns, started, finished, mode, error, counts)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
-		ON CONFLICT (flow, started_ns) DO UPDATE SET started = EXCLUDED.started, finished = EXCLUDED.finished,
-			mode = EXCLUDED.mode, error = EXCLUDED.error, counts = EXCLUDED.counts`
 	// sqlTrimRuns keeps the newest state.MaxRunsPerFlow runs of a flow, in
 	// the bbolt engine's key order (starts before 1970 count as newest).
 	sqlTrimRuns = `DELETE FROM runs WHERE flow = $1 AND started_ns IN (
@@ -112,10 +86,8 @@ func (s *Store) Commit(b *state.Batch) error {
 		return err
 	}
 	var q queued
-	for i := range ops {
-		if err := queueOp(&q, &ops[i]); err != nil {
-			return fmt.Errorf("commit state batch: nothing written: %w", err)
-		}
+	if err := plan(&q, ops); err != nil {
+		return fmt.Errorf("commit state batch: nothing written: %w", err)
 	}
 	if err := s.inTx(q); err != nil {
 		var unknown *commitUnknown
@@ -176,64 +148,6 @@ func (s *Store) once(q *queued) error {
 	return nil
 }
 
-func queueOp(q *queued, o *state.Op) error {
-	switch o.Kind {
-	case state.OpSetCursor:
-		q.add("SetCursor "+o.Key, sqlSetCursor, o.Key, o.Cursor)
-	case state.OpDeleteCursor:
-		q.add("SetCursor "+o.Key+" nil", sqlDeleteCursor, o.Key)
-	case state.OpPutRecord:
-		return queueRecord(q, o)
-	case state.OpLink:
-		q.add("Link "+o.System+"/"+o.ID, sqlLink, o.System, o.ID, o.Target)
-	case state.OpUnlink:
-		q.add("Unlink "+o.System+"/"+o.ID, sqlUnlink, o.System, o.ID)
-	case state.OpPutFingerprint:
-		f := o.Fingerprint
-		payload, err := jsonOrNull(len(f.Payload), f.Payload)
-		if err != nil {
-			return fmt.Errorf("PutFingerprint %s/%s: %w", o.System, o.ID, err)
-		}
-		q.add("PutFingerprint "+o.System+"/"+o.ID, sqlPutFingerprint, o.System, o.ID, f.Hash, f.Entity, f.Source, f.At, payload)
-	case state.OpDeleteIntent:
-		q.add("DeleteIntent "+o.System+"/"+o.ID, sqlDeleteIntent, o.System, o.ID)
-	case state.OpPutDeadLetter:
-		return queueDeadLetter(q, o.DeadLetter)
-	case state.OpDeleteDeadLetter:
-		q.add("DeleteDeadLetter "+o.Key, sqlDeleteDeadLetter, o.Key)
-	case state.OpPutRun:
-		return queueRun(q, o.Run)
-	default:
-		return fmt.Errorf("unknown batch op %d", o.Kind)
-	}
-	return nil
-}
-
-func queueRecord(q *queued, o *state.Op) error {
-	r := o.Record
-	fields, err := json.Marshal(nonNil(r.Fields))
-	if err != nil {
-		return fmt.Errorf("PutRecord %s: %w", r.ID, err)
-	}
-	links, err := json.Marshal(r.Links)
-	if err != nil {
-		return fmt.Errorf("PutRecord %s: %w", r.ID, err)
-	}
-	sources, err := jsonOrNull(len(r.Sources), r.Sources)
-	if err != nil {
-		return fmt.Errorf("PutRecord %s: %w", r.ID, err)
-	}
-	gone, err := jsonOrNull(len(r.Gone), r.Gone)
-	if err != nil {
-		return fmt.Errorf("PutRecord %s: %w", r.ID, err)
-	}
-	q.add("PutRecord "+r.ID, sqlPutRecord, r.ID, fields, links, sources, gone)
-	if len(r.Links) > 0 {
-		q.add("PutRecord "+r.ID+": links", sqlPutRecordLinks, r.ID, links)
-	}
-	return nil
-}
-
 func queueDeadLetter(q *queued, d *state.DeadLetter) error {
 	var payload []byte
 	if d.Payload != nil {
@@ -245,20 +159,6 @@ func queueDeadLetter(q *queued, d *state.DeadLetter) error {
 	}
 	q.add("PutDeadLetter "+d.Key, sqlPutDeadLetter, d.Key, d.Flow, d.System, d.CanonicalID, d.SourceSystem,
 		d.SourceEntity, d.SourceID, d.Op, d.Pending, d.Dropped, d.Error, d.Attempts, d.FirstAt, d.LastAt, payload)
-	return nil
-}
-
-func queueRun(q *queued, r *state.Run) error {
-	counts, err := jsonOrNull(len(r.Counts), r.Counts)
-	if err != nil {
-		return fmt.Errorf("PutRun %s: %w", r.Flow, err)
-	}
-	var finished *time.Time
-	if !r.Finished.IsZero() {
-		finished = &r.Finished
-	}
-	q.add("PutRun "+r.Flow, sqlPutRun, r.Flow, r.Started.UnixNano(), r.Started, finished, r.Mode, r.Error, counts)
-	q.add("PutRun "+r.Flow+": trim", sqlTrimRuns, r.Flow, state.MaxRunsPerFlow)
 	return nil
 }
 
