@@ -33,8 +33,10 @@
 //
 // # Commits
 //
-// Commit sends all statements of a batch in one round trip (a pgx
-// pipeline) inside one transaction. A deadlock or serialization failure is
+// Commit turns a batch into a few set-based statements, grouped by the
+// tables each kind of change touches (plan.go says why that commits the
+// same result as applying the changes one by one), and sends them in one
+// round trip (a pgx pipeline) inside one transaction. A deadlock or serialization failure is
 // retried (up to 3 tries; the failed try left nothing). When the
 // connection breaks during COMMIT itself the outcome is unknown to the
 // client; the error then says so instead of "nothing written". Durability

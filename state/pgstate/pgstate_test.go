@@ -252,3 +252,30 @@ func TestConnectionDiesMidTransaction(t *testing.T) {
 		t.Fatalf("the first Store, after losing a connection, reads cursor %q", c)
 	}
 }
+
+// What PostgreSQL cannot hold (a NUL in text or in a JSON string) fails the
+// commit and writes none of it, where bbolt would store it.
+func TestNULFailsTheWholeCommit(t *testing.T) {
+	t.Parallel()
+	s := openT(t, pg.Get(t).Schema(t), pgstate.Options{})
+	for name, add := range map[string]func(b *state.Batch){
+		"payload": func(b *state.Batch) {
+			b.PutFingerprint("overplane", "1", state.Fingerprint{Hash: "h", Payload: map[string]any{"name": "a\x00b"}})
+		},
+		"id": func(b *state.Batch) { b.Link("overplane", "a\x00b", "c") },
+	} {
+		var b state.Batch
+		b.SetCursor("flow/leads/tribecrm", []byte("advanced"))
+		b.PutRecord(funnel.New("r"))
+		add(&b)
+		if err := s.Commit(&b); err == nil || !strings.Contains(err.Error(), "nothing written") {
+			t.Fatalf("%s with a NUL: Commit = %v; want an error saying nothing was written", name, err)
+		}
+		if c, _ := s.Cursor("flow/leads/tribecrm"); c != nil {
+			t.Fatalf("%s with a NUL: cursor written", name)
+		}
+		if r, _ := s.Record("r"); r != nil {
+			t.Fatalf("%s with a NUL: record written", name)
+		}
+	}
+}

@@ -75,7 +75,11 @@ func findBinDir() (string, error) {
 	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
-	dirs = append(dirs, "/usr/local/bin")
+	return findBinIn(append(dirs, "/usr/local/bin"))
+}
+
+// findBinIn returns the first of dirs holding both initdb and pg_ctl.
+func findBinIn(dirs []string) (string, error) {
 	for _, d := range dirs {
 		if isExec(filepath.Join(d, "initdb")) && isExec(filepath.Join(d, "pg_ctl")) {
 			return d, nil
