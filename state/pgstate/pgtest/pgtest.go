@@ -130,8 +130,13 @@ func startCluster(ctx context.Context, bin string) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "crmsync-pg-")
+	sweepStale(ctx, filepath.Join(bin, "pg_ctl"), acct)
+	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	s = &Server{Throwaway: true, dir: dir, pgCtl: filepath.Join(bin, "pg_ctl"), runAs: acct}
@@ -174,6 +179,30 @@ func startCluster(ctx context.Context, bin string) (s *Server, err error) {
 	return s, nil
 }
 
+const (
+	dirPrefix = "crmsync-pg-"
+	ownerFile = "owner.pid" // the pid of the test binary that made the cluster
+)
+
+// sweepStale stops and removes the clusters of test binaries that died
+// without stopping theirs (killed, or ended by go test's -timeout, which
+// skips TestMain's cleanup). A cluster whose owner still runs is left alone.
+func sweepStale(ctx context.Context, pgCtl string, acct *account) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, dir := range dirs {
+		raw, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue // not ours, or still being created
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+		if err != nil || pid <= 0 || processAlive(pid) {
+			continue
+		}
+		s := &Server{dir: dir, pgCtl: pgCtl, runAs: acct}
+		_ = s.stop(ctx, "immediate")
+	}
+}
+
 // run runs a PostgreSQL program, as the unprivileged account when there is
 // one, and returns its combined output.
 func (s *Server) run(ctx context.Context, prog string, args ...string) ([]byte, error) {
@@ -204,11 +233,16 @@ func (s *Server) Stop() error {
 	if s == nil || s.dir == "" {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return s.stop(ctx, "fast")
+}
+
+// stop stops the cluster with pg_ctl's mode and removes its directory.
+func (s *Server) stop(ctx context.Context, mode string) error {
 	var err error
 	if _, statErr := os.Stat(filepath.Join(s.dir, "data", "postmaster.pid")); statErr == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		out, stopErr := s.run(ctx, s.pgCtl, "stop", "-w", "-m", "fast", "-D", filepath.Join(s.dir, "data"))
-		cancel()
+		out, stopErr := s.run(ctx, s.pgCtl, "stop", "-w", "-m", mode, "-D", filepath.Join(s.dir, "data"))
 		if stopErr != nil {
 			err = fmt.Errorf("pg_ctl stop: %w\n%s", stopErr, out)
 		}
