@@ -59,6 +59,10 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
 	}
+	if o.ReadOnly {
+		// The server refuses writes too, whatever a caller sends.
+		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	}
 	s := &Store{name: name, timeout: o.Timeout, readOnly: o.ReadOnly, before: o.beforeCommit}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout

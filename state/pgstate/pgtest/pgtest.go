@@ -166,7 +166,7 @@ func startCluster(ctx context.Context, bin string) (s *Server, err error) {
 		"-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
-	opts := fmt.Sprintf("-c listen_addresses='' -k %s -c max_connections=50 -c fsync=on", sock)
+	opts := fmt.Sprintf("-c listen_addresses='' -k %s -c max_connections=200 -c fsync=on", sock)
 	logFile := filepath.Join(sock, "postgres.log")
 	if out, err := s.run(ctx, s.pgCtl, "start", "-w", "-t", "60", "-D", data, "-l", logFile, "-o", opts); err != nil {
 		logs, _ := os.ReadFile(logFile)
