@@ -58,6 +58,12 @@ var layers = map[string][]string{
 	"connectors/bluerocktel":          {"connectors", "connectors/emukit", "connectors/httpx", "connectors/bluerocktel/api", "connectors/bluerocktel/emulator", "logkey"},
 	"connectors/bluerocktel/api":      {},
 	"connectors/bluerocktel/emulator": {"connectors", "connectors/emukit", "connectors/bluerocktel/api"},
+	// State engines beside bbolt (issue 13): each implements state's
+	// methods over its own store; statetest is the contract suite they all
+	// pass and pgtest a throwaway PostgreSQL (both tests only).
+	"state/pgstate":        {"funnel", "state"},
+	"state/pgstate/pgtest": {},
+	"state/statetest":      {"funnel", "state"},
 }
 
 func allowed(pkg, imp string) bool {

@@ -1,0 +1,41 @@
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Lazy starts the server the first time a test asks for it, so a test
+// binary whose PostgreSQL tests are filtered out starts none. Declare one
+// per test binary and call Stop from TestMain after m.Run.
+type Lazy struct {
+	once sync.Once
+	srv  *Server
+	err  error
+}
+
+// Get returns the server, starting it on first use. Without PostgreSQL it
+// skips t, saying why; a server that is there but fails to start fails t.
+func (l *Lazy) Get(t testing.TB) *Server {
+	t.Helper()
+	l.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		l.srv, l.err = Start(ctx)
+	})
+	switch {
+	case errors.Is(l.err, ErrUnavailable):
+		t.Skipf("PostgreSQL half skipped: %v", l.err)
+	case l.err != nil:
+		t.Fatalf("PostgreSQL for tests: %v", l.err)
+	}
+	return l.srv
+}
+
+// Stop stops the server if Get started one.
+func (l *Lazy) Stop() error {
+	return l.srv.Stop()
+}
