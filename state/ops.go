@@ -23,6 +23,7 @@ const (
 	OpPutDeadLetter
 	OpDeleteDeadLetter
 	OpPutRun
+	OpPutIntent
 )
 
 // Op is one change of a Batch, decoded, for another state engine
@@ -34,7 +35,7 @@ type Op struct {
 	Key string
 	// System and ID name a link, fingerprint or intent: the external id
 	// (OpLink, OpUnlink, OpPutFingerprint) or the canonical id
-	// (OpDeleteIntent).
+	// (OpDeleteIntent, OpPutIntent).
 	System, ID string
 	// Cursor is OpSetCursor's value (non-nil, maybe empty); Target is
 	// OpLink's canonical id.
@@ -47,6 +48,8 @@ type Op struct {
 	Fingerprint *Fingerprint
 	DeadLetter  *DeadLetter
 	Run         *Run
+	// Intent is OpPutIntent's create intent.
+	Intent *Intent
 }
 
 // Ops returns the changes of b in the order they were added, or the error
@@ -78,7 +81,7 @@ func (o *op) export() (Op, error) {
 	case opDeleteCursor:
 		return Op{Kind: OpDeleteCursor, Key: string(o.key)}, nil
 	case opPutRecord:
-		r, err := decodeRecord(o.val)
+		r, err := decodeRecord(o.id, o.val)
 		if err != nil {
 			return Op{}, fmt.Errorf("PutRecord %s: %w", o.id, err)
 		}
@@ -99,6 +102,12 @@ func (o *op) export() (Op, error) {
 		return Op{Kind: OpPutFingerprint, System: string(sys), ID: string(id), Fingerprint: f}, nil
 	case opDeleteIntent:
 		return Op{Kind: OpDeleteIntent, System: string(sys), ID: string(id)}, nil
+	case opPutIntent:
+		in, err := decodeIntent(o.val)
+		if err != nil {
+			return Op{}, fmt.Errorf("PutIntent %s/%s: %w", sys, id, err)
+		}
+		return Op{Kind: OpPutIntent, System: string(sys), ID: string(id), Intent: &in}, nil
 	case opPutDeadLetter:
 		d, err := fromDeadLetterV1(*o.dl)
 		if err != nil {

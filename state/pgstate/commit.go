@@ -171,21 +171,9 @@ func (s *Store) PutIntents(in []state.Intent) error {
 	}
 	var q queued
 	for _, it := range in {
-		if err := checkPair("intent", it.System, it.ID); err != nil {
+		if err := queuePutIntent(&q, it); err != nil {
 			return fmt.Errorf("put intents: %w", err)
 		}
-		if it.At.IsZero() {
-			it.At = time.Now()
-		}
-		match, err := jsonOrNull(len(it.Match), it.Match)
-		if err != nil {
-			return fmt.Errorf("put intents: encode intent %s/%s: %w", it.System, it.ID, err)
-		}
-		payload, err := jsonOrNull(len(it.Payload), it.Payload)
-		if err != nil {
-			return fmt.Errorf("put intents: encode intent %s/%s: %w", it.System, it.ID, err)
-		}
-		q.add("intent "+it.System+"/"+it.ID, sqlPutIntent, it.System, it.ID, it.Entity, it.Flow, it.At, match, payload)
 	}
 	if err := s.writable("put intents"); err != nil {
 		return err
@@ -245,3 +233,23 @@ func checkPair(what, system, id string) error {
 }
 
 func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+
+// queuePutIntent queues the write of one create intent.
+func queuePutIntent(q *queued, it state.Intent) error {
+	if err := checkPair("intent", it.System, it.ID); err != nil {
+		return err
+	}
+	if it.At.IsZero() {
+		it.At = time.Now()
+	}
+	match, err := jsonOrNull(len(it.Match), it.Match)
+	if err != nil {
+		return fmt.Errorf("encode intent %s/%s: %w", it.System, it.ID, err)
+	}
+	payload, err := jsonOrNull(len(it.Payload), it.Payload)
+	if err != nil {
+		return fmt.Errorf("encode intent %s/%s: %w", it.System, it.ID, err)
+	}
+	q.add("intent "+it.System+"/"+it.ID, sqlPutIntent, it.System, it.ID, it.Entity, it.Flow, it.At, match, payload)
+	return nil
+}

@@ -72,7 +72,7 @@ func plan(q *queued, ops []state.Op) error {
 		recs    recordRun
 		cursors = lastWins[[]byte]{}
 		fps     = lastWins[*state.Fingerprint]{}
-		intents = lastWins[struct{}]{}
+		intents = lastWins[*state.Intent]{} // nil: delete
 		runs    = lastWins[*state.Run]{}
 		dls     []*state.Op
 	)
@@ -96,7 +96,9 @@ func plan(q *queued, ops []state.Op) error {
 		case state.OpPutFingerprint:
 			fps.put(pair(o.System, o.ID), o.Fingerprint)
 		case state.OpDeleteIntent:
-			intents.put(pair(o.System, o.ID), struct{}{})
+			intents.put(pair(o.System, o.ID), nil)
+		case state.OpPutIntent:
+			intents.put(pair(o.System, o.ID), o.Intent)
 		case state.OpPutDeadLetter, state.OpDeleteDeadLetter:
 			dls = append(dls, o)
 		case state.OpPutRun:
@@ -109,7 +111,9 @@ func plan(q *queued, ops []state.Op) error {
 	if err := queueFingerprints(q, &fps); err != nil {
 		return err
 	}
-	queueIntentDeletes(q, &intents)
+	if err := queueIntents(q, &intents); err != nil {
+		return err
+	}
 	for _, o := range dls {
 		if o.Kind == state.OpDeleteDeadLetter {
 			q.add("DeleteDeadLetter "+o.Key, sqlDeleteDeadLetter, o.Key)
@@ -263,16 +267,25 @@ func queueFingerprints(q *queued, fps *lastWins[*state.Fingerprint]) error {
 	return nil
 }
 
-func queueIntentDeletes(q *queued, in *lastWins[struct{}]) {
-	n := len(in.keys)
-	if n == 0 {
-		return
+// queueIntents writes the last put of each intent key and deletes the keys
+// whose last change is a delete.
+func queueIntents(q *queued, in *lastWins[*state.Intent]) error {
+	var sys, ids []string
+	for _, k := range in.keys {
+		it := in.vals[k]
+		if it == nil {
+			s, c := unpair(k)
+			sys, ids = append(sys, s), append(ids, c)
+			continue
+		}
+		if err := queuePutIntent(q, *it); err != nil {
+			return err
+		}
 	}
-	sys, ids := make([]string, n), make([]string, n)
-	for i, k := range in.keys {
-		sys[i], ids[i] = unpair(k)
+	if len(sys) > 0 {
+		q.add("DeleteIntent", sqlDeleteIntents, sys, ids)
 	}
-	q.add("DeleteIntent", sqlDeleteIntents, sys, ids)
+	return nil
 }
 
 func queueRuns(q *queued, runs *lastWins[*state.Run]) error {

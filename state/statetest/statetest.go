@@ -73,6 +73,7 @@ func Run(t *testing.T, e Engine) {
 		{"LinksListsOneSystemOnly", testLinksOneSystem},
 		{"FingerprintRoundTrip", testFingerprint},
 		{"IntentsRoundTripAndSurviveReopen", testIntents},
+		{"IntentsInABatchLastChangeWins", testBatchIntents},
 		{"DeadLettersAttemptsDeleteDrop", testDeadLetters},
 		{"RunsCappedNewestFirst", testRuns},
 		{"RunsKeyedByStartToTheNanosecond", testRunKeys},
@@ -447,6 +448,39 @@ func testIntents(t *testing.T, e *env) {
 	}
 	if got, _ := e.s.Intents("overplane"); len(got) != 0 {
 		t.Fatalf("a failed PutIntents wrote %v", got)
+	}
+}
+
+// testBatchIntents: Batch.PutIntent (the engine's write-ahead puts golden
+// records and intents in one commit) and DeleteIntent, in batch order.
+func testBatchIntents(t *testing.T, e *env) {
+	put := func(id, entity string) state.Intent {
+		return state.Intent{ID: id, System: "bluerocktel", Entity: entity, Flow: "f", At: t0,
+			Match: map[string]string{"email": id + "@x.example"}, Payload: map[string]any{"name": id}}
+	}
+	e.commit(func(b *state.Batch) {
+		b.PutRecord(sampleRecord("c-1"))
+		b.PutIntent(put("c-1", "prospects"))
+		b.PutIntent(put("c-2", "prospects"))
+		b.DeleteIntent("bluerocktel", "c-2") // put then delete: gone
+		b.DeleteIntent("bluerocktel", "c-3")
+		b.PutIntent(put("c-3", "customers")) // delete then put: there
+		b.PutIntent(put("c-1", "customers")) // put twice: the last
+	})
+	e.reopen()
+	got, err := e.s.Intents("bluerocktel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []state.Intent{put("c-1", "customers"), put("c-3", "customers")}
+	for i := range want {
+		want[i].At = e.tm(want[i].At)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Intents after the batch:\n got %#v\nwant %#v", got, want)
+	}
+	if r, err := e.s.Record("c-1"); err != nil || r == nil {
+		t.Fatalf("the record committed with its intent: %v %v", r, err)
 	}
 }
 
