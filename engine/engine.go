@@ -272,23 +272,15 @@ func (r *run) do(ctx context.Context) error {
 			before, _ = strconv.Atoi(string(b))
 		}
 	}
-	opts := connectors.PullOptions{PageSize: r.src.PageSize, Since: r.ro.Since, WantTotal: r.ro.Progress != nil}
-	ahead := &prefetch{}
-	defer ahead.drop()
 	for {
 		if r.stopRequested() {
 			r.res.Stopped = true
 			r.log.Info().Msg("stop requested: ending run after the last committed page")
 			return nil
 		}
-		page, err := ahead.take(ctx, r.src.Conn, cur, opts)
+		page, err := r.src.Conn.Pull(ctx, cur, connectors.PullOptions{PageSize: r.src.PageSize, Since: r.ro.Since, WantTotal: r.ro.Progress != nil})
 		if err != nil {
 			return fmt.Errorf("pull from %s: %w", r.src.Name, err)
-		}
-		if !page.Done {
-			// Pull the next page while this one is written: its cursor is
-			// known now, and it is only used after this page's commit.
-			ahead.start(ctx, r.src.Conn, page.Next, opts)
 		}
 		b := &state.Batch{}
 		perr := r.handle(ctx, page.Records, b)
