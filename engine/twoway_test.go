@@ -74,13 +74,16 @@ func (e *editor) editTribe(n int) {
 	all := e.w.tribeAll()
 	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
 	for i := 0; i < n && len(all) > 0; i++ {
-		r := all[e.rnd.IntN(len(all))]
+		pick := e.rnd.IntN(len(all))
+		r := all[pick]
 		if e.rnd.IntN(5) == 0 {
 			fl, st, _ := parseSet(r.Set)
 			if k := indexOf(tribeStages, st); k < len(tribeStages)-1 {
-				if _, err := e.w.tribe.ConvertStage(e.w.ctx, r.Set, r.ID, "Relationship_"+fl+"_CommercialRelationship_"+tribeStages[k+1]); err != nil {
+				to := "Relationship_" + fl + "_CommercialRelationship_" + tribeStages[k+1]
+				if _, err := e.w.tribe.ConvertStage(e.w.ctx, r.Set, r.ID, to); err != nil {
 					e.w.t.Fatalf("convert in TribeCRM: %v", err)
 				}
+				all[pick].Set = to // a later pick of the same record edits it where it is now
 				continue
 			}
 		}
