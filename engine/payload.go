@@ -181,24 +181,24 @@ func PresentOnly(payload map[string]any, native any) map[string]any {
 	return out
 }
 
+// fieldSources is what KeepUncarried asks a mapping (*mapping.Mapping).
+type fieldSources interface {
+	WrittenFrom(path string) []string
+	Carries(canonical string) bool
+}
+
 // KeepUncarried removes from diff the clears (nil leaves) of native fields
 // that the target's mapping writes only from canonical fields the source's
 // mapping never sets: the source cannot know those values (TribeCRM has no
 // consent flags), so their absence from the golden record says nothing, and
 // the target's own values stay. A clear of a field the source does carry
 // (an e-mail removed at the source) is kept.
-func KeepUncarried(diff map[string]any, target, source interface {
-	WrittenFrom(path string) []string
-	Carries(canonical string) bool
-}) map[string]any {
+func KeepUncarried(diff map[string]any, target, source fieldSources) map[string]any {
 	keepUncarried(diff, "", target, source)
 	return diff
 }
 
-func keepUncarried(diff map[string]any, prefix string, target, source interface {
-	WrittenFrom(path string) []string
-	Carries(canonical string) bool
-}) {
+func keepUncarried(diff map[string]any, prefix string, target, source fieldSources) {
 	for k, v := range diff {
 		path := prefix + k
 		if m, ok := v.(map[string]any); ok {

@@ -109,7 +109,7 @@ func (b *Batch) PutRecord(r *funnel.Record) {
 	}
 	links := make(map[string]string, len(r.Links))
 	for sys, ext := range r.Links {
-		if err := checkPair("link", sys, ext); err != nil {
+		if err := CheckPair("link", sys, ext); err != nil {
 			b.fail(fmt.Errorf("PutRecord %s: %w", r.ID, err))
 			return
 		}
@@ -126,7 +126,7 @@ func (b *Batch) PutRecord(r *funnel.Record) {
 // Link links externalID in system to canonicalID, replacing any link it had.
 // It does not change the golden record's Links (PutRecord does both).
 func (b *Batch) Link(system, externalID, canonicalID string) {
-	if err := checkPair("Link", system, externalID); err != nil {
+	if err := CheckPair("Link", system, externalID); err != nil {
 		b.fail(err)
 		return
 	}
@@ -139,7 +139,7 @@ func (b *Batch) Link(system, externalID, canonicalID string) {
 
 // Unlink removes the link of externalID in system, if any.
 func (b *Batch) Unlink(system, externalID string) {
-	if err := checkPair("Unlink", system, externalID); err != nil {
+	if err := CheckPair("Unlink", system, externalID); err != nil {
 		b.fail(err)
 		return
 	}
@@ -149,7 +149,7 @@ func (b *Batch) Unlink(system, externalID string) {
 // PutFingerprint stores f for externalID in system, replacing the previous
 // one. A zero f.At is set to now.
 func (b *Batch) PutFingerprint(system, externalID string, f Fingerprint) {
-	if err := checkPair("PutFingerprint", system, externalID); err != nil {
+	if err := CheckPair("PutFingerprint", system, externalID); err != nil {
 		b.fail(err)
 		return
 	}
@@ -180,7 +180,7 @@ func (b *Batch) PutIntent(in Intent) {
 // DeleteIntent removes the create intent of canonicalID in system, if any;
 // add it to the commit that records the created record's link.
 func (b *Batch) DeleteIntent(system, canonicalID string) {
-	if err := checkPair("DeleteIntent", system, canonicalID); err != nil {
+	if err := CheckPair("DeleteIntent", system, canonicalID); err != nil {
 		b.fail(err)
 		return
 	}

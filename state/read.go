@@ -293,7 +293,7 @@ func (s *Store) PutIntents(in []Intent) error {
 
 // encodeIntentKV validates and encodes one intent for the intents bucket.
 func encodeIntentKV(it Intent) (key, val []byte, err error) {
-	if err := checkPair("intent", it.System, it.ID); err != nil {
+	if err := CheckPair("intent", it.System, it.ID); err != nil {
 		return nil, nil, err
 	}
 	if it.At.IsZero() {
@@ -440,8 +440,9 @@ func (s *Store) Runs(flow string, limit int) ([]Run, error) {
 	return out, nil
 }
 
-// checkPair validates the two parts of a system/id key.
-func checkPair(what, system, id string) error {
+// CheckPair validates the two parts of a system/id key (links,
+// fingerprints, intents), for every state engine.
+func CheckPair(what, system, id string) error {
 	switch {
 	case system == "":
 		return fmt.Errorf("%s: empty system", what)

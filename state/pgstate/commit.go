@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -218,25 +217,11 @@ func nonNil(m map[string]any) map[string]any {
 	return m
 }
 
-// checkPair validates the two parts of a system/id key, as the bbolt
-// engine does.
-func checkPair(what, system, id string) error {
-	switch {
-	case system == "":
-		return fmt.Errorf("%s: empty system", what)
-	case strings.IndexByte(system, 0) >= 0:
-		return fmt.Errorf("%s: system %q contains a NUL byte", what, system)
-	case id == "":
-		return fmt.Errorf("%s %s: empty id", what, system)
-	}
-	return nil
-}
-
 func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
 
 // queuePutIntent queues the write of one create intent.
 func queuePutIntent(q *queued, it state.Intent) error {
-	if err := checkPair("intent", it.System, it.ID); err != nil {
+	if err := state.CheckPair("intent", it.System, it.ID); err != nil {
 		return err
 	}
 	if it.At.IsZero() {
