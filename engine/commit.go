@@ -2,6 +2,7 @@ package engine
 
 import (
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/funnel"
 	"github.com/crmsync/crmsync/logkey"
 	"github.com/crmsync/crmsync/mapping"
 	"github.com/crmsync/crmsync/state"
@@ -56,6 +57,13 @@ func (r *run) apply(tk *task, b *state.Batch) {
 	if !tk.noEcho {
 		if view, err := tk.t.Map.Inbound(mapping.Native{Entity: got.Entity, Fields: got.Fields}); err == nil {
 			hash = view.Fingerprint()
+			// The answer holds values crmsync did not send (a server
+			// default, BlueRockTel's country "France"): it is not a pure
+			// echo of our write, so the reverse flow must read and merge
+			// it, or the systems never agree on that field.
+			if sent, err := tk.t.Map.Inbound(mapping.Native{Entity: got.Entity, Fields: tk.payload}); err == nil && tookMore(view, sent) {
+				hash = ""
+			}
 		}
 	}
 	gotKey := tk.t.Key(*got)
@@ -149,4 +157,18 @@ func dedupe(recs []connectors.Record, keyOf func(connectors.Record) string) []co
 		out = append(out, rec)
 	}
 	return out
+}
+
+// tookMore reports whether the target's answer carries a canonical field
+// the write did not send (a value the server filled in itself).
+func tookMore(answer, sent *funnel.Record) bool {
+	for f := range answer.Fields {
+		if f == funnel.FieldCreatedAt || f == funnel.FieldUpdatedAt {
+			continue
+		}
+		if _, ok := sent.Fields[f]; !ok {
+			return true
+		}
+	}
+	return false
 }
