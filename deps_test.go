@@ -30,7 +30,7 @@ var layers = map[string][]string{
 	"connectors/*":        {"connectors", "connectors/emukit", "connectors/httpx", "logkey"},
 	"connectors/builtin":  {"connectors", "connectors/*"},
 	"engine":              {"connectors", "funnel", "mapping", "state", "logkey"},
-	"config":              {"connectors", "connectors/httpx", "engine", "funnel", "webhook", "yamlx"},
+	"config":              {"connectors", "connectors/httpx", "engine", "funnel", "state", "webhook", "yamlx"},
 	"metrics":             {"buildinfo", "engine"},
 	"buildinfo":           {},
 	"logkey":              {},
@@ -49,7 +49,7 @@ var layers = map[string][]string{
 	// The wiring layers name no system type: they loop over the registry.
 	"emulate":         {"connectors", "connectors/emukit"},
 	"emulate/emutest": {"connectors/*", "emulate"}, // tests' typed access to the built-in emulators
-	"app":             {"config", "connectors", "engine", "mapping", "state", "webhook"},
+	"app":             {"config", "connectors", "engine", "mapping", "state", "state/pgstate", "webhook"},
 	"cli":             {"app", "buildinfo", "config", "connectors", "connectors/builtin", "connectors/emukit", "daemon", "emulate", "engine", "funnel", "mapping", "metrics", "schema", "state", "logkey"},
 	"":                {"cli", "connectors/builtin"},
 	"e2e":             {}, // tests only; its tests may import anything

@@ -19,12 +19,13 @@ import (
 	"github.com/crmsync/crmsync/engine"
 	"github.com/crmsync/crmsync/mapping"
 	"github.com/crmsync/crmsync/state"
+	"github.com/crmsync/crmsync/state/pgstate"
 )
 
 // App is a configured crmsync.
 type App struct {
 	Cfg     *config.Config
-	Store   *state.Store
+	Store   state.Storage
 	Engine  *engine.Engine
 	Systems map[string]*engine.System
 	Log     zerolog.Logger
@@ -51,7 +52,7 @@ func Open(cfg *config.Config, log zerolog.Logger, o Options) (*App, error) {
 	if o.StatePath != "" {
 		path = o.StatePath
 	}
-	st, err := state.Open(path, state.Options{Timeout: time.Second, ReadOnly: o.ReadOnly})
+	st, err := OpenState(context.Background(), path, o.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +62,16 @@ func Open(cfg *config.Config, log zerolog.Logger, o Options) (*App, error) {
 		return nil, err
 	}
 	return &App{Cfg: cfg, Store: st, Engine: eng, Systems: systems, Log: log}, nil
+}
+
+// OpenState opens the configured state: a postgres:// or postgresql://
+// URL opens the PostgreSQL engine (state/pgstate, migrating its schema
+// unless readOnly), anything else the bbolt file at that path.
+func OpenState(ctx context.Context, path string, readOnly bool) (state.Storage, error) {
+	if state.IsURL(path) {
+		return pgstate.Open(ctx, path, pgstate.Options{ReadOnly: readOnly})
+	}
+	return state.Open(path, state.Options{Timeout: time.Second, ReadOnly: readOnly})
 }
 
 // Close releases the state file.

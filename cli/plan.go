@@ -13,6 +13,7 @@ import (
 
 	"github.com/crmsync/crmsync/app"
 	"github.com/crmsync/crmsync/engine"
+	"github.com/crmsync/crmsync/state"
 )
 
 func newPlanCmd(g *globals) *cobra.Command {
@@ -157,6 +158,9 @@ func show(v any) string {
 // it), which every command takes as a new state file. Read-only commands
 // then work on an empty state instead of opening the file.
 func noState(path string) bool {
+	if state.IsURL(path) {
+		return false // a database: its schema says
+	}
 	fi, err := os.Stat(path)
 	return errors.Is(err, os.ErrNotExist) || (err == nil && fi.Mode().IsRegular() && fi.Size() == 0)
 }

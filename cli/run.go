@@ -131,12 +131,12 @@ func newStatusCmd(g *globals) *cobra.Command {
 					}
 				}
 				if g.jsonOut {
-					return writeJSON(g.env.Stdout, map[string]any{"state": path, "flows": sts, "new": true})
+					return writeJSON(g.env.Stdout, map[string]any{"state": state.Describe(path), "flows": sts, "new": true})
 				}
-				writeStatus(g.env.Stdout, path+" (no state yet: no flow has run)", sts)
+				writeStatus(g.env.Stdout, state.Describe(path)+" (no state yet: no flow has run)", sts)
 				return nil
 			}
-			st, err := state.Open(path, state.Options{Timeout: time.Second, ReadOnly: true})
+			st, err := app.OpenState(cmd.Context(), path, true)
 			if err != nil {
 				if !errors.Is(err, state.ErrLocked) {
 					return err
@@ -154,9 +154,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("%w; asking the daemon's admin endpoint %s failed too: %v (pass --admin ADDR if it listens elsewhere)", err, listen, aerr)
 				}
 				if g.jsonOut {
-					return writeJSON(g.env.Stdout, map[string]any{"state": path, "flows": sts, "via": "admin endpoint"})
+					return writeJSON(g.env.Stdout, map[string]any{"state": state.Describe(path), "flows": sts, "via": "admin endpoint"})
 				}
-				writeStatus(g.env.Stdout, path+" (held by the running daemon; read from its admin endpoint "+listen+")", sts)
+				writeStatus(g.env.Stdout, state.Describe(path)+" (held by the running daemon; read from its admin endpoint "+listen+")", sts)
 				return nil
 			}
 			defer st.Close()
@@ -166,9 +166,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.jsonOut {
-				return writeJSON(g.env.Stdout, map[string]any{"state": path, "flows": sts})
+				return writeJSON(g.env.Stdout, map[string]any{"state": state.Describe(path), "flows": sts})
 			}
-			writeStatus(g.env.Stdout, path, sts)
+			writeStatus(g.env.Stdout, state.Describe(path), sts)
 			return nil
 		},
 	}
@@ -329,7 +329,7 @@ the output. Exit status 1 when anything is wrong.`
 
 // primeMetrics gives the daemon's metrics what the state file knows before
 // the first run ends (see metrics.Prime): last successes, owed writes.
-func primeMetrics(m *metrics.Metrics, st *state.Store, flows []engine.Flow) error {
+func primeMetrics(m *metrics.Metrics, st state.Storage, flows []engine.Flow) error {
 	sts, err := engine.Status(st, flows)
 	if err != nil {
 		return err

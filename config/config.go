@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -22,6 +23,7 @@ import (
 	"github.com/crmsync/crmsync/connectors/httpx"
 	"github.com/crmsync/crmsync/engine"
 	"github.com/crmsync/crmsync/funnel"
+	"github.com/crmsync/crmsync/state"
 	"github.com/crmsync/crmsync/yamlx"
 )
 
@@ -30,7 +32,8 @@ type Secret = connectors.Secret
 
 // Config is the whole configuration file.
 type Config struct {
-	// State is the bbolt state file.
+	// State is the bbolt state file, or a postgres:// URL of the shared
+	// PostgreSQL state (write its password as ${VAR}).
 	State string `yaml:"state"`
 	Log   Log    `yaml:"log"`
 	Admin Admin  `yaml:"admin"`
@@ -525,7 +528,9 @@ func (c *Config) applyDefaults() {
 	if c.State == "" {
 		c.State = "crmsync.db"
 	}
-	c.State = c.resolve(c.State)
+	if !state.IsURL(c.State) {
+		c.State = c.resolve(c.State)
+	}
 	// A system's paging and HTTP keys keep 0 for "the default": those are
 	// the connectors' and httpx's (connectors.DefaultPageSize,
 	// httpx.DefaultTimeout, ...), and its type's own keys are defaulted by
@@ -619,6 +624,18 @@ func (v *validator) validateLog() {
 func (v *validator) validateState() {
 	p := v.c.State
 	line := v.pos.keyLine("state")
+	if state.IsURL(p) {
+		u, err := url.Parse(p)
+		switch {
+		case err != nil:
+			v.add(line, "state %s is not a valid URL (expected postgres://USER:${PASSWORD}@HOST:PORT/DATABASE)", state.Describe(p))
+		case u.Host == "" && u.Query().Get("host") == "":
+			v.add(line, "state %s names no host (expected postgres://USER:${PASSWORD}@HOST:PORT/DATABASE, or ?host=/socket/dir)", state.Describe(p))
+		case strings.Trim(u.Path, "/") == "":
+			v.add(line, "state %s names no database (expected postgres://USER:${PASSWORD}@HOST:PORT/DATABASE)", state.Describe(p))
+		}
+		return
+	}
 	fi, err := os.Stat(p)
 	if err == nil {
 		if fi.IsDir() {

@@ -31,7 +31,7 @@ type Job struct {
 // Options configures a Daemon.
 type Options struct {
 	Engine *engine.Engine
-	Store  *state.Store
+	Store  state.Storage
 	Jobs   []Job
 	Parser cron.Parser
 	Logger zerolog.Logger

@@ -29,7 +29,7 @@ const (
 )
 
 // Undelivered lists what a flow still owes its targets, in key order.
-func Undelivered(st *state.Store, flow string) ([]Delivery, error) {
+func Undelivered(st state.Storage, flow string) ([]Delivery, error) {
 	dls, err := st.DeadLetters(flow)
 	if err != nil {
 		return nil, err

@@ -36,7 +36,7 @@ type Metrics interface {
 // Options builds an Engine.
 type Options struct {
 	Systems map[string]*System
-	Store   *state.Store
+	Store   state.Storage
 	Logger  zerolog.Logger
 	Metrics Metrics
 	// Now and NewID are injectable for tests; defaults time.Now and UUIDv4.
@@ -243,7 +243,7 @@ func DefaultMatchKeys() []string {
 	return []string{funnel.FieldEmail, funnel.FieldRegistrationNumber, funnel.FieldVATNumber, funnel.FieldName}
 }
 
-func (r *run) store() *state.Store { return r.e.o.Store }
+func (r *run) store() state.Storage { return r.e.o.Store }
 
 func (r *run) do(ctx context.Context) error {
 	if err := r.recoverIntents(ctx); err != nil {

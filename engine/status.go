@@ -21,7 +21,7 @@ type FlowStatus struct {
 }
 
 // Status reads each flow's cursor, last run, pending writes and dead-letter count.
-func Status(st *state.Store, flows []Flow) ([]FlowStatus, error) {
+func Status(st state.Storage, flows []Flow) ([]FlowStatus, error) {
 	out := make([]FlowStatus, 0, len(flows))
 	for _, f := range flows {
 		fs := FlowStatus{Flow: f.Name, Source: f.Source}

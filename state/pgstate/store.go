@@ -192,3 +192,5 @@ func isSerialization(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
+
+var _ state.Storage = (*Store)(nil)

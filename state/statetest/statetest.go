@@ -18,26 +18,8 @@ import (
 	"github.com/crmsync/crmsync/state"
 )
 
-// Store is what a state engine offers: the methods of state.Store.
-type Store interface {
-	Commit(b *state.Batch) error
-	Cursor(key string) ([]byte, error)
-	Link(system, externalID string) (string, error)
-	Links(system string) (map[string]string, error)
-	Record(id string) (*funnel.Record, error)
-	Fingerprint(system, externalID string) (*state.Fingerprint, error)
-	PutIntents(in []state.Intent) error
-	Intents(system string) ([]state.Intent, error)
-	DeadLetters(flow string) ([]state.DeadLetter, error)
-	DeadLetter(key string) (*state.DeadLetter, error)
-	DropDeadLetter(key string) error
-	LastRun(flow string) (*state.Run, error)
-	Runs(flow string, limit int) ([]state.Run, error)
-	Stats() (map[string]int, error)
-	Close() error
-}
-
-var _ Store = (*state.Store)(nil)
+// Store is what a state engine offers (state.Storage).
+type Store = state.Storage
 
 // Engine is the engine under test.
 type Engine struct {
