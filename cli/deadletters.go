@@ -148,7 +148,7 @@ flow's max_retries); replay retries them now.`,
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
-			res, err := a.Engine.Replay(cmd.Context(), flows[0], key)
+			res, err := a.Engine.Replay(cmd.Context(), flows[0], key, engine.RunOptions{})
 			if g.jsonOut {
 				if jerr := writeJSONResults(g.env.Stdout, []*engine.Result{res}); jerr != nil {
 					return jerr

@@ -155,7 +155,7 @@ func (d *Daemon) replay(r *http.Request) actionAnswer {
 		return *bad
 	}
 	a := d.background(f.Name, "replay of "+key+" started; the dead letter leaves the list once the target takes it", func(ctx context.Context, _ <-chan struct{}) {
-		res, err := d.o.Engine.Replay(ctx, f, key)
+		res, err := d.o.Engine.Replay(ctx, f, key, engine.RunOptions{})
 		d.logResult(f, res, err)
 	})
 	a.Key = key

@@ -75,6 +75,15 @@ type RunOptions struct {
 	// Progress is called after every handled page, and while a target is
 	// read before its first creates; never by two goroutines at once.
 	Progress func(Progress)
+	// Store, when non-nil, is what the run reads and commits through in
+	// place of the engine's store: a replica passes a view fenced by its
+	// lease on the flow (pgstate.Store.Fenced), so a run that lost its
+	// lease commits nothing.
+	Store state.Storage
+	// Guard, when non-nil, is asked before every write to a target; an
+	// error stops that write before anything is sent, and the run (a
+	// replica whose lease ran out, e.g. after a pause, sends nothing).
+	Guard func() error
 }
 
 // CursorKey is the state key of a flow's scheduled cursor.
@@ -113,11 +122,20 @@ func (e *Engine) Run(ctx context.Context, f Flow, ro RunOptions) (*Result, error
 	if err == nil {
 		err = r.do(ctx)
 	}
-	e.finish(res, f, ro.Mode, err)
+	e.finish(res, f, ro, err)
 	return res, err
 }
 
-func (e *Engine) finish(res *Result, f Flow, mode Mode, err error) {
+// storeFor is the store a run with ro reads and commits through.
+func (e *Engine) storeFor(ro RunOptions) state.Storage {
+	if ro.Store != nil {
+		return ro.Store
+	}
+	return e.o.Store
+}
+
+func (e *Engine) finish(res *Result, f Flow, ro RunOptions, err error) {
+	mode, st := ro.Mode, e.storeFor(ro)
 	res.Finished = e.o.Now().UTC()
 	if err != nil {
 		res.Error = err.Error()
@@ -126,7 +144,7 @@ func (e *Engine) finish(res *Result, f Flow, mode Mode, err error) {
 	for _, t := range f.Targets {
 		targets = append(targets, t.System)
 	}
-	if u, uerr := Undelivered(e.o.Store, f.Name); uerr == nil {
+	if u, uerr := Undelivered(st, f.Name); uerr == nil {
 		res.Undelivered = u
 	} else if res.Error == "" {
 		res.Error = fmt.Sprintf("read pending writes: %v", uerr)
@@ -138,7 +156,7 @@ func (e *Engine) finish(res *Result, f Flow, mode Mode, err error) {
 			run.Counts[sys] = c.asMap()
 		}
 		b.PutRun(run)
-		if cerr := e.o.Store.Commit(b); cerr != nil && res.Error == "" {
+		if cerr := st.Commit(b); cerr != nil && res.Error == "" {
 			res.Error = fmt.Sprintf("record run: %v", cerr)
 		}
 	}
@@ -243,7 +261,19 @@ func DefaultMatchKeys() []string {
 	return []string{funnel.FieldEmail, funnel.FieldRegistrationNumber, funnel.FieldVATNumber, funnel.FieldName}
 }
 
-func (r *run) store() state.Storage { return r.e.o.Store }
+func (r *run) store() state.Storage { return r.e.storeFor(r.ro) }
+
+// mayWrite asks RunOptions.Guard whether the run may still write to a
+// target; plans always may (they send nothing).
+func (r *run) mayWrite() error {
+	if r.plan || r.ro.Guard == nil {
+		return nil
+	}
+	if err := r.ro.Guard(); err != nil {
+		return fmt.Errorf("flow %s: write not sent: %w", r.f.Name, err)
+	}
+	return nil
+}
 
 func (r *run) do(ctx context.Context) error {
 	if err := r.recoverIntents(ctx); err != nil {

@@ -43,11 +43,12 @@ func (e *Engine) Reconcile(ctx context.Context, f Flow, plan bool) (*Result, err
 		mode = ModePlan
 	}
 	res := &Result{Flow: f.Name, Mode: mode, Started: e.o.Now().UTC(), Systems: map[string]*Counts{}}
-	r, err := e.newRun(f, RunOptions{Mode: mode}, res)
+	ro := RunOptions{Mode: mode}
+	r, err := e.newRun(f, ro, res)
 	if err == nil {
 		err = r.reconcile(ctx)
 	}
-	e.finish(res, f, mode, err)
+	e.finish(res, f, ro, err)
 	return res, err
 }
 
@@ -165,6 +166,9 @@ func (r *run) propagateDelete(ctx context.Context, srcKey, canonID string, b *st
 		case DeleteDelete:
 			ch.Op = OpDelete
 			if !r.plan {
+				if err := r.mayWrite(); err != nil {
+					return err
+				}
 				err := t.Conn.Delete(ctx, fp.Entity, t.RawID(tid))
 				if err != nil && !connectors.IsNotFound(err) {
 					if isFatal(err) {
@@ -195,6 +199,9 @@ func (r *run) propagateDelete(ctx context.Context, srcKey, canonID string, b *st
 			}
 			ch.Fields = FieldDiffs(fp.Payload, diff)
 			if !r.plan {
+				if err := r.mayWrite(); err != nil {
+					return err
+				}
 				got, err := t.Conn.Update(ctx, fp.Entity, t.RawID(tid), diff)
 				if err != nil {
 					if isFatal(err) {

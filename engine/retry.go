@@ -99,16 +99,18 @@ func (r *run) pageSize() int {
 }
 
 // Replay retries one dead letter (or, with key "", all of a flow's dead
-// letters, whatever their attempts) right now.
-func (e *Engine) Replay(ctx context.Context, f Flow, key string) (*Result, error) {
+// letters, whatever their attempts) right now. Of ro, Store and Guard
+// are used (the mode is "replay").
+func (e *Engine) Replay(ctx context.Context, f Flow, key string, ro RunOptions) (*Result, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	res := &Result{Flow: f.Name, Mode: "replay", Started: e.o.Now().UTC(), Systems: map[string]*Counts{}}
-	r, err := e.newRun(f, RunOptions{Mode: "replay"}, res)
+	ro = RunOptions{Mode: "replay", Store: ro.Store, Guard: ro.Guard}
+	r, err := e.newRun(f, ro, res)
 	if err == nil {
 		r.f.MaxRetries = int(^uint(0) >> 1)
 		err = r.retryDeadLetters(ctx, key)
 	}
-	e.finish(res, f, "replay", err)
+	e.finish(res, f, ro, err)
 	return res, err
 }

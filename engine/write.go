@@ -275,6 +275,9 @@ func (r *run) create(ctx context.Context, tk *task) (connectors.Record, error) {
 // mutate runs a write, or records it as a planned change.
 func (r *run) mutate(ctx context.Context, tk *task, op Op, do func() (connectors.Record, error)) (connectors.Record, error) {
 	if !r.plan {
+		if err := r.mayWrite(); err != nil {
+			return connectors.Record{}, err
+		}
 		return do()
 	}
 	g := tk.it.golden

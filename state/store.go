@@ -69,6 +69,10 @@ var ErrCorrupt = errors.New("not a crmsync state file or corrupted")
 // a newer crmsync whose schema version this build does not know.
 var ErrSchemaTooNew = errors.New("state file schema is newer than this crmsync")
 
+// ErrFenced is returned, wrapped, by a commit made under a lease on a flow
+// that has run out or passed to another replica: nothing was written.
+var ErrFenced = errors.New("lease on the flow lost: another replica may hold it now; nothing written")
+
 // ErrReadOnly is returned, wrapped, by writes on a Store opened with
 // Options.ReadOnly.
 var ErrReadOnly = errors.New("state file is open read-only")

@@ -129,6 +129,11 @@ func (s *Store) once(q *queued) error {
 		return err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // a no-op once committed
+	if s.fence != nil {
+		if err := checkFence(ctx, tx, s.fence); err != nil {
+			return err
+		}
+	}
 	if err := q.run(ctx, tx); err != nil {
 		return err
 	}

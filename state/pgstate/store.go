@@ -44,6 +44,9 @@ type Store struct {
 	timeout  time.Duration
 	readOnly bool
 	before   func(ctx context.Context, tx pgx.Tx) error
+	// fence, when set (a Fenced view), is checked in every write's
+	// transaction.
+	fence *Lease
 }
 
 // Open connects to the database named by dsn (a postgres:// URL or a
