@@ -35,7 +35,8 @@ var layers = map[string][]string{
 	"buildinfo":           {},
 	"logkey":              {},
 	"schema":              {"config", "connectors", "engine", "funnel", "mapping"},
-	"daemon":              {"engine", "state", "logkey", "webhook"},
+	"daemon":              {"cluster", "engine", "state", "logkey", "webhook"},
+	"cluster":             {"state"},
 	"webhook":             {"connectors", "logkey"},
 	// Each CRM: an emulator sub-package never imports its client; the
 	// client imports its emulator only to register it (register.go, checked

@@ -11,33 +11,11 @@ import (
 	"github.com/crmsync/crmsync/state"
 )
 
-// Lease is a replica's hold on one flow: the fencing token every commit of
-// the flow's state is checked against.
-type Lease struct {
-	Flow  string
-	Token int64
-}
-
-// Holder is who holds a flow's lease, for the console and /readyz.
-type Holder struct {
-	Flow    string    `json:"flow"`
-	Replica string    `json:"replica"`
-	Token   int64     `json:"token"`
-	Expires time.Time `json:"expires"`
-}
-
-// Replica is a replica seen at its last heartbeat.
-type Replica struct {
-	ID     string    `json:"id"`
-	SeenAt time.Time `json:"seen_at"`
-	Info   string    `json:"info,omitempty"`
-}
-
 // Heartbeat records that replica is alive (info: what it is, for
 // operators) and returns every replica seen within ttl, this one included,
 // ordered by id. Times are the database's clock, so replicas' clocks need
 // not agree.
-func (s *Store) Heartbeat(ctx context.Context, replica, info string, ttl time.Duration) ([]Replica, error) {
+func (s *Store) Heartbeat(ctx context.Context, replica, info string, ttl time.Duration) ([]state.Replica, error) {
 	if err := s.writable("heartbeat"); err != nil {
 		return nil, err
 	}
@@ -52,8 +30,8 @@ func (s *Store) Heartbeat(ctx context.Context, replica, info string, ttl time.Du
 	if err != nil {
 		return nil, s.fail("list replicas", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Replica, error) {
-		var x Replica
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (state.Replica, error) {
+		var x state.Replica
 		err := r.Scan(&x.ID, &x.SeenAt, &x.Info)
 		return x, err
 	})
@@ -83,7 +61,7 @@ func (s *Store) Leave(ctx context.Context, replica string) error {
 // is free when it does not exist, has run out, or is holder's already; a
 // lease that changes hands gets a greater token. ok is false, and nothing
 // changed, when another live holder has any of them.
-func (s *Store) Acquire(ctx context.Context, holder string, flows []string, ttl time.Duration) (leases []Lease, ok bool, err error) {
+func (s *Store) Acquire(ctx context.Context, holder string, flows []string, ttl time.Duration) (leases []state.Lease, ok bool, err error) {
 	if err := s.writable("acquire leases"); err != nil {
 		return nil, false, err
 	}
@@ -108,7 +86,7 @@ func (s *Store) Acquire(ctx context.Context, holder string, flows []string, ttl 
 			if err != nil {
 				return err
 			}
-			leases = append(leases, Lease{Flow: f, Token: tok})
+			leases = append(leases, state.Lease{Flow: f, Token: tok})
 		}
 		return nil
 	})
@@ -126,7 +104,7 @@ var errHeld = errors.New("held by another replica")
 // Renew extends holder's leases for ttl, all or none; ok is false when any
 // of them ran out or changed hands (then none is extended: the holder
 // must stop and acquire them again).
-func (s *Store) Renew(ctx context.Context, holder string, leases []Lease, ttl time.Duration) (ok bool, err error) {
+func (s *Store) Renew(ctx context.Context, holder string, leases []state.Lease, ttl time.Duration) (ok bool, err error) {
 	if err := s.writable("renew leases"); err != nil {
 		return false, err
 	}
@@ -157,7 +135,7 @@ func (s *Store) Renew(ctx context.Context, holder string, leases []Lease, ttl ti
 
 // Release ends holder's leases now (after its runs of them finished), so
 // another replica may take them at once.
-func (s *Store) Release(ctx context.Context, holder string, leases []Lease) error {
+func (s *Store) Release(ctx context.Context, holder string, leases []state.Lease) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	flows, tokens := split(leases)
@@ -171,15 +149,15 @@ func (s *Store) Release(ctx context.Context, holder string, leases []Lease) erro
 }
 
 // Holders lists the leases that have not run out, by flow.
-func (s *Store) Holders(ctx context.Context) ([]Holder, error) {
+func (s *Store) Holders(ctx context.Context) ([]state.Holder, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	rows, err := s.pool.Query(ctx, `SELECT flow, holder, token, expires_at FROM leases WHERE expires_at > now() ORDER BY flow`)
 	if err != nil {
 		return nil, s.fail("list leases", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Holder, error) {
-		var h Holder
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (state.Holder, error) {
+		var h state.Holder
 		err := r.Scan(&h.Flow, &h.Replica, &h.Token, &h.Expires)
 		return h, err
 	})
@@ -189,7 +167,7 @@ func (s *Store) Holders(ctx context.Context) ([]Holder, error) {
 	return out, nil
 }
 
-func split(leases []Lease) ([]string, []int64) {
+func split(leases []state.Lease) ([]string, []int64) {
 	flows := make([]string, len(leases))
 	tokens := make([]int64, len(leases))
 	for i, l := range leases {
@@ -209,7 +187,7 @@ func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc)
 // and return an error wrapping state.ErrFenced. The check takes the lease
 // row FOR SHARE, so a takeover waits for a commit in flight and the new
 // holder reads it. Close on the view does nothing.
-func (s *Store) Fenced(l Lease) state.Storage {
+func (s *Store) Fenced(l state.Lease) state.Storage {
 	c := *s
 	c.fence = &l
 	return &fenced{&c}
@@ -220,7 +198,7 @@ type fenced struct{ *Store }
 func (f *fenced) Close() error { return nil }
 
 // checkFence is the first statement of a fenced transaction.
-func checkFence(ctx context.Context, tx pgx.Tx, l *Lease) error {
+func checkFence(ctx context.Context, tx pgx.Tx, l *state.Lease) error {
 	var tok int64
 	err := tx.QueryRow(ctx, `SELECT token FROM leases WHERE flow = $1 AND expires_at > now() FOR SHARE`, l.Flow).Scan(&tok)
 	switch {

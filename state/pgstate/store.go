@@ -46,7 +46,7 @@ type Store struct {
 	before   func(ctx context.Context, tx pgx.Tx) error
 	// fence, when set (a Fenced view), is checked in every write's
 	// transaction.
-	fence *Lease
+	fence *state.Lease
 }
 
 // Open connects to the database named by dsn (a postgres:// URL or a
@@ -197,3 +197,4 @@ func isSerialization(err error) bool {
 }
 
 var _ state.Storage = (*Store)(nil)
+var _ state.Leaser = (*Store)(nil)
