@@ -51,6 +51,11 @@ and exits 130.`,
 			}
 			defer a.Close()
 			f := flows[0]
+			begin, release, err := a.OneOff(cmd.Context(), flows[:1])
+			if err != nil {
+				return err
+			}
+			defer release()
 			if restart {
 				if err := a.Engine.RestartBackfill(f.Name); err != nil {
 					return err
@@ -113,7 +118,12 @@ and exits 130.`,
 				}
 				ev.Msg("backfill progress")
 			}
-			res, err := a.Engine.Run(ctx, f, engine.RunOptions{Mode: engine.ModeBackfill, Since: from, Stop: stop, Progress: progress})
+			ro, end, err := begin(f.Name, engine.RunOptions{Mode: engine.ModeBackfill, Since: from, Stop: stop, Progress: progress})
+			if err != nil {
+				return err
+			}
+			res, err := a.Engine.Run(ctx, f, ro)
+			end()
 			if bar != nil {
 				if err == nil && !res.Stopped {
 					_ = bar.Finish()

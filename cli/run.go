@@ -91,7 +91,13 @@ signal cancels them at once and exits 130.`,
 			if jsonOut {
 				do.OnResult = jsonLines(g.env.Stdout)
 			}
-			d := daemon.New(do)
+			var d *daemon.Daemon
+			coord, err := a.Cluster(flows, false, buildinfo.Read().String()+" admin="+listen, func(fl []string) { d.OnAcquire(fl) })
+			if err != nil {
+				return err
+			}
+			do.Cluster = coord
+			d = daemon.New(do)
 			err = d.Run(stopCtx)
 			if ierr := finish(); ierr != nil {
 				return ierr

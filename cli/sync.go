@@ -41,13 +41,23 @@ signal cancels them at once and exits 130.`,
 			defer a.Close()
 			ctx, stop, finish := handleSignals(cmd.Context(), grace, log, g.env.Stderr)
 			defer finish()
+			begin, release, err := a.OneOff(ctx, flows)
+			if err != nil {
+				return err
+			}
+			defer release()
 			var results []*engine.Result
 			failed := false
 			for _, f := range flows {
 				if ctx.Err() != nil {
 					break // cut short: the flows left wait for the next run
 				}
-				res, err := a.Engine.Run(ctx, f, engine.RunOptions{Mode: engine.ModeSync, Stop: stop})
+				ro, end, err := begin(f.Name, engine.RunOptions{Mode: engine.ModeSync, Stop: stop})
+				if err != nil {
+					return err
+				}
+				res, err := a.Engine.Run(ctx, f, ro)
+				end()
 				results = append(results, res)
 				if err != nil {
 					failed = true

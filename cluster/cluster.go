@@ -52,6 +52,11 @@ type Options struct {
 	// coordinator beats and renews every TTL/3.
 	TTL    time.Duration
 	Logger zerolog.Logger
+	// Standalone makes a coordinator for a one-off command (sync,
+	// backfill) beside the replicas: it sends no heartbeat, so no replica
+	// counts it in the assignment, and it tries to take every group it is
+	// given.
+	Standalone bool
 	// OnAcquire, when non-nil, is called with a group's flows right after
 	// this replica took its lease (the daemon runs them at once: a flow
 	// taken over from a replica that died continues without waiting for
@@ -151,7 +156,13 @@ func (c *Coordinator) leave() {
 // releases. Run calls it; tests call it to step a coordinator.
 func (c *Coordinator) Tick(ctx context.Context) {
 	log := c.o.Logger
-	alive, err := c.o.Leaser.Heartbeat(ctx, c.o.Replica, c.o.Info, c.o.TTL)
+	var alive []state.Replica
+	var err error
+	if c.o.Standalone {
+		alive = []state.Replica{{ID: c.o.Replica}}
+	} else {
+		alive, err = c.o.Leaser.Heartbeat(ctx, c.o.Replica, c.o.Info, c.o.TTL)
+	}
 	if err != nil {
 		log.Warn().Err(err).Msg("cluster: heartbeat failed; keeping the leases in hand until they run out")
 	}
@@ -188,7 +199,7 @@ func (c *Coordinator) assign(alive []state.Replica) {
 		}
 	}
 	for i, g := range c.groups {
-		g.assigned = me >= 0 && i%len(alive) == me
+		g.assigned = me >= 0 && (c.o.Standalone || i%len(alive) == me)
 	}
 }
 
@@ -426,4 +437,9 @@ func NewReplicaID(host string, pid int, random string) string {
 		return r
 	}, host)
 	return fmt.Sprintf("%s-%d-%s", host, pid, random)
+}
+
+// Holders lists who holds each flow's lease now, from the database.
+func (c *Coordinator) Holders(ctx context.Context) ([]state.Holder, error) {
+	return c.o.Leaser.Holders(ctx)
 }

@@ -39,6 +39,8 @@ type Config struct {
 	Admin Admin  `yaml:"admin"`
 	// Webhooks configures the receiver of change events in `crmsync run`.
 	Webhooks Webhooks `yaml:"webhooks"`
+	// Cluster tunes the leases of replicas sharing a PostgreSQL state.
+	Cluster Cluster `yaml:"cluster"`
 	// ShutdownGrace is how long a stop (SIGTERM, SIGINT) waits for the page
 	// in hand to finish and commit before its requests are cancelled
 	// (default DefaultShutdownGrace).
@@ -602,6 +604,7 @@ func (c *Config) validate(pos posIndex, types *connectors.Registry) Errors {
 	}
 	v.validateFlows()
 	v.validateWebhooks()
+	v.validateCluster()
 	sort.SliceStable(v.errs, func(a, b int) bool { return v.errs[a].Line < v.errs[b].Line })
 	return v.errs
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/crmsync/crmsync/engine"
+	"github.com/crmsync/crmsync/logkey"
 )
 
 // The console's changing actions: run a flow now, replay or drop a dead
@@ -107,6 +108,10 @@ func (d *Daemon) background(flow string, what string, fn func(ctx context.Contex
 		return actionAnswer{Status: http.StatusServiceUnavailable, Message: "the daemon is not running flows (starting or stopping): try again", Flow: flow}
 	}
 	ctx, stop := d.runCtx, d.stop
+	if !d.holds(flow) {
+		d.mu.Unlock()
+		return d.notHeld(ctx, flow)
+	}
 	if !d.acquire(flow) {
 		d.mu.Unlock()
 		return actionAnswer{Status: http.StatusConflict, Message: "flow " + flow + " is running now: try again when it has finished", Flow: flow}
@@ -155,7 +160,13 @@ func (d *Daemon) replay(r *http.Request) actionAnswer {
 		return *bad
 	}
 	a := d.background(f.Name, "replay of "+key+" started; the dead letter leaves the list once the target takes it", func(ctx context.Context, _ <-chan struct{}) {
-		res, err := d.o.Engine.Replay(ctx, f, key, engine.RunOptions{})
+		ro, end, err := d.leased(f.Name, engine.RunOptions{})
+		if err != nil {
+			d.o.Logger.Warn().Str(logkey.Flow, f.Name).Err(err).Msg("replay not run: the flow's lease was lost")
+			return
+		}
+		defer end()
+		res, err := d.o.Engine.Replay(ctx, f, key, ro)
 		d.logResult(f, res, err)
 	})
 	a.Key = key
@@ -174,7 +185,18 @@ func (d *Daemon) drop(r *http.Request) actionAnswer {
 		return actionAnswer{Status: http.StatusConflict, Message: "flow " + f.Name + " is running now: try again when it has finished", Flow: f.Name, Key: key}
 	}
 	defer d.release(f.Name)
-	if err := d.o.Store.DropDeadLetter(key); err != nil {
+	ro, end, err := d.leased(f.Name, engine.RunOptions{})
+	if err != nil {
+		a := d.notHeld(r.Context(), f.Name)
+		a.Key = key
+		return a
+	}
+	defer end()
+	st := d.o.Store
+	if ro.Store != nil {
+		st = ro.Store
+	}
+	if err := st.DropDeadLetter(key); err != nil {
 		return actionAnswer{Status: http.StatusInternalServerError, Message: err.Error(), Flow: f.Name, Key: key}
 	}
 	return actionAnswer{Message: "dropped " + key + ": it is not retried any more (a later change of the source record is tried afresh)", Flow: f.Name, Key: key}

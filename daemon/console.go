@@ -33,6 +33,10 @@ type consoleFlow struct {
 	PendingTotal                    int
 	DeadLetters                     int
 	Chart                           *consoleChart
+	// Holder is the replica holding the flow's lease ("" without a
+	// cluster); Here is whether that is this replica.
+	Holder string
+	Here   bool
 	// Lag says how far the targets may be behind the source: everything
 	// the source held when the last successful run started has been
 	// written (pending writes aside); later edits wait for the next run.
@@ -78,6 +82,8 @@ type consolePage struct {
 	Actions   bool
 	Message   string
 	MessageOK bool
+	// Cluster says this replica and how many share the state ("" alone).
+	Cluster string
 }
 
 // chartRuns is how many recent runs a flow's chart shows.
@@ -102,6 +108,7 @@ small{color:#777}
 <p><small>crmsync {{.Version}} · {{.Now}} UTC · {{if .Actions}}<a href="/">refresh</a>{{else}}refreshes every 15 s{{end}} · <a href="/status">/status</a> (JSON) · <a href="/metrics">/metrics</a> · <a href="/readyz">/readyz</a></small></p>
 {{if .Message}}<p class="msg{{if not .MessageOK}} bad{{end}}" role="status">{{.Message}}</p>{{end}}
 {{if .Error}}<p class="err">state: {{.Error}}</p>{{end}}
+{{if .Cluster}}<p><small>{{.Cluster}}</small></p>{{end}}
 <form method="post" action="/">
 <button type="submit" disabled hidden aria-hidden="true"></button>
 {{if .Actions}}<p><label>admin token <input type="password" name="token" autocomplete="current-password" required></label> <small>needed by the buttons (run now, replay, drop)</small></p>
@@ -109,7 +116,7 @@ small{color:#777}
 <table>
 <tr><th>flow</th><th>systems</th><th>schedule</th><th>state</th><th>last run</th><th>in sync as of</th><th>writes</th><th>pending writes</th><th>dead letters</th><th>recent runs</th></tr>
 {{range .Flows}}<tr>
-<td><b>{{.Name}}</b></td>
+<td><b>{{.Name}}</b>{{if $.Cluster}}<br><small>{{if .Here}}held by this replica{{else if .Holder}}held by {{.Holder}}{{else}}not held right now{{end}}</small>{{end}}</td>
 <td>{{.Source}} → {{.Targets}}</td>
 <td>{{.Schedule}}<br><small>next {{.Next}}</small>{{if $.Actions}}<br><button formaction="/flows/{{.Name}}/run">run now</button>{{end}}</td>
 <td class="{{if eq .State "ok"}}ok{{else if eq .State "failing"}}failing{{else}}never{{end}}">{{.State}}{{if .Error}}<div class="err">{{.Error}}</div>{{end}}</td>
@@ -146,6 +153,7 @@ func (d *Daemon) console(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		page.Error = err.Error()
 	}
+	holders := d.clusterView(r.Context(), &page)
 	d.mu.Lock()
 	failing := make(map[string]string, len(d.lastErr))
 	for k, v := range d.lastErr {
@@ -165,8 +173,11 @@ func (d *Daemon) console(w http.ResponseWriter, r *http.Request) {
 		if i < len(sts) {
 			d.fillConsoleFlow(&cf, sts[i], now)
 		}
-		if e, bad := failing[j.Flow.Name]; bad {
+		if e, bad := failing[j.Flow.Name]; bad && d.holds(j.Flow.Name) {
 			cf.State, cf.Error = "failing", e
+		}
+		if d.o.Cluster != nil {
+			cf.Holder, cf.Here = holders[j.Flow.Name], d.o.Cluster.Holds(j.Flow.Name)
 		}
 		if runs, err := d.o.Store.Runs(j.Flow.Name, chartRuns); err == nil && len(runs) > 0 {
 			cf.Chart = runChart(runs)

@@ -16,6 +16,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"github.com/rs/zerolog"
 
+	"github.com/crmsync/crmsync/cluster"
 	"github.com/crmsync/crmsync/engine"
 	"github.com/crmsync/crmsync/logkey"
 	"github.com/crmsync/crmsync/state"
@@ -68,6 +69,11 @@ type Options struct {
 	// WebhookReady, when non-nil, receives the receiver's address once
 	// listening.
 	WebhookReady func(addr string)
+	// Cluster, when non-nil (a state shared by replicas), leases the
+	// flows: this daemon runs only those it holds, each under its lease.
+	// Its Options.OnAcquire should call Daemon.OnAcquire. The daemon runs
+	// it and stops it after its own runs ended.
+	Cluster *cluster.Coordinator
 }
 
 // Daemon is a running scheduler.
@@ -215,6 +221,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	stopCluster := d.startCluster()
+	defer stopCluster()
 	c.Start()
 	var startWG sync.WaitGroup
 	if d.o.RunAtStart {
@@ -254,6 +262,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		cancelRuns()
 		<-waitAll
 	}
+	stopCluster() // after the runs: their leases were renewed meanwhile
 	if admin != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = admin.Shutdown(sctx)
@@ -279,7 +288,13 @@ func (d *Daemon) runFlow(ctx context.Context, f engine.Flow, stop <-chan struct{
 
 // runFlowHeld runs f once; the caller holds its guard.
 func (d *Daemon) runFlowHeld(ctx context.Context, f engine.Flow, stop <-chan struct{}) {
-	res, err := d.o.Engine.Run(ctx, f, engine.RunOptions{Mode: engine.ModeSync, Stop: stop})
+	ro, end, err := d.leased(f.Name, engine.RunOptions{Mode: engine.ModeSync, Stop: stop})
+	if err != nil {
+		d.o.Logger.Debug().Str(logkey.Flow, f.Name).Err(err).Msg("run skipped: another replica holds the flow")
+		return
+	}
+	defer end()
+	res, err := d.o.Engine.Run(ctx, f, ro)
 	d.logResult(f, res, err)
 }
 
@@ -321,14 +336,21 @@ func (d *Daemon) adminHandler() http.Handler {
 		d.mu.Lock()
 		errs := make(map[string]string, len(d.lastErr))
 		for k, v := range d.lastErr {
-			errs[k] = v
+			if d.holds(k) { // a flow another replica runs now is its to report
+				errs[k] = v
+			}
 		}
 		d.mu.Unlock()
+		body := map[string]any{"ready": len(errs) == 0, "failing_flows": errs}
+		if d.o.Cluster != nil {
+			st := d.o.Cluster.Status()
+			body["replica"], body["held_flows"], body["replicas"] = st.Replica, st.Held, len(st.Replicas)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		if len(errs) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"ready": len(errs) == 0, "failing_flows": errs})
+		_ = json.NewEncoder(w).Encode(body)
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		flows := make([]engine.Flow, len(d.o.Jobs))
@@ -342,7 +364,13 @@ func (d *Daemon) adminHandler() http.Handler {
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 			return
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"version": d.o.Version, "flows": st})
+		body := map[string]any{"version": d.o.Version, "flows": st}
+		if d.o.Cluster != nil {
+			cs := d.o.Cluster.Status()
+			hs, _ := d.o.Cluster.Holders(r.Context())
+			body["cluster"] = map[string]any{"replica": cs.Replica, "held_flows": cs.Held, "replicas": cs.Replicas, "leases": hs}
+		}
+		_ = json.NewEncoder(w).Encode(body)
 	})
 	if d.o.Metrics != nil {
 		mux.Handle("GET /metrics", d.o.Metrics)

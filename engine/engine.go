@@ -120,7 +120,7 @@ func (e *Engine) Run(ctx context.Context, f Flow, ro RunOptions) (*Result, error
 	res := &Result{Flow: f.Name, Mode: ro.Mode, Started: e.o.Now().UTC(), Systems: map[string]*Counts{}}
 	r, err := e.newRun(f, ro, res)
 	if err == nil {
-		err = r.do(ctx)
+		err = r.do(connectors.WithWriteGuard(ctx, ro.Guard))
 	}
 	e.finish(res, f, ro, err)
 	return res, err

@@ -109,7 +109,7 @@ func (e *Engine) Replay(ctx context.Context, f Flow, key string, ro RunOptions) 
 	r, err := e.newRun(f, ro, res)
 	if err == nil {
 		r.f.MaxRetries = int(^uint(0) >> 1)
-		err = r.retryDeadLetters(ctx, key)
+		err = r.retryDeadLetters(connectors.WithWriteGuard(ctx, ro.Guard), key)
 	}
 	e.finish(res, f, ro, err)
 	return res, err

@@ -10,6 +10,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
+
+	"github.com/crmsync/crmsync/connectors"
 )
 
 // pause is the instant before which a Client sends nothing: a server that
@@ -104,6 +106,13 @@ func (g *gateTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		if g.pause.remaining() <= 0 {
 			break
+		}
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// Asked last, after any pause or rate-limit wait: the write goes
+		// out now or not at all.
+		if err := connectors.CheckWriteGuard(ctx); err != nil {
+			return nil, err
 		}
 	}
 	if a != nil {

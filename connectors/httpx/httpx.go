@@ -403,6 +403,9 @@ func idempotentPolicy(ctx context.Context, resp *http.Response, err error) (bool
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
+	if errors.Is(err, connectors.ErrWriteRefused) {
+		return false, err
+	}
 	if err == nil && resp != nil && resp.StatusCode == http.StatusRequestTimeout {
 		return true, nil
 	}
@@ -412,6 +415,9 @@ func idempotentPolicy(ctx context.Context, resp *http.Response, err error) (bool
 func postPolicy(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
+	}
+	if errors.Is(err, connectors.ErrWriteRefused) {
+		return false, err
 	}
 	if err != nil {
 		return isDialError(err), nil

@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -311,4 +313,36 @@ func sanitize(name string) string {
 		}
 	}
 	return b.String()
+}
+
+// URL returns dsn (a key=value DSN or a URL) as a postgres:// URL, as a
+// crmsync config's `state:` takes it: a unix socket directory goes in
+// ?host=, runtime parameters (search_path) in the query too.
+func URL(dsn string) (string, error) {
+	if strings.Contains(dsn, "://") {
+		return dsn, nil
+	}
+	c, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return "", err
+	}
+	q := url.Values{}
+	u := url.URL{Scheme: "postgres", Path: "/" + c.Database}
+	if strings.HasPrefix(c.Host, "/") {
+		q.Set("host", c.Host)
+		q.Set("port", strconv.Itoa(int(c.Port)))
+	} else {
+		u.Host = net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port)))
+	}
+	if c.Password != "" {
+		u.User = url.UserPassword(c.User, c.Password)
+	} else {
+		u.User = url.User(c.User)
+	}
+	q.Set("sslmode", "disable")
+	for k, v := range c.RuntimeParams {
+		q.Set(k, v)
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }

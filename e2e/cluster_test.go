@@ -1,0 +1,252 @@
+package e2e
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/crmsync/crmsync/connectors/bluerocktel"
+	"github.com/crmsync/crmsync/state/pgstate/pgtest"
+)
+
+// pg is the e2e binary's PostgreSQL, started by the first test that needs
+// it and stopped by runMain.
+var pg pgtest.Lazy
+
+var clusterLong = flag.Bool("cluster.long", false, "run the long replica failover tests (5,000 records, several kills)")
+
+// clusterTTL is the lease TTL of the replica tests (the default is 15s).
+const clusterTTL = 3 * time.Second
+
+// counter counts the writes (every request but GET) a replica sends, and
+// slows each a little so that a first sync lasts long enough to be cut.
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			c.n.Add(1)
+			time.Sleep(5 * time.Millisecond)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// clusterEnv is one set of emulators with its state in PostgreSQL, shared
+// by replicas that each reach the emulators through fronts of their own.
+type clusterEnv struct {
+	*testEnv
+	dsn string
+}
+
+func newClusterEnv(t *testing.T, seed int) *clusterEnv {
+	t.Helper()
+	srv := pg.Get(t)
+	dsn, err := pgtest.URL(srv.Schema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, envOptions{Seed: seed, ExampleConcurrency: true, Edit: unlimited})
+	return &clusterEnv{testEnv: e, dsn: dsn}
+}
+
+// replica starts `crmsync run` with a config of its own whose systems are
+// reached through counting fronts; it returns the process, its admin base
+// URL and its write counter.
+func (c *clusterEnv) replica(t *testing.T, name string) (*proc, string, *counter) {
+	t.Helper()
+	cnt := &counter{}
+	urls := map[string]string{}
+	for sys, u := range c.urls {
+		urls[sys] = u
+	}
+	for sys, h := range map[string]http.Handler{"overplane": c.srv.Overplane, bluerocktel.System: c.srv.BlueRockTel} {
+		hs := newServer(t, cnt.wrap(h))
+		urls[sys] = hs
+	}
+	text := exampleConfig(t, urls, c.token, c.dsn)
+	text = unlimited(text)
+	text = replaceOnce(t, text, `schedule: "*/5 * * * *"`, `schedule: "@every 2s"`)
+	text += fmt.Sprintf("\ncluster:\n  lease_ttl: %s\n  replica: %s\n", clusterTTL, name)
+	path := filepath.Join(c.dir, "config-"+name+".yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startProc(t, "run", "--config", path, "--admin", "127.0.0.1:0", "--log-format", "json")
+	return p, "http://" + p.adminAddr(), cnt
+}
+
+// held is the flows a replica's /readyz says it holds (nil when it does
+// not answer).
+func held(base string) []string {
+	code, body := get(base + "/readyz")
+	if code == 0 {
+		return nil
+	}
+	var r struct {
+		Held []string `json:"held_flows"`
+	}
+	_ = json.Unmarshal([]byte(body), &r)
+	return r.Held
+}
+
+func holderOf(bases []string, flow string) int {
+	for i, b := range bases {
+		if slices.Contains(held(b), flow) {
+			return i
+		}
+	}
+	return -1
+}
+
+// reference syncs the same seed once with one process on bbolt: what the
+// targets must hold in the end.
+func reference(t *testing.T, seed int) *testEnv {
+	t.Helper()
+	clean := newEnv(t, envOptions{Seed: seed, ExampleConcurrency: true, Edit: unlimited})
+	if r := clean.cli("sync", flowName, "--json", "--log-level", "warn"); r.Code != 0 {
+		t.Fatalf("reference sync: %s", r)
+	}
+	return clean
+}
+
+// converged waits until both targets hold what the reference holds.
+func converged(t *testing.T, c *clusterEnv, clean *testEnv, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		diffs := ""
+		for _, sys := range []string{"bluerocktel", "overplane"} {
+			if d := contentDiff(clean.contents(sys), c.contents(sys)); d != "" {
+				diffs += fmt.Sprintf("%s (- lost, + extra or twice):\n%s\n", sys, d)
+			}
+		}
+		if diffs == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("targets did not converge on the reference within %s:\n%s", within, tail(diffs, 40))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// Three replicas share the state; the one running the flow is killed with
+// SIGKILL in the middle of a first sync. Another takes the flow over within
+// 30 s and continues from the last committed page; in the end the targets
+// hold exactly what one uninterrupted sync writes (nothing lost, nothing
+// twice).
+func TestReplicaKilledMidRunFailsOver(t *testing.T) {
+	seed, kills := 400, 1
+	if *clusterLong {
+		seed, kills = 5000, 4
+	}
+	c := newClusterEnv(t, seed)
+	clean := reference(t, seed)
+	names := []string{"r0", "r1", "r2"}
+	procs := make([]*proc, 3)
+	bases := make([]string, 3)
+	for i, n := range names {
+		procs[i], bases[i], _ = c.replica(t, n)
+	}
+	var took []string
+	for k := 0; k < kills; k++ {
+		var h int
+		waitFor(t, 30*time.Second, "a replica to hold the flow", func() bool { h = holderOf(bases, flowName); return h >= 0 })
+		start := len(c.srv.BlueRockTel.Writes())
+		target := start + seed/(2*kills+2)
+		waitFor(t, 60*time.Second, "the holder to be mid-run", func() bool { return len(c.srv.BlueRockTel.Writes()) >= target })
+		if err := procs[h].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		killed := time.Now()
+		<-procs[h].done
+		dead := bases[h]
+		bases[h] = "http://127.0.0.1:1" // answers nothing
+		var next int
+		waitFor(t, 30*time.Second, "another replica to take the flow over", func() bool {
+			next = holderOf(bases, flowName)
+			return next >= 0
+		})
+		after := len(c.srv.BlueRockTel.Writes())
+		waitFor(t, 30*time.Second, "the new holder to write", func() bool { return len(c.srv.BlueRockTel.Writes()) > after })
+		took = append(took, time.Since(killed).Round(100*time.Millisecond).String())
+		t.Logf("kill %d: %s (%s) killed after %d writes; %s took over; writing again %s after the kill", k+1, names[h], dead, target, names[next], took[k])
+		// Restart the killed replica so the next round has three again.
+		procs[h], bases[h], _ = c.replica(t, names[h]+fmt.Sprintf("-%d", k+1))
+	}
+	converged(t, c, clean, 3*time.Minute)
+	for i, p := range procs {
+		p.signal(syscall.SIGTERM)
+		if code := p.wait(30 * time.Second); code != 0 {
+			t.Errorf("replica %d exited %d:\n%s", i, code, tail(p.stderr.String(), 10))
+		}
+	}
+	t.Logf("%d records, %d kills, failover (kill to the next write) %s", seed, kills, strings.Join(took, ", "))
+}
+
+// A replica frozen with SIGSTOP past its lease, then resumed, sends no
+// write at all (each replica reaches the targets through a counting front
+// of its own), and its commits are refused: the other replica's work
+// stands, nothing is duplicated.
+func TestFrozenReplicaWritesNothingAfterResume(t *testing.T) {
+	seed := 400
+	if *clusterLong {
+		seed = 3000
+	}
+	c := newClusterEnv(t, seed)
+	clean := reference(t, seed)
+	a, baseA, cntA := c.replica(t, "a")
+	waitFor(t, 30*time.Second, "replica a to hold the flow", func() bool { return slices.Contains(held(baseA), flowName) })
+	b, baseB, cntB := c.replica(t, "b")
+	waitFor(t, 60*time.Second, "a to be mid-run", func() bool { return cntA.n.Load() >= int64(seed/3) })
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	frozen := time.Now()
+	time.Sleep(200 * time.Millisecond) // requests a sent before the stop arrive
+	sentA := cntA.n.Load()
+	waitFor(t, 30*time.Second, "b to take the flow over", func() bool { return slices.Contains(held(baseB), flowName) })
+	converged(t, c, clean, 3*time.Minute)
+	if time.Since(frozen) < 2*clusterTTL {
+		time.Sleep(2*clusterTTL - time.Since(frozen))
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * clusterTTL) // a resumes its run, ticks, and its schedule fires
+	if got := cntA.n.Load(); got != sentA {
+		t.Errorf("the resumed replica sent %d writes after its lease ran out", got-sentA)
+	}
+	converged(t, c, clean, 30*time.Second)
+	if slices.Contains(held(baseA), flowName) && slices.Contains(held(baseB), flowName) {
+		t.Errorf("both replicas say they hold %s", flowName)
+	}
+	for _, p := range []*proc{a, b} {
+		p.signal(syscall.SIGTERM)
+		if code := p.wait(30 * time.Second); code != 0 {
+			t.Errorf("exit %d:\n%s", code, tail(p.stderr.String(), 10))
+		}
+	}
+	t.Logf("%d records; a sent %d writes before the freeze and none after; b sent %d", seed, sentA, cntB.n.Load())
+	if !strings.Contains(a.stderr.String(), "lease") {
+		t.Errorf("the resumed replica's log says nothing of its lease:\n%s", tail(a.stderr.String(), 15))
+	}
+}
+
+// newServer serves h on a loopback port until t ends and returns its URL.
+func newServer(t *testing.T, h http.Handler) string {
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	return hs.URL
+}
