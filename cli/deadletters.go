@@ -148,7 +148,18 @@ flow's max_retries); replay retries them now.`,
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
-			res, err := a.Engine.Replay(cmd.Context(), flows[0], key, engine.RunOptions{})
+			// Beside replicas on a shared state, under the flow's lease.
+			begin, release, err := a.OneOff(cmd.Context(), flows)
+			if err != nil {
+				return err
+			}
+			defer release()
+			ro, end, err := begin(name, engine.RunOptions{})
+			if err != nil {
+				return err
+			}
+			res, err := a.Engine.Replay(cmd.Context(), flows[0], key, ro)
+			end()
 			if g.jsonOut {
 				if jerr := writeJSONResults(g.env.Stdout, []*engine.Result{res}); jerr != nil {
 					return jerr
@@ -179,10 +190,28 @@ flow's max_retries); replay retries them now.`,
 				return err
 			}
 			defer a.Close()
-			if _, err := deadLetter(a, args[0]); err != nil {
+			d, err := deadLetter(a, args[0])
+			if err != nil {
 				return err
 			}
-			if err := a.Store.DropDeadLetter(args[0]); err != nil {
+			st := a.Store
+			if flows, ferr := app.Flows(a.Cfg, []string{d.Flow}); ferr == nil {
+				// Beside replicas on a shared state, under the flow's lease.
+				begin, release, err := a.OneOff(cmd.Context(), flows)
+				if err != nil {
+					return err
+				}
+				defer release()
+				ro, end, err := begin(d.Flow, engine.RunOptions{})
+				if err != nil {
+					return err
+				}
+				defer end()
+				if ro.Store != nil {
+					st = ro.Store
+				}
+			}
+			if err := st.DropDeadLetter(args[0]); err != nil {
 				return err
 			}
 			if g.jsonOut {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crmsync/crmsync/cluster"
 	"github.com/crmsync/crmsync/connectors/bluerocktel"
 	"github.com/crmsync/crmsync/state/pgstate/pgtest"
 )
@@ -25,7 +26,8 @@ var pg pgtest.Lazy
 
 var clusterLong = flag.Bool("cluster.long", false, "run the long replica failover tests (5,000 records, several kills)")
 
-// clusterTTL is the lease TTL of the replica tests (the default is 15s).
+// clusterTTL is the lease TTL of the short replica tests; the long ones
+// (-cluster.long) run with the default, cluster.DefaultTTL.
 const clusterTTL = 3 * time.Second
 
 // counter counts the writes (every request but GET) a replica sends, and
@@ -47,6 +49,7 @@ func (c *counter) wrap(h http.Handler) http.Handler {
 type clusterEnv struct {
 	*testEnv
 	dsn string
+	ttl time.Duration
 }
 
 func newClusterEnv(t *testing.T, seed int) *clusterEnv {
@@ -57,7 +60,11 @@ func newClusterEnv(t *testing.T, seed int) *clusterEnv {
 		t.Fatal(err)
 	}
 	e := newEnv(t, envOptions{Seed: seed, ExampleConcurrency: true, Edit: unlimited})
-	return &clusterEnv{testEnv: e, dsn: dsn}
+	ttl := clusterTTL
+	if *clusterLong {
+		ttl = cluster.DefaultTTL
+	}
+	return &clusterEnv{testEnv: e, dsn: dsn, ttl: ttl}
 }
 
 // replica starts `crmsync run` with a config of its own whose systems are
@@ -77,7 +84,7 @@ func (c *clusterEnv) replica(t *testing.T, name string) (*proc, string, *counter
 	text := exampleConfig(t, urls, c.token, c.dsn)
 	text = unlimited(text)
 	text = replaceOnce(t, text, `schedule: "*/5 * * * *"`, `schedule: "@every 2s"`)
-	text += fmt.Sprintf("\ncluster:\n  lease_ttl: %s\n  replica: %s\n", clusterTTL, name)
+	text += fmt.Sprintf("\ncluster:\n  lease_ttl: %s\n  replica: %s\n", c.ttl, name)
 	path := filepath.Join(c.dir, "config-"+name+".yaml")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -218,13 +225,13 @@ func TestFrozenReplicaWritesNothingAfterResume(t *testing.T) {
 	sentA := cntA.n.Load()
 	waitFor(t, 30*time.Second, "b to take the flow over", func() bool { return slices.Contains(held(baseB), flowName) })
 	converged(t, c, clean, 3*time.Minute)
-	if time.Since(frozen) < 2*clusterTTL {
-		time.Sleep(2*clusterTTL - time.Since(frozen))
+	if time.Since(frozen) < 2*c.ttl {
+		time.Sleep(2*c.ttl - time.Since(frozen))
 	}
 	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * clusterTTL) // a resumes its run, ticks, and its schedule fires
+	time.Sleep(3 * c.ttl) // a resumes its run, ticks, and its schedule fires
 	if got := cntA.n.Load(); got != sentA {
 		t.Errorf("the resumed replica sent %d writes after its lease ran out", got-sentA)
 	}
@@ -249,4 +256,56 @@ func newServer(t *testing.T, h http.Handler) string {
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
 	return hs.URL
+}
+
+// The one-off commands work on a PostgreSQL state as on a file (sync,
+// status, plan, deadletters), never show the password, and a sync beside a
+// running replica that holds the flow refuses, naming the holder.
+func TestCommandsOnPostgresState(t *testing.T) {
+	c := newClusterEnv(t, 60)
+	// A password in the URL (the server ignores it on its socket) must
+	// never be printed.
+	dsn := strings.Replace(c.dsn, "postgres://crmsync@", "postgres://crmsync:s3cretpw@", 1)
+	if dsn == c.dsn {
+		t.Fatalf("test DSN %s has no user to add a password to", c.dsn)
+	}
+	c.dsn = dsn
+	c.writeConfig(unlimited(exampleConfig(t, c.urls, c.token, dsn)))
+	res := c.sync()
+	if got := counts(t, res, bluerocktel.System).Created; got != 60 {
+		t.Fatalf("sync on PostgreSQL created %d in BlueRockTel, want 60", got)
+	}
+	st := c.status()
+	if len(st.Flows) == 0 || st.Flows[0].LastRun == nil || strings.Contains(st.State, "s3cretpw") || !strings.Contains(st.State, "xxxxx") {
+		t.Fatalf("status on PostgreSQL: %+v", st)
+	}
+	for _, args := range [][]string{{"plan"}, {"deadletters", "list"}, {"status"}} {
+		r := c.cli(append(args, "--log-level", "warn")...)
+		if r.Code != 0 {
+			t.Fatalf("%v on PostgreSQL: %s", args, r)
+		}
+		if strings.Contains(r.Stdout+r.Stderr, "s3cretpw") {
+			t.Fatalf("%v printed the database password:\n%s", args, r)
+		}
+	}
+	if r := c.cli("plan", "--json", "--log-level", "warn"); strings.Contains(r.Stdout, `"op"`) {
+		t.Fatalf("plan after a sync plans changes: %s", r.Stdout)
+	}
+	p, base, _ := c.replica(t, "holder-1")
+	waitFor(t, 30*time.Second, "the replica to hold the flow", func() bool { return slices.Contains(held(base), flowName) })
+	r := c.cli("sync", "--log-level", "warn")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "held by replica holder-1") {
+		t.Fatalf("sync beside the holder: %s; want a refusal naming holder-1", r)
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("replica exit %d:\n%s", code, tail(p.stderr.String(), 10))
+	}
+	if strings.Contains(p.stderr.String(), "s3cretpw") {
+		t.Fatal("the replica logged the database password")
+	}
+	// The replica released its lease when it stopped: a sync runs at once.
+	if r := c.cli("sync", "--log-level", "warn"); r.Code != 0 {
+		t.Fatalf("sync after the replica stopped: %s", r)
+	}
 }
