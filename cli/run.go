@@ -97,6 +97,9 @@ signal cancels them at once and exits 130.`,
 				return err
 			}
 			do.Cluster = coord
+			if n, ok := a.Store.(state.Notifier); ok && coord != nil {
+				do.Notifier = n
+			}
 			d = daemon.New(do)
 			err = d.Run(stopCtx)
 			if ierr := finish(); ierr != nil {

@@ -74,6 +74,9 @@ type Options struct {
 	// Its Options.OnAcquire should call Daemon.OnAcquire. The daemon runs
 	// it and stops it after its own runs ended.
 	Cluster *cluster.Coordinator
+	// Notifier, with Cluster, passes the runs that events ask for to the
+	// replica holding the flow.
+	Notifier state.Notifier
 }
 
 // Daemon is a running scheduler.
@@ -141,6 +144,10 @@ func (d *Daemon) release(flow string) {
 func (d *Daemon) Trigger(flow string) {
 	f, ok := d.job(flow)
 	if !ok {
+		return
+	}
+	if !d.holds(flow) {
+		d.forward(flow)
 		return
 	}
 	d.mu.Lock()

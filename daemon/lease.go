@@ -75,7 +75,55 @@ func (d *Daemon) startCluster() (stop func()) {
 		defer close(done)
 		_ = d.o.Cluster.Run(ctx)
 	}()
-	return func() { cancel(); <-done }
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		d.listen(ctx)
+	}()
+	return func() { cancel(); <-done; <-listening }
+}
+
+// forward hands an event's run to the replica that holds flow (a hint
+// on the database; the holder's schedule is the safety net).
+func (d *Daemon) forward(flow string) {
+	n := d.o.Notifier
+	if n == nil {
+		d.o.Logger.Debug().Str(logkey.Flow, flow).Msg("run asked for a flow another replica holds: its schedule picks the change up")
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := n.Notify(ctx, flow); err != nil {
+			d.o.Logger.Warn().Str(logkey.Flow, flow).Err(err).Msg("could not pass the run to the replica holding the flow: its schedule picks the change up")
+			return
+		}
+		d.o.Logger.Debug().Str(logkey.Flow, flow).Msg("run passed to the replica holding the flow")
+	}()
+}
+
+// listen runs the flows other replicas pass here (when this one holds
+// them) until ctx is done, listening again after a broken connection.
+func (d *Daemon) listen(ctx context.Context) {
+	n := d.o.Notifier
+	if n == nil {
+		return
+	}
+	for ctx.Err() == nil {
+		err := n.Listen(ctx, func(flow string) {
+			if d.holds(flow) { // never passed on again: no ping-pong
+				d.Trigger(flow)
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		d.o.Logger.Warn().Err(err).Msg("listening for runs passed by other replicas failed; listening again in 5s")
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 // onAcquire is the coordinator's OnAcquire: flows taken over run now.

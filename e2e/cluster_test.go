@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -50,6 +51,8 @@ type clusterEnv struct {
 	*testEnv
 	dsn string
 	ttl time.Duration
+	// edit, when set, changes a replica's config text (by replica name).
+	edit func(name, text string) string
 }
 
 func newClusterEnv(t *testing.T, seed int) *clusterEnv {
@@ -85,6 +88,9 @@ func (c *clusterEnv) replica(t *testing.T, name string) (*proc, string, *counter
 	text = unlimited(text)
 	text = replaceOnce(t, text, `schedule: "*/5 * * * *"`, `schedule: "@every 2s"`)
 	text += fmt.Sprintf("\ncluster:\n  lease_ttl: %s\n  replica: %s\n", c.ttl, name)
+	if c.edit != nil {
+		text = c.edit(name, text)
+	}
 	path := filepath.Join(c.dir, "config-"+name+".yaml")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -167,6 +173,13 @@ func TestReplicaKilledMidRunFailsOver(t *testing.T) {
 		procs[i], bases[i], _ = c.replica(t, n)
 	}
 	var took []string
+	// Every replica is healthy, holding the flow or not; one holds it.
+	waitFor(t, 30*time.Second, "a replica to hold the flow", func() bool { return holderOf(bases, flowName) >= 0 })
+	for i, b := range bases {
+		if code, _ := get(b + "/healthz"); code != http.StatusOK {
+			t.Errorf("replica %s /healthz = %d, want 200 whether it holds a lease or not", names[i], code)
+		}
+	}
 	for k := 0; k < kills; k++ {
 		var h int
 		waitFor(t, 30*time.Second, "a replica to hold the flow", func() bool { h = holderOf(bases, flowName); return h >= 0 })
@@ -307,5 +320,46 @@ func TestCommandsOnPostgresState(t *testing.T) {
 	// The replica released its lease when it stopped: a sync runs at once.
 	if r := c.cli("sync", "--log-level", "warn"); r.Code != 0 {
 		t.Fatalf("sync after the replica stopped: %s", r)
+	}
+}
+
+// A TribeCRM webhook delivered to a replica that does not hold the flow is
+// passed to the one that does (LISTEN/NOTIFY on the state database), which
+// runs the flow at once: the edit arrives without waiting for the
+// (hourly) schedule.
+func TestWebhookOnAnotherReplicaRunsOnTheHolder(t *testing.T) {
+	c := newClusterEnv(t, 30)
+	hooks := map[string]string{"a": freeAddr(t), "b": freeAddr(t)}
+	c.edit = func(name, s string) string {
+		for _, r := range [][2]string{
+			{"${CRMSYNC_WEBHOOKS_LISTEN:-}", hooks[name]},
+			{"${CRMSYNC_PUBLIC_URL:-}", "http://" + hooks["b"]}, // the vendor delivers to b
+			{"${TRIBECRM_WEBHOOK_SECRET:-}", tribeHookSecret},
+			{`schedule: "@every 2s"`, `schedule: "@hourly"`},
+		} {
+			s = replaceOnce(t, s, r[0], r[1])
+		}
+		return s
+	}
+	a, baseA, _ := c.replica(t, "a")
+	waitFor(t, 30*time.Second, "a to hold the flow and finish its first run", func() bool {
+		return slices.Contains(held(baseA), flowName) && len(c.blueRecords()) == 30
+	})
+	b, baseB, _ := c.replica(t, "b")
+	waitFor(t, 30*time.Second, "b to be up", func() bool { return held(baseB) != nil })
+	if slices.Contains(held(baseB), flowName) {
+		t.Fatal("b holds the flow; the test needs a to")
+	}
+	if r := runCLI(context.Background(), "webhooks", "register", "--config", filepath.Join(c.dir, "config-b.yaml")); r.Code != 0 {
+		t.Fatalf("webhooks register: %s", r)
+	}
+	h := &hookEnv{testEnv: c.testEnv}
+	h.rename(t, 3, "Renamed Through B")
+	waitFor(t, 30*time.Second, "the rename to reach BlueRockTel through a's run", func() bool { return h.arrived("Renamed Through B") })
+	for _, p := range []*proc{a, b} {
+		p.signal(syscall.SIGTERM)
+		if code := p.wait(30 * time.Second); code != 0 {
+			t.Errorf("exit %d:\n%s", code, tail(p.stderr.String(), 10))
+		}
 	}
 }

@@ -50,3 +50,15 @@ type Leaser interface {
 	// transaction, failing with ErrFenced once l is no longer the flow's.
 	Fenced(l Lease) Storage
 }
+
+// Notifier passes "run this flow" hints between the replicas sharing a
+// state (a webhook event received by a replica that does not hold the
+// flow), best effort: a lost hint costs only the wait for the schedule.
+type Notifier interface {
+	// Notify asks every replica listening to run flow if it holds it.
+	Notify(ctx context.Context, flow string) error
+	// Listen calls fn with every flow notified, until ctx is done; it
+	// returns ctx's error then, or the error that broke the listening
+	// connection.
+	Listen(ctx context.Context, fn func(flow string)) error
+}

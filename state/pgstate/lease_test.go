@@ -117,3 +117,35 @@ func TestHeartbeatAndLeave(t *testing.T) {
 		t.Fatal("the leaving replica's lease was not freed")
 	}
 }
+
+// A hint sent by one Store reaches every Store listening on the same
+// database, and Listen ends with its context.
+func TestNotifyReachesListeners(t *testing.T) {
+	dsn := pg.Get(t).Schema(t)
+	sender, listener := openT(t, dsn, pgstate.Options{}), openT(t, dsn, pgstate.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan string, 4)
+	done := make(chan error, 1)
+	go func() { done <- listener.Listen(ctx, func(f string) { got <- f }) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := sender.Notify(context.Background(), "flow-a"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case f := <-got:
+			if f != "flow-a" {
+				t.Fatalf("got hint %q, want flow-a", f)
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("Listen after cancel = %v", err)
+			}
+			return
+		case <-time.After(200 * time.Millisecond): // the LISTEN may not be in place yet
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no hint arrived")
+		}
+	}
+}
