@@ -306,6 +306,9 @@ func TestCommandsOnPostgresState(t *testing.T) {
 	}
 	p, base, _ := c.replica(t, "holder-1")
 	waitFor(t, 30*time.Second, "the replica to hold the flow", func() bool { return slices.Contains(held(base), flowName) })
+	if code, page := get(base + "/"); code != http.StatusOK || !strings.Contains(page, "held by this replica") || !strings.Contains(page, "replica holder-1, one of 1") {
+		t.Errorf("console on PostgreSQL: %d\n%s", code, tail(page, 30))
+	}
 	r := c.cli("sync", "--log-level", "warn")
 	if r.Code == 0 || !strings.Contains(r.Stderr, "held by replica holder-1") {
 		t.Fatalf("sync beside the holder: %s; want a refusal naming holder-1", r)
