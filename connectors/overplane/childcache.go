@@ -102,14 +102,37 @@ func (cc *childCache) store(seq uint64, id string, updated, readAt time.Time, fi
 // forget marks prospect id's rows to be read again (a write of them
 // starts or ended, or the prospect was deleted): a read that began before
 // cannot store what it read.
-func (cc *childCache) forget(id string) {
+func (cc *childCache) forget(id string, now time.Time) {
 	if !cc.on() {
 		return
 	}
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	cc.seq++
-	cc.entries[id] = childEntry{seq: cc.seq}
+	cc.entries[id] = childEntry{seq: cc.seq, readAt: now}
+}
+
+// prune drops the entries older than maxAge (rows no lookup returns any
+// more, marks of writes long finished), so prospects deleted behind the
+// client's back do not stay in memory. A completed scan calls it.
+func (cc *childCache) prune(now time.Time) {
+	if !cc.on() {
+		return
+	}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	for id, e := range cc.entries {
+		if now.Sub(e.readAt) >= cc.maxAge {
+			delete(cc.entries, id)
+		}
+	}
+}
+
+// size is the number of prospects remembered.
+func (cc *childCache) size() int {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return len(cc.entries)
 }
 
 func (cc *childCache) put(id string, e childEntry) {

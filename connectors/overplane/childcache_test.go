@@ -226,7 +226,7 @@ func TestStaleReadCannotReplaceAWrite(t *testing.T) {
 	cc := newChildCache(time.Hour)
 	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	before := cc.begin() // a scan starts reading
-	cc.forget("p1")      // an Update writes the rows
+	cc.forget("p1", at)  // an Update writes the rows
 	cc.store(before, "p1", at, at, map[string]any{"leads": []any{"old"}})
 	if f, ok := cc.lookup("p1", at, at); ok {
 		t.Errorf("rows read before a write were kept: %v", f)
@@ -238,5 +238,23 @@ func TestStaleReadCannotReplaceAWrite(t *testing.T) {
 	}
 	if _, ok := cc.lookup("p1", at.Add(time.Second), at); ok {
 		t.Error("rows returned for another updated_at")
+	}
+}
+
+// Rows of prospects no scan returns any more (deleted behind the client's
+// back) are dropped once expired, when a scan completes.
+func TestExpiredRowsAreDroppedAtTheEndOfAScan(t *testing.T) {
+	t.Parallel()
+	ce := newCountingEnv(t, 20, time.Hour)
+	_, cur := ce.scanAll(t, nil)
+	if n := ce.c.cache.size(); n != 20 {
+		t.Fatalf("after the first scan %d prospects remembered, want 20", n)
+	}
+	gone := ce.emu.IDs()[0]
+	ce.raw(t, http.MethodDelete, "/api/crm/prospect/"+gone, nil)
+	ce.advance(2 * time.Hour)
+	ce.scanAll(t, cur)
+	if n := ce.c.cache.size(); n != 19 {
+		t.Errorf("after a scan past the max age %d prospects remembered, want the 19 that exist", n)
 	}
 }

@@ -358,7 +358,7 @@ func (c *Client) Create(ctx context.Context, rec connectors.Record) (connectors.
 	}
 	// A scan that read the rows while they were being written must not
 	// keep them: the next scan reads them again.
-	defer c.cache.forget(out.ID)
+	defer func() { c.cache.forget(out.ID, c.now()) }()
 	for _, ck := range childKinds {
 		rows, err := c.syncChildren(ctx, ck, out.ID, kids[ck], true, out.Fields["company_name"])
 		if err != nil {
@@ -406,8 +406,8 @@ func (c *Client) Update(ctx context.Context, entity, id string, changed map[stri
 	}
 	// The rows are read again by the next scan: a scan that read them
 	// while they were being written must not keep them.
-	c.cache.forget(id)
-	defer c.cache.forget(id)
+	c.cache.forget(id, c.now())
+	defer func() { c.cache.forget(id, c.now()) }()
 	var out connectors.Record
 	if len(body) > 0 {
 		resp, err := c.do(ctx, http.MethodPatch, prospectPath+"/"+url.PathEscape(id), nil, body)
@@ -448,7 +448,7 @@ func (c *Client) Delete(ctx context.Context, entity, id string) error {
 		return err
 	}
 	_, err := c.do(ctx, http.MethodDelete, prospectPath+"/"+url.PathEscape(id), nil, nil)
-	c.cache.forget(id)
+	c.cache.forget(id, c.now())
 	return err
 }
 
