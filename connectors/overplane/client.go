@@ -48,6 +48,14 @@ type Options struct {
 	// ChildConcurrency is how many prospects' child tables Pull reads at once
 	// (default 4).
 	ChildConcurrency int
+	// ChildMaxAge is how long a prospect's child rows, once read, are
+	// returned again without a request while the prospect's updated_at
+	// stays the same (default DefaultChildMaxAge; each prospect's rows are
+	// read again after between half and all of it). An edit of a child row
+	// that does not move updated_at is therefore seen within ChildMaxAge;
+	// one that moves it, on the next scan. Negative: read every prospect's
+	// child tables on every scan.
+	ChildMaxAge time.Duration
 	// Now is the client clock used to stamp a scan's start (default time.Now).
 	Now func() time.Time
 	// LeadLink is how a prospect-lead row the caller gives without "lead"
@@ -67,6 +75,7 @@ type Client struct {
 	overlap    int
 	noChildren bool
 	childConc  int
+	cache      *childCache
 	now        func() time.Time
 	leadLink   string
 	leads      leadIndex
@@ -113,6 +122,14 @@ func New(o Options) (*Client, error) {
 	}
 	if c.childConc <= 0 {
 		c.childConc = 4
+	}
+	switch {
+	case o.ChildMaxAge < 0 || c.noChildren:
+		c.cache = newChildCache(0)
+	case o.ChildMaxAge == 0:
+		c.cache = newChildCache(DefaultChildMaxAge)
+	default:
+		c.cache = newChildCache(o.ChildMaxAge)
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -279,7 +296,10 @@ func (c *Client) Get(ctx context.Context, entity, id string) (connectors.Record,
 	if err != nil {
 		return connectors.Record{}, err
 	}
-	if err := c.attach(ctx, &rec); err != nil {
+	if c.noChildren {
+		return rec, nil
+	}
+	if err := c.attachFresh(ctx, &rec); err != nil {
 		return connectors.Record{}, err
 	}
 	return rec, nil
@@ -336,6 +356,9 @@ func (c *Client) Create(ctx context.Context, rec connectors.Record) (connectors.
 	if err != nil {
 		return connectors.Record{}, err
 	}
+	// A scan that read the rows while they were being written must not
+	// keep them: the next scan reads them again.
+	defer func() { c.cache.forget(out.ID, c.now()) }()
 	for _, ck := range childKinds {
 		rows, err := c.syncChildren(ctx, ck, out.ID, kids[ck], true, out.Fields["company_name"])
 		if err != nil {
@@ -381,6 +404,10 @@ func (c *Client) Update(ctx context.Context, entity, id string, changed map[stri
 	if err != nil {
 		return connectors.Record{}, err
 	}
+	// The rows are read again by the next scan: a scan that read them
+	// while they were being written must not keep them.
+	c.cache.forget(id, c.now())
+	defer func() { c.cache.forget(id, c.now()) }()
 	var out connectors.Record
 	if len(body) > 0 {
 		resp, err := c.do(ctx, http.MethodPatch, prospectPath+"/"+url.PathEscape(id), nil, body)
@@ -421,6 +448,7 @@ func (c *Client) Delete(ctx context.Context, entity, id string) error {
 		return err
 	}
 	_, err := c.do(ctx, http.MethodDelete, prospectPath+"/"+url.PathEscape(id), nil, nil)
+	c.cache.forget(id, c.now())
 	return err
 }
 
@@ -468,7 +496,7 @@ func (c *Client) Find(ctx context.Context, entity string, match []connectors.Mat
 				return nil, c.fail("find", connectors.Retryable, "%v", err)
 			}
 			if len(deep) > 0 || !c.noChildren {
-				if err := c.attachAlways(ctx, &rec); err != nil {
+				if err := c.attachCached(ctx, &rec); err != nil {
 					if connectors.IsNotFound(err) {
 						continue // deleted while we looked
 					}

@@ -131,12 +131,35 @@ func asAny(rows []map[string]any) []any {
 	return out
 }
 
-// attach adds the child tables to rec unless NoChildren is set.
-func (c *Client) attach(ctx context.Context, rec *connectors.Record) error {
-	if c.noChildren {
+// attachCached adds the child tables to rec: the rows remembered for it
+// while its updated_at is unchanged and they are younger than their max
+// age (childcache.go), else read now.
+func (c *Client) attachCached(ctx context.Context, rec *connectors.Record) error {
+	if fields, ok := c.cache.lookup(rec.ID, rec.UpdatedAt, c.now()); ok {
+		for _, ck := range childKinds {
+			rows, _ := fields[ck.field].([]any)
+			if rows == nil {
+				rows = []any{}
+			}
+			rec.Fields[ck.field] = rows
+		}
 		return nil
 	}
-	return c.attachAlways(ctx, rec)
+	return c.attachFresh(ctx, rec)
+}
+
+// attachFresh reads rec's child tables and remembers them.
+func (c *Client) attachFresh(ctx context.Context, rec *connectors.Record) error {
+	seq := c.cache.begin()
+	if err := c.attachAlways(ctx, rec); err != nil {
+		return err
+	}
+	fields := make(map[string]any, len(childKinds))
+	for _, ck := range childKinds {
+		fields[ck.field] = rec.Fields[ck.field]
+	}
+	c.cache.store(seq, rec.ID, rec.UpdatedAt, c.now(), fields)
+	return nil
 }
 
 func (c *Client) attachAlways(ctx context.Context, rec *connectors.Record) error {
@@ -150,8 +173,8 @@ func (c *Client) attachAlways(ctx context.Context, rec *connectors.Record) error
 	return nil
 }
 
-// attachAll adds the child tables to every record, ChildConcurrency at a
-// time. A record whose parent vanished meanwhile (404) is dropped: it was
+// attachAll adds the child tables to every record (attachCached),
+// ChildConcurrency at a time. A record whose parent vanished meanwhile (404) is dropped: it was
 // deleted during the scan.
 func (c *Client) attachAll(ctx context.Context, recs []connectors.Record) ([]connectors.Record, error) {
 	if c.noChildren || len(recs) == 0 {
@@ -171,7 +194,7 @@ func (c *Client) attachAll(ctx context.Context, recs []connectors.Record) ([]con
 		wg.Add(1)
 		go func(i int) {
 			defer func() { <-sem; wg.Done() }()
-			err := c.attachAlways(ctx, &recs[i])
+			err := c.attachCached(ctx, &recs[i])
 			switch {
 			case err == nil:
 			case connectors.IsNotFound(err):

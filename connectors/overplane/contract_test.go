@@ -70,8 +70,13 @@ func contractHarness(p emulator.Profile) conntest.Harness {
 		},
 		NewClient: func(t testing.TB, baseURL string, hc *httpx.Client, cfg conntest.ClientConfig) connectors.Connector {
 			// Light cases skip the child tables: two extra GETs per
-			// prospect that do not take part in paging.
-			c, err := overplane.New(overplane.Options{BaseURL: baseURL, Token: "dev-token", HTTP: hc, Logger: zerolog.Nop(), NoChildren: cfg.Light})
+			// prospect that do not take part in paging. The suite's
+			// child-row edit (below) must show on the very next pull, so
+			// the client reads every child table on every scan; how the
+			// row cache keeps that edit within ChildMaxAge is tested in
+			// childcache_test.go.
+			c, err := overplane.New(overplane.Options{BaseURL: baseURL, Token: "dev-token", HTTP: hc, Logger: zerolog.Nop(), NoChildren: cfg.Light,
+				ChildMaxAge: -1})
 			if err != nil {
 				t.Fatal(err)
 			}

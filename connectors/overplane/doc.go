@@ -28,8 +28,20 @@
 // scan from offset 0. Each prospect's child rows are attached as
 // Fields["leads"] and Fields["opportunities"] ([]any of row objects, in idx
 // order) unless Options.NoChildren is set, so an edit of a child row changes
-// the record's content even though updated_at does not move. A prospect
+// the record's content even where updated_at does not move. A prospect
 // deleted between its list page and its child reads is left out of the page.
+//
+// Child rows are read only for prospects that need it (childcache.go): the
+// client remembers each prospect's rows with its updated_at, and a scan
+// returns the remembered rows while updated_at is unchanged and the rows are
+// younger than Options.ChildMaxAge (default 1 h, each prospect's between half
+// and all of it). A child-row edit that moves the parent's updated_at (as
+// Frappe's REST API does when it saves a row: the parent is saved too) is
+// read on the next scan; one that does not (the emulator's behaviour; the
+// vendor documents neither) within ChildMaxAge. Create, Update and Delete
+// drop the prospect's rows, so crmsync's own writes are read back by the
+// next scan. The memory is per process: an idle re-run in the daemon reads
+// the prospect list alone, a new process reads every child table once.
 //
 // # Writing
 //

@@ -138,6 +138,7 @@ func (c *Client) Pull(ctx context.Context, cur connectors.Cursor, opts connector
 	page := connectors.Page{Records: recs, Done: done, Total: total, FullScan: sc.Since.IsZero()}
 	if done {
 		sc = scanCursor{V: cursorVersion, ScanStart: sc.ScanStart, Total: total, Done: true}
+		c.cache.prune(c.now())
 	}
 	if page.Next, err = json.Marshal(sc); err != nil {
 		return connectors.Page{}, c.fail("pull", connectors.Rejected, "encode cursor: %v", err)

@@ -45,9 +45,14 @@ type Options struct {
 
 	// PageSize is the default $top of a pull page (default 100).
 	PageSize int
-	// Overlap is how far back a new pull re-reads each set from its saved
+	// Overlap is the longest a row may take to become visible after its
+	// LastMutationDate (commit lag, clock skew; default 1s; negative:
+	// none). A new pull re-reads each set from the last pull's read time
+	// (the server's Date) less Overlap, when that is at or before the saved
 	// position, so that writes that landed on the cursor's timestamp after
-	// it was read are not lost (default 1s; negative: none).
+	// it was read are not lost; once a pull has read a set more than
+	// Overlap after its newest row, the next one starts exactly after it
+	// (pull.go, "The overlap").
 	Overlap time.Duration
 	// UpgradeField selects how ConvertStage asks for a new stage:
 	// "_UpgradeType" (default: the entity-set name, as the vendor's own n8n
@@ -363,6 +368,9 @@ type listReply struct {
 	Count    *int   `json:"@odata.count"`
 	NextLink string `json:"@odata.nextLink"`
 	Context  string `json:"@odata.context"`
+	// Date is the reply's Date header (the server's clock, whole
+	// seconds), zero when absent or unreadable.
+	Date time.Time `json:"-"`
 }
 
 // getList reads one collection reply. Every list request goes through it:
@@ -374,6 +382,9 @@ func (c *Client) getList(ctx context.Context, rawURL, op string) (listReply, err
 		lr = listReply{}
 		v, err := httpx.DecodeList[item](System, httpx.OpName(http.MethodGet, rawURL), resp.Body, "value", &lr)
 		lr.Value = v
+		if d, derr := http.ParseTime(resp.Header.Get("Date")); derr == nil {
+			lr.Date = d.UTC()
+		}
 		return err
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/crmsync/crmsync/connectors"
 )
@@ -26,11 +27,22 @@ import (
 //
 // so any number of rows sharing one timestamp page correctly, and a row
 // edited while we page moves behind the cursor's end and is read later in
-// the same pass. The first page of a step in each pass starts Overlap (1 s)
-// before the saved position, inclusive, to catch writes that landed on the
-// saved timestamp after we read it (ties with the frozen clock, commit lag);
-// the engine dedupes what is read twice. A step is done when a page comes
-// back shorter than $top with no @odata.nextLink.
+// the same pass. A step is done when a page comes back shorter than $top
+// with no @odata.nextLink.
+//
+// The overlap. A row becomes visible at most Overlap (1 s) after its
+// LastMutationDate (commit lag, clock skew between servers; the frozen
+// clock of a test is the extreme case). A pass can therefore miss only rows
+// that became visible after it had read past their place, and those are
+// stamped after R-Overlap, where R is the server's time (its Date header,
+// less the request's duration) when the pass sent the step's first page:
+// every row stamped earlier was visible before that page. So the first
+// page of a step in the next pass starts at R-Overlap, inclusive, when that
+// is at or before the saved position, and exactly after the saved position
+// otherwise. In a quiet system the second pass after the last write starts
+// exactly at the cursor and reads nothing. Without a Date header R is
+// unknown and the page starts Overlap before the saved position, as it
+// always did. The engine dedupes what is read twice.
 //
 // A relation step reads relation IDs the same way, then fetches the
 // relationships that link them (Organization/ID eq ... or ..., per funnel set
@@ -54,6 +66,9 @@ import (
 type pullPos struct {
 	T  string `json:"t,omitempty"`  // LastMutationDate exactly as the API wrote it
 	ID string `json:"id,omitempty"` // ID of the last row read at T; "" = from T inclusive
+	// Read is the server's time when the last pass sent this step's first
+	// page (its Date less the request's duration); "" when unknown.
+	Read string `json:"read,omitempty"`
 }
 
 // pullCursor is the Pull cursor (version 1), stored by the engine as JSON.
@@ -204,23 +219,42 @@ func (c *Client) countPass(ctx context.Context, st *pullCursor) error {
 }
 
 // keysetFilter returns the $filter of the next page of a step. The first
-// page of a step re-reads Overlap before the saved position, except in a
-// full-scan pass, whose only saved positions (the relation steps') were
-// taken at the start of the same pass.
+// page of a step re-reads the overlap behind the saved position (see
+// overlapFrom), except in a full-scan pass, whose only saved positions (the
+// relation steps') were taken at the start of the same pass.
 func (c *Client) keysetFilter(p pullPos, first, full bool) string {
 	switch {
 	case p.T == "":
 		return ""
 	case first && !full:
-		from := p.T
-		if t, ok := parseTime(p.T); ok && c.overlap > 0 {
-			from = formatTime(t.Add(-c.overlap))
+		if from, ok := c.overlapFrom(p); ok {
+			return "LastMutationDate ge " + from
 		}
-		return "LastMutationDate ge " + from
-	case p.ID == "":
+	}
+	if p.ID == "" {
 		return "LastMutationDate ge " + p.T
 	}
 	return "LastMutationDate gt " + p.T + " or (LastMutationDate eq " + p.T + " and ID gt " + p.ID + ")"
+}
+
+// overlapFrom returns where the first page of an incremental step starts
+// when it must re-read behind the saved position p, or false when the last
+// pass read p more than the overlap after p's own time, so that nothing at
+// or before p can still appear (see "The overlap" at the top of this file).
+func (c *Client) overlapFrom(p pullPos) (string, bool) {
+	t, ok := parseTime(p.T)
+	if !ok {
+		return p.T, true
+	}
+	read, ok := parseTime(p.Read)
+	if !ok {
+		return formatTime(t.Add(-c.overlap)), true
+	}
+	from := read.Add(-c.overlap)
+	if from.After(t) {
+		return "", false
+	}
+	return formatTime(from), true
 }
 
 // readKeyset reads one keyset page of a step and moves its position.
@@ -236,10 +270,12 @@ func (c *Client) readKeyset(ctx context.Context, st *pullCursor, size int, extra
 	if first {
 		kv = append(kv, "$count", "true")
 	}
+	sent := time.Now()
 	lr, err := c.getList(ctx, c.root+"/"+set+query(kv...), "pull "+set)
 	if err != nil {
 		return nil, false, err
 	}
+	pos := st.Pos[set]
 	if n := len(lr.Value); n > 0 {
 		last := lr.Value[n-1]
 		t, _ := last["LastMutationDate"].(string)
@@ -247,8 +283,12 @@ func (c *Client) readKeyset(ctx context.Context, st *pullCursor, size int, extra
 		if t == "" || id == "" {
 			return nil, false, &connectors.Error{System: System, Op: "pull " + set, Kind: connectors.Retryable, Message: "row without LastMutationDate or ID"}
 		}
-		st.Pos[set] = pullPos{T: t, ID: id}
+		pos.T, pos.ID = t, id
 	}
+	if first {
+		pos.Read = readTime(lr.Date, time.Since(sent))
+	}
+	st.Pos[set] = pos
 	if first && lr.Count != nil && navOf(set) != "" {
 		st.Counts[set] = *lr.Count
 	}
@@ -257,6 +297,17 @@ func (c *Client) readKeyset(ctx context.Context, st *pullCursor, size int, extra
 	// not from the nextLink: its $skip would skip rows edited meanwhile.
 	exhausted := len(lr.Value) == 0 || (len(lr.Value) < size && lr.NextLink == "")
 	return lr.Value, exhausted, nil
+}
+
+// readTime is the server's time when a request was sent, as the reply
+// shows it: its Date (whole seconds, at or before the reply was made) less
+// how long the request took, so never after the server read the data; ""
+// without a Date.
+func readTime(date time.Time, took time.Duration) string {
+	if date.IsZero() {
+		return ""
+	}
+	return formatTime(date.Add(-took))
 }
 
 func (c *Client) pullSet(ctx context.Context, st *pullCursor, size int) ([]connectors.Record, bool, error) {

@@ -109,6 +109,9 @@ type Emulator struct {
 	tokens   map[string]time.Time // issued OAuth tokens -> expiry
 	tokenSeq uint64
 	hooks    *webhooks // registrations, queue and worker (webhooks.go)
+
+	frozenMu sync.Mutex
+	frozen   time.Time // the Freeze instant, zero while the clock runs
 }
 
 // seedStart is the first seeded timestamp.
@@ -153,8 +156,25 @@ func New(o Options) *Emulator {
 	return em
 }
 
+// serverDate sets the reply's Date header from the emulator's own clock
+// (the clock that stamps LastMutationDate), as an origin server does
+// (RFC 9110 §6.6.1): with Freeze, it shows the frozen instant. net/http
+// only adds its own Date when the handler set none.
+func (em *Emulator) serverDate(w http.ResponseWriter) {
+	em.frozenMu.Lock()
+	now := em.frozen
+	em.frozenMu.Unlock()
+	if now.IsZero() {
+		now = em.opts.Now()
+	}
+	w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
+}
+
 // ServeHTTP implements http.Handler.
-func (em *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { em.handler.ServeHTTP(w, r) }
+func (em *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	em.serverDate(w)
+	em.handler.ServeHTTP(w, r)
+}
 
 // SetFaults replaces the fault configuration.
 func (em *Emulator) SetFaults(f emukit.Faults) { em.inj.Set(f) }
@@ -164,7 +184,12 @@ func (em *Emulator) Injected() map[string]int { return em.inj.Injected() }
 
 // Freeze makes every later write share the timestamp t (the ties knob).
 // A zero t unfreezes the clock.
-func (em *Emulator) Freeze(t time.Time) { em.clock.Freeze(t) }
+func (em *Emulator) Freeze(t time.Time) {
+	em.frozenMu.Lock()
+	em.frozen = t.UTC().Truncate(time.Millisecond)
+	em.frozenMu.Unlock()
+	em.clock.Freeze(t)
+}
 
 // TenantID returns the ID of the tenant's own organisation (the Relation of
 // every commercial relationship).
