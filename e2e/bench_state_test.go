@@ -80,7 +80,35 @@ func backfillOnce(b *testing.B, n int, eng string) (time.Duration, int64) {
 	if c := res.Systems[bluerocktel.System]; c == nil || c.Created != n {
 		b.Fatalf("%s: bluerocktel %+v, want %d created", eng, c, n)
 	}
+	if dsn != "" && testing.Verbose() {
+		logScans(b, dsn, n)
+	}
 	return d, stateBytes(b, e.state, dsn)
+}
+
+// logScans logs PostgreSQL's index and sequential scans per table per
+// record (with -v): how many reads a record costs the engine.
+func logScans(b *testing.B, dsn string, n int) {
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close(ctx)
+	rows, err := c.Query(ctx, `SELECT relname, coalesce(idx_scan, 0) + coalesce(seq_scan, 0), n_tup_ins + n_tup_upd + n_tup_del
+		FROM pg_stat_user_tables WHERE schemaname = current_schema() ORDER BY relname`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var scans, writes int64
+		if err := rows.Scan(&name, &scans, &writes); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("postgres %-14s %6.2f scans/record %6.2f row writes/record", name, float64(scans)/float64(n), float64(writes)/float64(n))
+	}
 }
 
 // stateBytes is the size of the bbolt file, or of the test schema's tables
