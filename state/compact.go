@@ -83,7 +83,24 @@ func compactInto(ctx context.Context, src *Store) (tmp string, err error) {
 	if err := checkCopy(ctx, src, tmp); err != nil {
 		return "", err
 	}
+	if err := sameOwnerAndMode(src.path, tmp); err != nil {
+		return "", err
+	}
 	return tmp, syncFile(tmp)
+}
+
+// sameOwnerAndMode gives tmp the permissions (and, on Unix, the owner) of
+// path, so that a compact run as root leaves a file the daemon's user can
+// still open.
+func sameOwnerAndMode(path, tmp string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, fi.Mode().Perm()); err != nil {
+		return err
+	}
+	return chownLike(fi, tmp)
 }
 
 func boltCompact(src *Store, tmp string) error {
