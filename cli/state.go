@@ -79,6 +79,9 @@ func runMigrate(ctx context.Context, g *globals, f migrateFlags) error {
 	}
 	defer src.Close()
 	dst, err := app.OpenState(ctx, f.to, false)
+	if errors.Is(err, state.ErrLocked) {
+		return inUse("destination", f.to, "migrate")
+	}
 	if err != nil {
 		return fmt.Errorf("open the destination: %w", err)
 	}
@@ -155,13 +158,25 @@ func openSource(ctx context.Context, from string) (exportStorage, error) {
 	}
 	st, err := app.OpenState(ctx, from, true)
 	if errors.Is(err, state.ErrLocked) {
-		return nil, fmt.Errorf("open the source: %w (stop the daemon first, then migrate)", err)
+		return nil, inUse("source", from, "migrate")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open the source: %w", err)
 	}
 	return asExporter(st)
 }
+
+// inUse is the error for a state file another process holds.
+func inUse(role, path, what string) error {
+	return &ExitError{Code: 1, Err: &inUseError{msg: fmt.Sprintf("the %s %s is in use by another crmsync process (a running daemon?): stop it, then %s again",
+		role, state.Describe(path), what)}}
+}
+
+// inUseError says which file is held; it matches state.ErrLocked.
+type inUseError struct{ msg string }
+
+func (e *inUseError) Error() string { return e.msg }
+func (e *inUseError) Unwrap() error { return state.ErrLocked }
 
 func asExporter(st state.Storage) (exportStorage, error) {
 	x, ok := st.(exportStorage)
@@ -309,7 +324,7 @@ func runCompact(ctx context.Context, w io.Writer, path string, jsonOut bool) err
 	}
 	res, err := state.Compact(ctx, path, state.Options{Timeout: time.Second})
 	if errors.Is(err, state.ErrLocked) {
-		return fmt.Errorf("%w (stop the daemon, then compact)", err)
+		return inUse("state file", path, "compact")
 	}
 	if err != nil {
 		return err

@@ -95,13 +95,23 @@ func TestStateMigrateRefusesALockedSource(t *testing.T) {
 	}
 	defer held.Close()
 	code, _, errOut := w.run("state", "migrate", "--from", w.state, "--to", filepath.Join(w.dir, "copy.db"))
-	if code != 1 || !strings.Contains(errOut, "in use by another crmsync process") || !strings.Contains(errOut, "stop the daemon") {
+	if code != 1 || !strings.Contains(errOut, "in use by another crmsync process") || !strings.Contains(errOut, "stop it, then migrate") {
 		t.Fatalf("migrate from a held file: exit %d\nstderr:\n%s", code, errOut)
 	}
 	if _, err := os.Stat(filepath.Join(w.dir, "copy.db")); err == nil {
 		t.Error("a destination was created although the source was refused")
 	}
 	held.Close()
+	busy := filepath.Join(w.dir, "busy.db")
+	heldDst, err := state.Open(busy, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = w.run("state", "migrate", "--from", w.state, "--to", busy)
+	heldDst.Close()
+	if code != 1 || !strings.Contains(errOut, "the destination "+busy+" is in use") {
+		t.Errorf("migrate into a held file: exit %d\nstderr:\n%s", code, errOut)
+	}
 	code, _, errOut = w.run("state", "migrate", "--from", w.state, "--to", filepath.Join(w.dir, ".", filepath.Base(w.state)))
 	if code != 2 || !strings.Contains(errOut, "same state") {
 		t.Errorf("migrate onto itself: exit %d\n%s", code, errOut)
@@ -208,7 +218,7 @@ func TestStateCompact(t *testing.T) {
 	}
 	defer held.Close()
 	code, _, errOut = w.run("state", "compact", "--state", w.state)
-	if code != 1 || !strings.Contains(errOut, "in use") || !strings.Contains(errOut, "stop the daemon") {
+	if code != 1 || !strings.Contains(errOut, "in use") || !strings.Contains(errOut, "stop it, then compact") {
 		t.Errorf("compact of a file in use: exit %d\n%s", code, errOut)
 	}
 }
