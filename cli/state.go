@@ -86,6 +86,9 @@ func runMigrate(ctx context.Context, g *globals, f migrateFlags) error {
 		return fmt.Errorf("open the destination: %w", err)
 	}
 	defer dst.Close()
+	if err := checkNoHolders(ctx, dst, "destination", f.to); err != nil {
+		return err
+	}
 	held, err := holdings(dst)
 	if err != nil {
 		return err
@@ -163,7 +166,36 @@ func openSource(ctx context.Context, from string) (exportStorage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the source: %w", err)
 	}
+	if err := checkNoHolders(ctx, st, "source", from); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
 	return asExporter(st)
+}
+
+// holderLister is a state shared by replicas (PostgreSQL): it lists the
+// flows' leases that have not run out.
+type holderLister interface {
+	Holders(ctx context.Context) ([]state.Holder, error)
+}
+
+// checkNoHolders refuses a shared state that a running replica holds a
+// lease on: it is writing meanwhile (a PostgreSQL state takes no file
+// lock).
+func checkNoHolders(ctx context.Context, st state.Storage, role, name string) error {
+	hl, ok := st.(holderLister)
+	if !ok {
+		return nil
+	}
+	hs, err := hl.Holders(ctx)
+	if err != nil {
+		return fmt.Errorf("read the %s's leases: %w", role, err)
+	}
+	if len(hs) == 0 {
+		return nil
+	}
+	return &ExitError{Code: 1, Err: fmt.Errorf("the %s %s is in use: replica %s holds the lease on flow %s (until %s); stop every replica, then migrate again",
+		role, state.Describe(name), hs[0].Replica, hs[0].Flow, hs[0].Expires.UTC().Format(time.RFC3339))}
 }
 
 // inUse is the error for a state file another process holds.

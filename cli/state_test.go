@@ -150,6 +150,24 @@ func TestStateMigrateThroughPostgres(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "already holds state") {
 		t.Errorf("into filled postgres: exit %d\n%s", code, errOut)
 	}
+
+	// A replica running on the database (it holds a lease) is writing:
+	// the database is refused as a source until it stops.
+	rw, err := pgstate.Open(context.Background(), dsn, pgstate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rw.Close()
+	if _, ok, err := rw.Acquire(context.Background(), "crmsync-1", []string{"t2b"}, time.Minute); err != nil || !ok {
+		t.Fatalf("Acquire: %v, %v", ok, err)
+	}
+	code, _, errOut = w.run("state", "migrate", "--from", dsn, "--to", filepath.Join(w.dir, "again.db"))
+	if code != 1 || !strings.Contains(errOut, "replica crmsync-1 holds the lease on flow t2b") || !strings.Contains(errOut, "stop every replica") {
+		t.Errorf("from a database a replica holds: exit %d\n%s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(w.dir, "again.db")); err == nil {
+		t.Error("a destination was created although the source was refused")
+	}
 }
 
 // asURL turns pgtest's key=value DSN into the postgres:// URL a state
