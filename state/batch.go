@@ -27,6 +27,7 @@ const (
 	opPutDeadLetter
 	opDeleteDeadLetter
 	opPutRun
+	opRestoreDeadLetter
 )
 
 // op is one accumulated change, already encoded.
@@ -36,7 +37,7 @@ type op struct {
 	val   []byte
 	id    string            // opPutRecord: canonical id
 	links map[string]string // opPutRecord: the record's links (a copy)
-	dl    *deadLetterV1     // opPutDeadLetter: merged with the stored one at commit
+	dl    *deadLetterV1     // opPutDeadLetter: merged with the stored one at commit (opRestoreDeadLetter: not)
 	flow  string            // opPutRun: prefix for trimming
 }
 
@@ -318,6 +319,8 @@ func (s *Store) apply(t *txBuckets, o *op) error {
 		return t.deadLetters.Delete(o.key)
 	case opPutRun:
 		return applyRun(t, o)
+	case opRestoreDeadLetter:
+		return applyRestoreDeadLetter(t, o)
 	}
 	return fmt.Errorf("unknown batch op %d", o.kind)
 }

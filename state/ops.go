@@ -24,6 +24,9 @@ const (
 	OpDeleteDeadLetter
 	OpPutRun
 	OpPutIntent
+	// OpRestoreDeadLetter is Batch.RestoreDeadLetter: a dead letter stored
+	// exactly as given, not merged with the stored one.
+	OpRestoreDeadLetter
 )
 
 // Op is one change of a Batch, decoded, for another state engine
@@ -31,7 +34,7 @@ const (
 type Op struct {
 	Kind OpKind
 	// Key is the cursor key (OpSetCursor, OpDeleteCursor) or the dead-letter
-	// key (OpPutDeadLetter, OpDeleteDeadLetter).
+	// key (OpPutDeadLetter, OpRestoreDeadLetter, OpDeleteDeadLetter).
 	Key string
 	// System and ID name a link, fingerprint or intent: the external id
 	// (OpLink, OpUnlink, OpPutFingerprint) or the canonical id
@@ -108,12 +111,16 @@ func (o *op) export() (Op, error) {
 			return Op{}, fmt.Errorf("PutIntent %s/%s: %w", sys, id, err)
 		}
 		return Op{Kind: OpPutIntent, System: string(sys), ID: string(id), Intent: &in}, nil
-	case opPutDeadLetter:
+	case opPutDeadLetter, opRestoreDeadLetter:
 		d, err := fromDeadLetterV1(*o.dl)
 		if err != nil {
 			return Op{}, fmt.Errorf("PutDeadLetter %s: %w", o.key, err)
 		}
-		return Op{Kind: OpPutDeadLetter, Key: string(o.key), DeadLetter: &d}, nil
+		kind := OpPutDeadLetter
+		if o.kind == opRestoreDeadLetter {
+			kind = OpRestoreDeadLetter
+		}
+		return Op{Kind: kind, Key: string(o.key), DeadLetter: &d}, nil
 	case opDeleteDeadLetter:
 		return Op{Kind: OpDeleteDeadLetter, Key: string(o.key)}, nil
 	case opPutRun:

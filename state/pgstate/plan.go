@@ -99,7 +99,7 @@ func plan(q *queued, ops []state.Op) error {
 			intents.put(pair(o.System, o.ID), nil)
 		case state.OpPutIntent:
 			intents.put(pair(o.System, o.ID), o.Intent)
-		case state.OpPutDeadLetter, state.OpDeleteDeadLetter:
+		case state.OpPutDeadLetter, state.OpDeleteDeadLetter, state.OpRestoreDeadLetter:
 			dls = append(dls, o)
 		case state.OpPutRun:
 			runs.put(o.Run.Flow+"\x00"+strconv.FormatInt(o.Run.Started.UnixNano(), 10), o.Run)
@@ -117,6 +117,12 @@ func plan(q *queued, ops []state.Op) error {
 	for _, o := range dls {
 		if o.Kind == state.OpDeleteDeadLetter {
 			q.add("DeleteDeadLetter "+o.Key, sqlDeleteDeadLetter, o.Key)
+			continue
+		}
+		if o.Kind == state.OpRestoreDeadLetter {
+			if err := queueRestoreDeadLetter(q, o.DeadLetter); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := queueDeadLetter(q, o.DeadLetter); err != nil {
