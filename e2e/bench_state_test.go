@@ -71,9 +71,13 @@ func backfillOnce(b *testing.B, n int, eng string) (time.Duration, int64) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	ts := newTimedStore(a.Store)
 	started := time.Now()
-	res, err := a.Engine.Run(context.Background(), flows[0], engine.RunOptions{Mode: engine.ModeBackfill})
+	res, err := a.Engine.Run(context.Background(), flows[0], engine.RunOptions{Mode: engine.ModeBackfill, Store: ts})
 	d := time.Since(started)
+	if testing.Verbose() {
+		b.Logf("%s: %.0f µs/record in all; state calls:\n%s", eng, float64(d.Microseconds())/float64(n), ts.report(n))
+	}
 	if err != nil {
 		b.Fatalf("backfill on %s: %v", eng, err)
 	}

@@ -16,11 +16,9 @@ import (
 // Statements for the changes that are applied one at a time (plan.go has
 // the ones that apply many changes at once).
 const (
-	sqlLink = `INSERT INTO links (system, external_id, canonical_id) VALUES ($1, $2, $3)
-		ON CONFLICT (system, external_id) DO UPDATE SET canonical_id = EXCLUDED.canonical_id`
-	sqlUnlink    = `DELETE FROM links WHERE system = $1 AND external_id = $2`
-	sqlPutIntent = `INSERT INTO intents (system, canonical_id, entity, flow, at, match, payload)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+	sqlPutIntents = `INSERT INTO intents (system, canonical_id, entity, flow, at, match, payload)
+		SELECT s, c, e, f, a, m::jsonb, p::jsonb
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[]) AS i(s, c, e, f, a, m, p)
 		ON CONFLICT (system, canonical_id) DO UPDATE SET entity = EXCLUDED.entity, flow = EXCLUDED.flow,
 			at = EXCLUDED.at, match = EXCLUDED.match, payload = EXCLUDED.payload`
 	// sqlPutDeadLetter replaces an entry but keeps its first failure time
@@ -33,8 +31,7 @@ const (
 			source_entity = EXCLUDED.source_entity, source_id = EXCLUDED.source_id, op = EXCLUDED.op,
 			pending = EXCLUDED.pending, dropped = EXCLUDED.dropped, error = EXCLUDED.error,
 			attempts = deliveries.attempts + 1, last_at = EXCLUDED.last_at, payload = EXCLUDED.payload`
-	sqlDeleteDeadLetter = `DELETE FROM deliveries WHERE key = $1`
-	sqlDropDeadLetter   = `UPDATE deliveries SET dropped = true, pending = false WHERE key = $1`
+	sqlDropDeadLetter = `UPDATE deliveries SET dropped = true, pending = false WHERE key = $1`
 	// sqlTrimRuns keeps the newest state.MaxRunsPerFlow runs of a flow, in
 	// the bbolt engine's key order (starts before 1970 count as newest).
 	sqlTrimRuns = `DELETE FROM runs WHERE flow = $1 AND started_ns IN (
@@ -174,10 +171,16 @@ func (s *Store) PutIntents(in []state.Intent) error {
 		return nil
 	}
 	var q queued
-	for _, it := range in {
-		if err := queuePutIntent(&q, it); err != nil {
-			return fmt.Errorf("put intents: %w", err)
-		}
+	last := lastWins[*state.Intent]{}
+	for i := range in {
+		last.put(pair(in[i].System, in[i].ID), &in[i])
+	}
+	put := make([]state.Intent, 0, len(last.keys))
+	for _, k := range last.keys {
+		put = append(put, *last.vals[k])
+	}
+	if err := queuePutIntents(&q, put); err != nil {
+		return fmt.Errorf("put intents: %w", err)
 	}
 	if err := s.writable("put intents"); err != nil {
 		return err
@@ -225,21 +228,34 @@ func nonNil(m map[string]any) map[string]any {
 func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
 
 // queuePutIntent queues the write of one create intent.
-func queuePutIntent(q *queued, it state.Intent) error {
-	if err := state.CheckPair("intent", it.System, it.ID); err != nil {
-		return err
+// queuePutIntents queues one statement writing intents of distinct
+// system and canonical id.
+func queuePutIntents(q *queued, in []state.Intent) error {
+	n := len(in)
+	if n == 0 {
+		return nil
 	}
-	if it.At.IsZero() {
-		it.At = time.Now()
+	sys, ids, ents, flows := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ats := make([]time.Time, n)
+	matches, payloads := make([]*string, n), make([]*string, n)
+	for i, it := range in {
+		if err := state.CheckPair("intent", it.System, it.ID); err != nil {
+			return err
+		}
+		if it.At.IsZero() {
+			it.At = time.Now()
+		}
+		match, err := jsonOrNull(len(it.Match), it.Match)
+		if err != nil {
+			return fmt.Errorf("encode intent %s/%s: %w", it.System, it.ID, err)
+		}
+		payload, err := jsonOrNull(len(it.Payload), it.Payload)
+		if err != nil {
+			return fmt.Errorf("encode intent %s/%s: %w", it.System, it.ID, err)
+		}
+		sys[i], ids[i], ents[i], flows[i], ats[i] = it.System, it.ID, it.Entity, it.Flow, it.At
+		matches[i], payloads[i] = strPtr(match), strPtr(payload)
 	}
-	match, err := jsonOrNull(len(it.Match), it.Match)
-	if err != nil {
-		return fmt.Errorf("encode intent %s/%s: %w", it.System, it.ID, err)
-	}
-	payload, err := jsonOrNull(len(it.Payload), it.Payload)
-	if err != nil {
-		return fmt.Errorf("encode intent %s/%s: %w", it.System, it.ID, err)
-	}
-	q.add("intent "+it.System+"/"+it.ID, sqlPutIntent, it.System, it.ID, it.Entity, it.Flow, it.At, match, payload)
+	q.add(fmt.Sprintf("intent %s/%s (and %d more)", sys[0], ids[0], n-1), sqlPutIntents, sys, ids, ents, flows, ats, matches, payloads)
 	return nil
 }

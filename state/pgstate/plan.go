@@ -51,7 +51,10 @@ const (
 		ON CONFLICT (system, external_id) DO UPDATE SET canonical_id = EXCLUDED.canonical_id`
 	sqlPutCursors = `INSERT INTO cursors (key, value, updated_at) SELECT k, v, now() FROM unnest($1::text[], $2::bytea[]) AS c(k, v)
 		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`
-	sqlDeleteCursors      = `DELETE FROM cursors WHERE key = ANY($1::text[])`
+	sqlDeleteCursors     = `DELETE FROM cursors WHERE key = ANY($1::text[])`
+	sqlDeleteDeadLetters = `DELETE FROM deliveries WHERE key = ANY($1::text[])`
+	sqlUnlinks           = `DELETE FROM links l USING unnest($1::text[], $2::text[]) AS d(s, e)
+		WHERE l.system = d.s AND l.external_id = d.e`
 	sqlPutFingerprintRows = `INSERT INTO fingerprints (system, external_id, hash, entity, source, at, payload)
 		SELECT s, e, h, en, so, a, p::jsonb
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[]) AS f(s, e, h, en, so, a, p)
@@ -75,8 +78,17 @@ func plan(q *queued, ops []state.Op) error {
 		intents = lastWins[*state.Intent]{} // nil: delete
 		runs    = lastWins[*state.Run]{}
 		dls     []*state.Op
+		links   lastWins[*string] // a run of Link/Unlink ops; nil: unlink
+		// carried maps a link to the record whose latest PutRecord in
+		// this batch carries it, while no Link or Unlink op changed it
+		// since: a Link op that says the same is already done by the
+		// record's own link rows (the engine links each record it puts).
+		carried = map[string]string{}
 	)
 	for i := range ops {
+		if k := ops[i].Kind; k != state.OpLink && k != state.OpUnlink {
+			queueLinks(q, &links)
+		}
 		o := &ops[i]
 		switch o.Kind {
 		case state.OpSetCursor:
@@ -87,12 +99,27 @@ func plan(q *queued, ops []state.Op) error {
 			if err := recs.add(q, o); err != nil {
 				return err
 			}
+			for k, id := range carried {
+				if id == o.Record.ID {
+					delete(carried, k)
+				}
+			}
+			for sys, ext := range o.Record.Links {
+				carried[pair(sys, ext)] = o.Record.ID
+			}
 		case state.OpLink:
+			k := pair(o.System, o.ID)
+			if carried[k] == o.Target {
+				continue
+			}
+			carried[k] = o.Target
 			recs.flush(q)
-			q.add("Link "+o.System+"/"+o.ID, sqlLink, o.System, o.ID, o.Target)
+			target := o.Target
+			links.put(pair(o.System, o.ID), &target)
 		case state.OpUnlink:
+			delete(carried, pair(o.System, o.ID))
 			recs.flush(q)
-			q.add("Unlink "+o.System+"/"+o.ID, sqlUnlink, o.System, o.ID)
+			links.put(pair(o.System, o.ID), nil)
 		case state.OpPutFingerprint:
 			fps.put(pair(o.System, o.ID), o.Fingerprint)
 		case state.OpDeleteIntent:
@@ -107,6 +134,7 @@ func plan(q *queued, ops []state.Op) error {
 			return fmt.Errorf("unknown batch op %d", o.Kind)
 		}
 	}
+	queueLinks(q, &links)
 	recs.flush(q)
 	if err := queueFingerprints(q, &fps); err != nil {
 		return err
@@ -114,11 +142,21 @@ func plan(q *queued, ops []state.Op) error {
 	if err := queueIntents(q, &intents); err != nil {
 		return err
 	}
+	// Deletes of distinct keys commute: each run of them between two puts
+	// is one statement.
+	var gone []string
+	flushGone := func() {
+		if len(gone) > 0 {
+			q.add(fmt.Sprintf("DeleteDeadLetter %s (and %d more)", gone[0], len(gone)-1), sqlDeleteDeadLetters, gone)
+			gone = nil
+		}
+	}
 	for _, o := range dls {
 		if o.Kind == state.OpDeleteDeadLetter {
-			q.add("DeleteDeadLetter "+o.Key, sqlDeleteDeadLetter, o.Key)
+			gone = append(gone, o.Key)
 			continue
 		}
+		flushGone()
 		if o.Kind == state.OpRestoreDeadLetter {
 			if err := queueRestoreDeadLetter(q, o.DeadLetter); err != nil {
 				return err
@@ -129,6 +167,7 @@ func plan(q *queued, ops []state.Op) error {
 			return err
 		}
 	}
+	flushGone()
 	if err := queueRuns(q, &runs); err != nil {
 		return err
 	}
@@ -277,6 +316,7 @@ func queueFingerprints(q *queued, fps *lastWins[*state.Fingerprint]) error {
 // whose last change is a delete.
 func queueIntents(q *queued, in *lastWins[*state.Intent]) error {
 	var sys, ids []string
+	var put []state.Intent
 	for _, k := range in.keys {
 		it := in.vals[k]
 		if it == nil {
@@ -284,14 +324,12 @@ func queueIntents(q *queued, in *lastWins[*state.Intent]) error {
 			sys, ids = append(sys, s), append(ids, c)
 			continue
 		}
-		if err := queuePutIntent(q, *it); err != nil {
-			return err
-		}
+		put = append(put, *it)
 	}
 	if len(sys) > 0 {
 		q.add("DeleteIntent", sqlDeleteIntents, sys, ids)
 	}
-	return nil
+	return queuePutIntents(q, put)
 }
 
 func queueRuns(q *queued, runs *lastWins[*state.Run]) error {
@@ -321,4 +359,30 @@ func queueRuns(q *queued, runs *lastWins[*state.Run]) error {
 		q.add("PutRun "+f+": trim", sqlTrimRuns, f, state.MaxRunsPerFlow)
 	}
 	return nil
+}
+
+// queueLinks writes a run of consecutive Link and Unlink ops (no other op
+// between them) as at most two statements: within such a run only the
+// last op on each system and external id counts, and ops on different
+// ones commute.
+func queueLinks(q *queued, l *lastWins[*string]) {
+	if len(l.keys) == 0 {
+		return
+	}
+	var sys, ext, ids, usys, uext []string
+	for _, k := range l.keys {
+		s, e := unpair(k)
+		if t := l.vals[k]; t != nil {
+			sys, ext, ids = append(sys, s), append(ext, e), append(ids, *t)
+		} else {
+			usys, uext = append(usys, s), append(uext, e)
+		}
+	}
+	if len(usys) > 0 {
+		q.add(fmt.Sprintf("Unlink %s/%s (and %d more)", usys[0], uext[0], len(usys)-1), sqlUnlinks, usys, uext)
+	}
+	if len(sys) > 0 {
+		q.add(fmt.Sprintf("Link %s/%s (and %d more)", sys[0], ext[0], len(sys)-1), sqlPutLinks, sys, ext, ids)
+	}
+	*l = lastWins[*string]{}
 }
