@@ -65,8 +65,12 @@ type Options struct {
 	// ConversionOn reports a missing route like any failed write;
 	// ConversionOff never sends one. Unsupported is connectors.Unsupported.
 	Conversion Conversion
-	// Overlap is how far below the last high-water mark an incremental
-	// scan keeps reading (clock skew, writes committed late); default 1s.
+	// Overlap is the longest a record may take to become visible after
+	// its updated_at (writes committed late, clock skew; default 1s). An
+	// incremental scan reads down to the last scan's read time (the
+	// server's Date) less Overlap when that is at or before the high-water
+	// mark, and only records after the mark otherwise (pull.go, "The
+	// overlap"); without a Date, down to the mark less Overlap.
 	Overlap time.Duration
 	// PageSize is per_page when PullOptions.PageSize is 0; default 100.
 	PageSize int
@@ -657,6 +661,9 @@ type listPage struct {
 	Total       int `json:"total"`
 	Data        []map[string]any
 	records     []connectors.Record
+	// date is the reply's Date header (the server's clock, whole
+	// seconds), zero when absent or unreadable.
+	date time.Time
 }
 
 // listPage reads one page of a prospects or customers list (Pull and Find).
@@ -665,6 +672,11 @@ func (c *Client) listPage(ctx context.Context, entity string, q url.Values, op s
 	_, err := c.callChecked(ctx, http.MethodGet, entityPath(entity), q, nil, op, func(resp *httpx.Response) error {
 		var err error
 		pg, err = c.decodePage(entity, httpx.OpName(http.MethodGet, c.base+entityPath(entity)), resp.Body)
+		if err == nil {
+			if d, derr := http.ParseTime(resp.Header.Get("Date")); derr == nil {
+				pg.date = d.UTC()
+			}
+		}
 		return err
 	})
 	if err != nil {

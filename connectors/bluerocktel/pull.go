@@ -17,8 +17,8 @@ import (
 // The list endpoints cannot filter on updated_at, so Pull sorts newest first
 // (sort=-updated_at,-id: the id makes the order total, so records sharing a
 // timestamp keep their places between pages) and reads from the top until
-// it meets a record older than the previous scan's high-water mark minus
-// Options.Overlap (early stop), or the end of the list.
+// it meets a record older than its bound (early stop, see "The overlap"),
+// or the end of the list.
 //
 // Offset paging under concurrent writes: an edit or a create moves a record
 // to the front, which can only push unread records further back (they are
@@ -40,6 +40,23 @@ import (
 // that ends the scan moves the mark, to the newest record of the scan's
 // first answer: anything written after that has a later updated_at and is
 // read by the next scan, even when this scan missed it.
+//
+// The overlap. A record becomes visible at most Options.Overlap (1 s)
+// after its updated_at (writes committed late, clock skew between the web
+// and database servers). A scan can therefore miss only records that
+// became visible after its first request, and those are stamped after
+// R-Overlap, where R is the server's time when the scan sent its first
+// request (the reply's Date header, whole seconds, less the request's
+// duration): every record stamped earlier was visible, and the scan reads
+// everything that was visible at its start down to its bound, or the same
+// record again with a later updated_at. The cursor keeps R with the
+// high-water mark, and the next scan's bound is R-Overlap, inclusive, when
+// that is at or before the mark; otherwise the next scan stops at the
+// first record that is not after the mark (updated_at, then id), which
+// in a quiet system is the first record of its first page. So the second
+// scan after the last write reads one page and returns nothing. Without a
+// Date header R is unknown and the bound is the mark less Overlap, as it
+// always was. Duplicates are harmless: the engine is idempotent.
 //
 // A resumed scan (a stored mid-scan cursor) continues from the stored
 // position with the stored page size; if total dropped meanwhile, it moves
@@ -68,8 +85,11 @@ type entityState struct {
 	HW *mark `json:"hw,omitempty"`
 	// Floor is the lower bound before the first completed scan
 	// (PullOptions.Since); zero reads everything.
-	Floor time.Time  `json:"floor,omitzero"`
-	Scan  *scanState `json:"scan,omitempty"`
+	Floor time.Time `json:"floor,omitzero"`
+	// Read is R of the last completed scan: the server's time when it sent
+	// its first request; nil when unknown (no Date header, older cursors).
+	Read *time.Time `json:"read,omitempty"`
+	Scan *scanState `json:"scan,omitempty"`
 }
 
 type scanState struct {
@@ -83,9 +103,14 @@ type scanState struct {
 	Fixed bool `json:"fixed,omitempty"`
 	// Margin is how many records before Offset the next request starts.
 	Margin int `json:"margin"`
-	// Bound: the scan stops at the first record updated before it; nil
-	// means a full scan.
+	// Bound: the scan stops at the first record updated before it.
 	Bound *time.Time `json:"bound,omitempty"`
+	// After: the scan stops at the first record that is not after it.
+	// Neither Bound nor After means a full scan.
+	After *mark `json:"after,omitempty"`
+	// Read is the server's time when the scan sent its first request (see
+	// "The overlap"); nil when the answer had no Date.
+	Read *time.Time `json:"read,omitempty"`
 	// Top is the newest record of the scan's first answer: the high-water
 	// mark the scan sets when it ends.
 	Top       *mark `json:"top,omitempty"`
@@ -143,16 +168,7 @@ func (c *Client) Pull(ctx context.Context, cur connectors.Cursor, opts connector
 		if size <= 0 {
 			size = c.o.PageSize
 		}
-		sc := &scanState{PerPage: size, LastTotal: -1, Total: -1}
-		switch {
-		case es.HW != nil:
-			b := es.HW.UpdatedAt.Add(-c.o.Overlap)
-			sc.Bound = &b
-		case !es.Floor.IsZero():
-			b := es.Floor
-			sc.Bound = &b
-		}
-		es.Scan = sc
+		es.Scan = c.newScan(es, size)
 	}
 	sc := es.Scan
 
@@ -166,9 +182,13 @@ func (c *Client) Pull(ctx context.Context, cur connectors.Cursor, opts connector
 	q.Set("per_page", strconv.Itoa(size))
 	q.Set("page", strconv.Itoa(pageNo))
 	op := "pull " + entity
+	sent := time.Now()
 	pg, err := c.listPage(ctx, entity, q, op)
 	if err != nil {
 		return connectors.Page{}, err
+	}
+	if sc.LastTotal < 0 {
+		sc.Read = readTime(pg.date, time.Since(sent))
 	}
 	pp := pg.PerPage
 	if pp <= 0 {
@@ -201,7 +221,7 @@ func (c *Client) Pull(ctx context.Context, cur connectors.Cursor, opts connector
 	var recs []connectors.Record
 	stop := false
 	for _, r := range pg.records {
-		if sc.Bound != nil && r.UpdatedAt.Before(*sc.Bound) {
+		if sc.ends(r) {
 			stop = true
 			break
 		}
@@ -217,7 +237,7 @@ func (c *Client) Pull(ctx context.Context, cur connectors.Cursor, opts connector
 	for _, n := range st.Totals {
 		total += n
 	}
-	page := connectors.Page{Records: recs, Total: total, FullScan: sc.Bound == nil}
+	page := connectors.Page{Records: recs, Total: total, FullScan: sc.Bound == nil && sc.After == nil}
 	covered := start <= need
 	sc.LastTotal, sc.Margin = pg.Total, drop
 	switch {
@@ -225,6 +245,7 @@ func (c *Client) Pull(ctx context.Context, cur connectors.Cursor, opts connector
 		if sc.Top != nil && sc.Top.after(es.HW) {
 			es.HW = sc.Top
 		}
+		es.Read = sc.Read
 		es.Scan = nil
 		i := indexOf(c.o.Entities, entity)
 		if i+1 < len(c.o.Entities) {
@@ -248,6 +269,53 @@ func (c *Client) Pull(ctx context.Context, cur connectors.Cursor, opts connector
 	}
 	page.Next = next
 	return page, nil
+}
+
+// newScan starts a scan of one collection: down to the bound the last
+// scan's read time allows (see "The overlap"), down to Floor before the
+// first completed scan, or a full scan.
+func (c *Client) newScan(es *entityState, size int) *scanState {
+	sc := &scanState{PerPage: size, LastTotal: -1, Total: -1}
+	switch {
+	case es.HW != nil && es.Read == nil:
+		b := es.HW.UpdatedAt.Add(-c.o.Overlap)
+		sc.Bound = &b
+	case es.HW != nil:
+		b := es.Read.Add(-c.o.Overlap)
+		if b.After(es.HW.UpdatedAt) {
+			hw := *es.HW
+			sc.After = &hw
+		} else {
+			sc.Bound = &b
+		}
+	case !es.Floor.IsZero():
+		b := es.Floor
+		sc.Bound = &b
+	}
+	return sc
+}
+
+// ends reports whether r lies past the scan's bound: the scan stops there.
+func (sc *scanState) ends(r connectors.Record) bool {
+	switch {
+	case sc.Bound != nil:
+		return r.UpdatedAt.Before(*sc.Bound)
+	case sc.After != nil:
+		return !markOf(r).after(sc.After)
+	}
+	return false
+}
+
+// readTime is the server's time when a request was sent, as its reply
+// shows it: the Date (whole seconds, at or before the reply was made)
+// less how long the request took, so never after the server read the
+// data; nil without a Date.
+func readTime(date time.Time, took time.Duration) *time.Time {
+	if date.IsZero() {
+		return nil
+	}
+	r := date.Add(-took)
+	return &r
 }
 
 // pageFor picks per_page (between maxSize/2 and maxSize) and a page number

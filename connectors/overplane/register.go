@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/crmsync/crmsync/connectors"
 	"github.com/crmsync/crmsync/connectors/httpx"
@@ -21,12 +22,22 @@ type Config struct {
 	// with an unknown e-mail is a dead letter); off sends rows as the
 	// mapping writes them.
 	LeadLink string `yaml:"lead_link" jsonschema:"enum=create,enum=find,enum=off"`
+	// ChildMaxAge is how long a prospect's child rows (leads,
+	// opportunities), once read, are returned again without a request
+	// while the prospect's updated_at stays the same (0: 1h). A child-row
+	// edit that does not move the prospect's updated_at shows within it.
+	// Negative turns the cache off: every scan reads every prospect's
+	// child tables (two requests per prospect).
+	ChildMaxAge time.Duration `yaml:"child_max_age"`
 }
 
-// Default fills in lead_link: create.
+// Default fills in lead_link: create and child_max_age: 1h.
 func (c *Config) Default() {
 	if c.LeadLink == "" {
 		c.LeadLink = LeadLinkCreate
+	}
+	if c.ChildMaxAge == 0 {
+		c.ChildMaxAge = DefaultChildMaxAge
 	}
 }
 
@@ -55,12 +66,12 @@ func Type() connectors.Type {
 				cfg = &Config{}
 				cfg.Default()
 			}
-			// Child rows cost two requests per prospect: read them only
-			// when the mapping uses them.
+			// Child rows cost two requests per prospect whose rows are
+			// not cached: read them only when the mapping uses them.
 			children := s.UsesNative == nil || s.UsesNative("leads") || s.UsesNative("opportunities")
 			return New(Options{BaseURL: s.BaseURL, Token: s.Token.Value(), HTTP: httpx.ForSystem(s, ErrorMessage),
 				Logger: s.Logger.With().Str(logkey.System, s.Name).Logger(), NoChildren: !children, PageSize: s.PageSize,
-				LeadLink: cfg.LeadLink})
+				LeadLink: cfg.LeadLink, ChildMaxAge: cfg.ChildMaxAge})
 		},
 		Emulator: connectors.EmulatorType{
 			Addr: "127.0.0.1:8082",

@@ -125,6 +125,9 @@ type Emulator struct {
 	convert []string       // ConvertPath split into segments; nil: no route
 	hidden  map[int64]bool // prospects outside viewable_by_sale (read-only after New)
 
+	frozenMu sync.Mutex
+	frozen   time.Time // the Freeze instant, zero while the clock runs
+
 	mu           sync.Mutex
 	tables       map[string]*table
 	codes        []ProspectionCode
@@ -237,7 +240,29 @@ func (e *Emulator) seed(t *table, n, offset, timeOffset int) {
 }
 
 // ServeHTTP serves the API behind the fault injector.
-func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { e.handler.ServeHTTP(w, r) }
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e.serverDate(w)
+	e.handler.ServeHTTP(w, r)
+}
+
+// serverDate sets the reply's Date header from the emulator's own clock,
+// the one that stamps updated_at, as an origin server does (RFC 9110
+// §6.6.1: the time the message was generated, in whole seconds): with
+// Freeze it shows the frozen instant. net/http only adds its own Date
+// when the handler set none.
+func (e *Emulator) serverDate(w http.ResponseWriter) {
+	e.frozenMu.Lock()
+	now := e.frozen
+	e.frozenMu.Unlock()
+	if now.IsZero() {
+		if e.o.Now != nil {
+			now = e.o.Now()
+		} else {
+			now = time.Now()
+		}
+	}
+	w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
+}
 
 // ---- test and demo helpers ----
 
@@ -347,10 +372,16 @@ func (e *Emulator) Remove(entity string, id int64) bool {
 }
 
 // Freeze makes every write from now on share timestamp ts (the ties knob).
-func (e *Emulator) Freeze(ts time.Time) { e.clock.Freeze(ts) }
+// The reply's Date shows ts too.
+func (e *Emulator) Freeze(ts time.Time) {
+	e.frozenMu.Lock()
+	e.frozen = ts.UTC().Truncate(time.Microsecond)
+	e.frozenMu.Unlock()
+	e.clock.Freeze(ts)
+}
 
 // Unfreeze lets the server clock run again.
-func (e *Emulator) Unfreeze() { e.clock.Freeze(time.Time{}) }
+func (e *Emulator) Unfreeze() { e.Freeze(time.Time{}) }
 
 // SetNaming switches the spelling of the emulator's answers, and of the
 // input it accepts unless it is lenient (Options.LenientNaming).
