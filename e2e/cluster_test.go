@@ -160,6 +160,7 @@ func converged(t *testing.T, c *clusterEnv, clean *testEnv, within time.Duration
 // hold exactly what one uninterrupted sync writes (nothing lost, nothing
 // twice).
 func TestReplicaKilledMidRunFailsOver(t *testing.T) {
+	t.Parallel() // own emulators, own schema; mostly waiting on leases
 	seed, kills := 400, 1
 	if *clusterLong {
 		seed, kills = 5000, 4
@@ -220,6 +221,7 @@ func TestReplicaKilledMidRunFailsOver(t *testing.T) {
 // of its own), and its commits are refused: the other replica's work
 // stands, nothing is duplicated.
 func TestFrozenReplicaWritesNothingAfterResume(t *testing.T) {
+	t.Parallel() // own emulators, own schema; mostly waiting on leases
 	seed := 400
 	if *clusterLong {
 		seed = 3000
@@ -275,6 +277,7 @@ func newServer(t *testing.T, h http.Handler) string {
 // status, plan, deadletters), never show the password, and a sync beside a
 // running replica that holds the flow refuses, naming the holder.
 func TestCommandsOnPostgresState(t *testing.T) {
+	t.Parallel() // own emulators, own schema; mostly waiting on leases
 	c := newClusterEnv(t, 60)
 	// A password in the URL (the server ignores it on its socket) must
 	// never be printed.
@@ -331,6 +334,7 @@ func TestCommandsOnPostgresState(t *testing.T) {
 // runs the flow at once: the edit arrives without waiting for the
 // (hourly) schedule.
 func TestWebhookOnAnotherReplicaRunsOnTheHolder(t *testing.T) {
+	t.Parallel() // own emulators, own schema; mostly waiting on leases
 	c := newClusterEnv(t, 30)
 	hooks := map[string]string{"a": freeAddr(t), "b": freeAddr(t)}
 	c.edit = func(name, s string) string {
@@ -371,6 +375,7 @@ func TestWebhookOnAnotherReplicaRunsOnTheHolder(t *testing.T) {
 // next sync on PostgreSQL writes nothing (links, fingerprints and cursors
 // came along), and moving it back gives a file that syncs the same way.
 func TestMigrateFileToPostgresAndBack(t *testing.T) {
+	t.Parallel() // own emulators, own schema; mostly waiting on leases
 	c := newClusterEnv(t, 40)
 	if got := counts(t, c.sync(), bluerocktel.System).Created; got != 40 {
 		t.Fatalf("first sync on the file created %d, want 40", got)
