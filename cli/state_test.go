@@ -21,16 +21,7 @@ import (
 // the first test that needs it (skipped without PostgreSQL).
 var pg pgtest.Lazy
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := pg.Stop(); err != nil {
-		println("stop test PostgreSQL:", err.Error())
-		if code == 0 {
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pg.Main(m)) }
 
 // syncedWorld is a CLI world whose state file a sync has filled.
 func syncedWorld(t *testing.T) *cliWorld {

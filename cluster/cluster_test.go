@@ -19,13 +19,7 @@ import (
 
 var pg pgtest.Lazy
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := pg.Stop(); err != nil && code == 0 {
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pg.Main(m)) }
 
 func openStore(t *testing.T) *pgstate.Store {
 	t.Helper()

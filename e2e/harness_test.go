@@ -59,14 +59,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: go build -o %s . failed: %v\n%s", binary, err, out)
 		return 1
 	}
-	code := m.Run()
-	if err := pg.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: stop test PostgreSQL:", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	return code
+	return pg.Main(m)
 }
 
 // envOptions configures a test environment.

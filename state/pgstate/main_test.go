@@ -15,16 +15,7 @@ import (
 // it and stopped by TestMain.
 var pg pgtest.Lazy
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := pg.Stop(); err != nil {
-		println("stop test PostgreSQL:", err.Error())
-		if code == 0 {
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pg.Main(m)) }
 
 // openT opens a Store on dsn, closed when t ends.
 func openT(t testing.TB, dsn string, o pgstate.Options) *pgstate.Store {

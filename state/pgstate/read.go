@@ -84,25 +84,9 @@ func (s *Store) Record(id string) (*funnel.Record, error) {
 	if err != nil {
 		return nil, s.fail("read record "+id, err)
 	}
-	r := &funnel.Record{ID: id}
-	var src map[string]sourceJSON
-	if err := unmarshalAll(&r.Fields, fields, &r.Links, links, &src, sources, &r.Gone, gone); err != nil {
+	r, err := decodeRecord(id, fields, links, sources, gone)
+	if err != nil {
 		return nil, s.fail("read record "+id, err)
-	}
-	if r.Fields == nil {
-		r.Fields = map[string]any{}
-	}
-	if r.Links == nil {
-		r.Links = map[string]string{}
-	}
-	if len(src) > 0 {
-		r.Sources = make(map[string]funnel.Source, len(src))
-		for k, v := range src {
-			r.Sources[k] = funnel.Source{System: v.System, At: v.At}
-		}
-	}
-	if len(r.Gone) == 0 {
-		r.Gone = nil
 	}
 	return r, nil
 }

@@ -39,3 +39,16 @@ func (l *Lazy) Get(t testing.TB) *Server {
 func (l *Lazy) Stop() error {
 	return l.srv.Stop()
 }
+
+// Main is a TestMain body: it runs m, stops the server if a test started
+// one, and returns the exit code (1 when stopping failed).
+func (l *Lazy) Main(m *testing.M) int {
+	code := m.Run()
+	if err := l.Stop(); err != nil {
+		println("stop test PostgreSQL:", err.Error())
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
