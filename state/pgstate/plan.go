@@ -86,7 +86,10 @@ func plan(q *queued, ops []state.Op) error {
 		carried = map[string]string{}
 	)
 	for i := range ops {
-		if k := ops[i].Kind; k != state.OpLink && k != state.OpUnlink {
+		if ops[i].Kind == state.OpPutRecord {
+			// Only a record's own link rows touch the links table
+			// besides Link and Unlink: every other op lets a run of
+			// them go on.
 			queueLinks(q, &links)
 		}
 		o := &ops[i]
