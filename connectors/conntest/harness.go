@@ -129,6 +129,11 @@ type Harness struct {
 	// logged and turns its case into a skip that says so; a known failure
 	// that no longer happens fails the case, so the entry gets removed.
 	Known map[string]string
+	// SameReadsAs names another profile of the same connector whose pulls
+	// this one's are identical to (a profile that differs in writes only,
+	// or in a naming the client reads the same way): the long read-only
+	// case, Ties5000, runs in that profile only.
+	SameReadsAs string
 }
 
 // Ids of contract checks a Harness may list in Known.
