@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -127,14 +128,8 @@ func TestProcessRunServesAdminAndStopsOnSIGTERM(t *testing.T) {
 	const seed = 15
 	// A free port for the admin endpoint, written into the config: `status`
 	// finds the running daemon there.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminAddr := ln.Addr().String()
-	ln.Close()
-	e := newEnv(t, envOptions{Seed: seed, Edit: func(s string) string { return strings.Replace(s, "127.0.0.1:9090", adminAddr, 1) }})
-	p := startProc(t, "run", "--config", e.cfgPath, "--log-format", "json")
+	e := newEnv(t, envOptions{Seed: seed})
+	p, adminAddr := startRunOnFreePort(t, e)
 	base := "http://" + p.adminAddr()
 
 	if st, body := get(base + "/healthz"); st != http.StatusOK || strings.TrimSpace(body) != "ok" {
@@ -395,6 +390,42 @@ func TestProcessRunJSONPrintsOneLinePerRun(t *testing.T) {
 	for _, l := range strings.Split(strings.TrimSpace(p.stdout.String()), "\n") {
 		if !json.Valid([]byte(l)) {
 			t.Errorf("stdout line is not JSON: %q", l)
+		}
+	}
+}
+
+// startRunOnFreePort writes a free port into the config's admin.listen
+// (the example's 127.0.0.1:9090) and starts `crmsync run` on it. The port is
+// free when picked but may be taken by another test before the daemon
+// binds it: then another is picked.
+func startRunOnFreePort(t *testing.T, e *testEnv) (*proc, string) {
+	t.Helper()
+	b, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for attempt := 1; ; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		e.writeConfig(strings.Replace(string(b), "127.0.0.1:9090", addr, 1))
+		p := startProc(t, "run", "--config", e.cfgPath, "--log-format", "json")
+		bound := false
+		waitFor(t, 30*time.Second, "the admin endpoint to listen", func() bool {
+			if p.exited() {
+				return true
+			}
+			bound = strings.Contains(p.stderr.String(), "admin endpoint listening")
+			return bound
+		})
+		if bound {
+			return p, addr
+		}
+		if attempt == 3 || !strings.Contains(p.stderr.String(), "address already in use") {
+			t.Fatalf("crmsync run exited early:\n%s", p.stderr.String())
 		}
 	}
 }
