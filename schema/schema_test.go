@@ -92,7 +92,7 @@ func TestConfigSchemaAcceptsTheExampleAndRefusesMistakes(t *testing.T) {
 		t.Fatalf("config.example.yaml is refused: %v", err)
 	}
 	for _, c := range []struct{ name, from, to string }{
-		{"misspelt top-level key", "state:", "stat:"},
+		{"misspelt top-level key", "\nstate:", "\nstat:"},
 		{"another type's key", "    type: overplane\n", "    type: overplane\n    naming: snake\n"},
 		{"unknown type", "type: overplane", "type: hubspot"},
 		{"duration without unit", "retry_after_max: 30s", "retry_after_max: 30"},
