@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,25 +11,8 @@ import (
 	"github.com/rs/zerolog"
 
 	brtemu "github.com/crmsync/crmsync/connectors/bluerocktel/emulator"
+	"github.com/crmsync/crmsync/connectors/emukit"
 )
-
-// testClock is the emulator's clock: a time the test moves by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // countingEnv is an env whose server counts the list requests it receives
 // (counted before they are answered, so the count is exact once the
@@ -65,7 +47,7 @@ func newCountingEnv(t *testing.T, eo brtemu.Options) *countingEnv {
 // one list request per collection and returns nothing.
 func TestQuietPassesStopReReadingTheOverlap(t *testing.T) {
 	t.Parallel()
-	clk := &testClock{now: time.Now().UTC()}
+	clk := emukit.NewManualClock(time.Now().UTC())
 	e := newCountingEnv(t, brtemu.Options{Records: 120, Customers: 30, Now: clk.Now})
 	_, cur, _ := pullAll(t, e.cli, nil, 50)
 	// Fifteen edits in the same instant: a scan that re-reads the overlap
@@ -120,7 +102,7 @@ func TestQuietPassesStopReReadingTheOverlap(t *testing.T) {
 // Date shows that scan started less than the overlap after the mark.
 func TestWriteOnTheCursorTimestampAfterThePassIsRead(t *testing.T) {
 	t.Parallel()
-	clk := &testClock{now: time.Now().UTC()}
+	clk := emukit.NewManualClock(time.Now().UTC())
 	e := newCountingEnv(t, brtemu.Options{Records: 60, Customers: 10, Now: clk.Now})
 	_, cur, _ := pullAll(t, e.cli, nil, 0)
 	clk.Add(time.Minute)

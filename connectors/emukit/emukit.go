@@ -287,3 +287,27 @@ func (c *Clock) Now() time.Time {
 
 // Rand returns a deterministic random source for seeding data.
 func Rand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed*2654435761+1)) }
+
+// ManualClock is a time source a test moves by hand (an emulator's
+// Options.Now): Now returns the same instant until Add moves it.
+type ManualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewManualClock returns a ManualClock showing t.
+func NewManualClock(t time.Time) *ManualClock { return &ManualClock{now: t} }
+
+// Now returns the clock's instant.
+func (c *ManualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Add moves the clock by d.
+func (c *ManualClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}

@@ -2,31 +2,13 @@ package tribecrm
 
 import (
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/connectors/emukit"
 	"github.com/crmsync/crmsync/connectors/tribecrm/emulator"
 )
-
-// testClock is the emulator's clock: a time the test moves by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // An incremental pass re-reads the overlap behind each step's saved
 // position only while that position is younger than the overlap at the
@@ -35,7 +17,7 @@ func (c *testClock) Add(d time.Duration) {
 // TribeCRM then costs one empty request per step and returns nothing.
 func TestQuietPassesStopReReadingTheOverlap(t *testing.T) {
 	t.Parallel()
-	clk := &testClock{now: time.Now().UTC()}
+	clk := emukit.NewManualClock(time.Now().UTC())
 	e := newEnv(t, emulator.Options{Records: 120, Now: clk.Now}, nil)
 	first := pullPass(t, e.c, nil, connectors.PullOptions{PageSize: 50})
 	id := e.em.IDs(orgLead)[0]
@@ -72,7 +54,7 @@ func TestQuietPassesStopReReadingTheOverlap(t *testing.T) {
 // overlap after it.
 func TestWriteOnTheCursorTimestampAfterThePassIsRead(t *testing.T) {
 	t.Parallel()
-	clk := &testClock{now: time.Now().UTC()}
+	clk := emukit.NewManualClock(time.Now().UTC())
 	e := newEnv(t, emulator.Options{Records: 60, Now: clk.Now}, nil)
 	first := pullPass(t, e.c, nil, connectors.PullOptions{})
 	clk.Add(time.Minute)
