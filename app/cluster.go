@@ -72,9 +72,7 @@ func (a *App) OneOff(ctx context.Context, flows []engine.Flow) (begin func(flow 
 				}
 			}
 		}
-		rctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = c.Run(rctx) // releases what it took
+		c.Leave() // releases what it took
 		return nil, nil, fmt.Errorf("flows %s are leased to a running replica%s (use its console's \"run now\", or stop it)", strings.Join(missing, ", "), who)
 	}
 	rctx, cancel := context.WithCancel(context.Background())

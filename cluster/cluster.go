@@ -126,16 +126,16 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		c.Tick(ctx)
 		select {
 		case <-ctx.Done():
-			c.leave()
+			c.Leave()
 			return nil
 		case <-t.C:
 		}
 	}
 }
 
-// leave ends this replica's leases so the others take them at their next
-// tick instead of after the TTL.
-func (c *Coordinator) leave() {
+// Leave ends this replica's leases so the others take them at their next
+// tick instead of after the TTL (Run does it when its context ends).
+func (c *Coordinator) Leave() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c.mu.Lock()

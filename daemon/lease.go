@@ -63,8 +63,8 @@ func (d *Daemon) holds(flow string) bool {
 	return d.o.Cluster == nil || d.o.Cluster.Holds(flow)
 }
 
-// runCluster runs the coordinator until ctx is done, running at once
-// every flow it takes over.
+// startCluster runs the coordinator and the listener for runs passed by
+// other replicas; the returned function stops both and waits for them.
 func (d *Daemon) startCluster() (stop func()) {
 	if d.o.Cluster == nil {
 		return func() {}
@@ -126,16 +126,14 @@ func (d *Daemon) listen(ctx context.Context) {
 	}
 }
 
-// onAcquire is the coordinator's OnAcquire: flows taken over run now.
-func (d *Daemon) onAcquire(flows []string) {
+// OnAcquire is what a Coordinator's Options.OnAcquire should call: the
+// flows this replica just took over run now.
+func (d *Daemon) OnAcquire(flows []string) {
 	for _, f := range flows {
 		d.o.Logger.Info().Str(logkey.Flow, f).Msg("flow leased to this replica: running it now")
 		d.Trigger(f)
 	}
 }
-
-// OnAcquire is what a Coordinator's Options.OnAcquire should call.
-func (d *Daemon) OnAcquire(flows []string) { d.onAcquire(flows) }
 
 // clusterView fills the console's cluster line and returns each flow's
 // holder (nil without a cluster).
