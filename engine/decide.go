@@ -74,29 +74,13 @@ type task struct {
 	keepOwed bool
 }
 
-// handle processes one page's records and fills b with their effects.
+// handle processes one page's records and fills b with their effects:
+// prepare, write, settle, one after the other (the page loop of a run
+// overlaps pages instead; see run.do).
 func (r *run) handle(ctx context.Context, recs []connectors.Record, b *state.Batch) error {
-	var items []*item
-	var tasks []*task
-	for _, rec := range dedupe(recs, r.src.Key) {
-		r.count(r.src.Name, func(c *Counts) { c.Pulled++ })
-		it, ts, err := r.prepare(rec, b)
-		if err != nil {
-			return err
-		}
-		if it == nil {
-			continue
-		}
-		items = append(items, it)
-		tasks = append(tasks, ts...)
-	}
-	for _, t := range r.targets {
-		t.creates = 0
-	}
-	for _, tk := range tasks {
-		if tk.op == OpCreate {
-			tk.t.creates++
-		}
+	items, tasks, err := r.prepPage(recs, b)
+	if err != nil {
+		return err
 	}
 	if !r.plan {
 		if err := r.writeAhead(tasks); err != nil {
@@ -104,12 +88,52 @@ func (r *run) handle(ctx context.Context, recs []connectors.Record, b *state.Bat
 		}
 	}
 	fatal := r.execute(ctx, tasks)
+	r.settlePage(items, tasks, b)
+	return fatal
+}
+
+// prepPage prepares a page's records: their golden records and the writes
+// each target needs. Effects that need no write go into b.
+func (r *run) prepPage(recs []connectors.Record, b *state.Batch) ([]*item, []*task, error) {
+	var items []*item
+	var tasks []*task
+	for _, rec := range dedupe(recs, r.src.Key) {
+		r.count(r.src.Name, func(c *Counts) { c.Pulled++ })
+		it, ts, err := r.prepare(rec, b)
+		if err != nil {
+			return nil, nil, err
+		}
+		if it == nil {
+			continue
+		}
+		items = append(items, it)
+		tasks = append(tasks, ts...)
+	}
+	creates := map[*targetSys]int{}
+	for _, tk := range tasks {
+		if tk.op == OpCreate {
+			creates[tk.t]++
+		}
+	}
+	for _, t := range r.targets {
+		t.imu.Lock()
+		t.creates = creates[t] // read by indexFor, also from the writes of the page before
+		t.imu.Unlock()
+	}
+	return items, tasks, nil
+}
+
+// settlePage records what a page's finished writes did, and the page's
+// golden records and source fingerprints, in b.
+func (r *run) settlePage(items []*item, tasks []*task, b *state.Batch) {
 	for _, tk := range tasks {
 		r.apply(tk, b)
 	}
 	for _, it := range items {
 		if it.failed {
+			r.mu.Lock()
 			r.failedRun[it.key] = it.fp.Hash
+			r.mu.Unlock()
 		}
 		// The source fingerprint records what was read, even when a target
 		// failed: every failed target holds a delivery entry (pending or
@@ -128,7 +152,6 @@ func (r *run) handle(ctx context.Context, recs []connectors.Record, b *state.Bat
 			r.plannedKeys[it.key] = it.fp.Hash
 		}
 	}
-	return fatal
 }
 
 // writeAhead commits, in one transaction, the golden records (with their
@@ -182,7 +205,10 @@ func (r *run) prepare(rec connectors.Record, b *state.Batch) (*item, []*task, er
 	}
 	fp := state.Fingerprint{Hash: view.Fingerprint(), Entity: rec.Entity, At: rec.UpdatedAt, Source: state.FingerprintRead}
 	key := r.src.Key(rec)
-	if h, failed := r.failedRun[key]; failed && h == fp.Hash {
+	r.mu.Lock()
+	h, failed := r.failedRun[key]
+	r.mu.Unlock()
+	if failed && h == fp.Hash {
 		return nil, nil, nil // failed earlier in this run (overlap re-read, retry pass): once per run is enough
 	}
 	if h, seen := r.plannedKeys[key]; seen && h == fp.Hash {

@@ -39,7 +39,8 @@ type Options struct {
 	Store   state.Storage
 	Logger  zerolog.Logger
 	Metrics Metrics
-	// Now and NewID are injectable for tests; defaults time.Now and UUIDv4.
+	// Now and NewID are injectable for tests; defaults time.Now and
+	// newID (UUIDv7).
 	Now   func() time.Time
 	NewID func() string
 }
@@ -60,9 +61,20 @@ func New(o Options) (*Engine, error) {
 		o.Now = time.Now
 	}
 	if o.NewID == nil {
-		o.NewID = func() string { return uuid.NewString() }
+		o.NewID = newID
 	}
 	return &Engine{o: o}, nil
+}
+
+// newID returns a new canonical id: a UUIDv7, whose leading timestamp
+// makes the golden records of a run land next to each other in state (a
+// page commit rewrites a few B+tree pages, not one per record as random
+// UUIDv4s did). Ids stay opaque: ids of either version are valid.
+func newID() string {
+	if id, err := uuid.NewV7(); err == nil {
+		return id.String()
+	}
+	return uuid.NewString()
 }
 
 // RunOptions tunes one run.
@@ -208,6 +220,18 @@ type run struct {
 	planned     map[string]*funnel.Record
 	plannedKeys map[string]string
 	mu          sync.Mutex // guards res, plan output and pending during concurrent writes
+
+	// slots bound the writes in flight per target over the whole run.
+	slots map[string]chan struct{}
+	// wmu guards what finished writes note: each target's down and fails,
+	// fatal and uncommitted.
+	wmu sync.Mutex
+	// fatal is the first local failure of a write (state, programming):
+	// no write is sent after it.
+	fatal error
+	// uncommitted holds, per target, the target records this run wrote
+	// whose page has not committed its links yet → their canonical ids.
+	uncommitted map[string]map[string]string
 }
 
 type targetSys struct {
@@ -232,7 +256,8 @@ func (e *Engine) newRun(f Flow, ro RunOptions, res *Result) (*run, error) {
 	}
 	r := &run{e: e, f: f, ro: ro, res: res, src: src, plan: ro.Mode == ModePlan,
 		log:     e.o.Logger.With().Str(logkey.Flow, f.Name).Str(logkey.Mode, string(ro.Mode)).Logger(),
-		pending: map[string]map[string]bool{}, planned: map[string]*funnel.Record{}, plannedKeys: map[string]string{}, failedRun: map[string]string{}}
+		pending: map[string]map[string]bool{}, planned: map[string]*funnel.Record{}, plannedKeys: map[string]string{}, failedRun: map[string]string{},
+		slots: map[string]chan struct{}{}, uncommitted: map[string]map[string]string{}}
 	res.counts(src.Name)
 	for _, t := range f.Targets {
 		ts, ok := e.o.Systems[t.System]
@@ -245,6 +270,10 @@ func (e *Engine) newRun(f Flow, ro RunOptions, res *Result) (*run, error) {
 	}
 	if r.f.WriteConcurrency < 1 {
 		r.f.WriteConcurrency = DefaultWriteConcurrency
+	}
+	for _, t := range r.targets {
+		r.slots[t.Name] = make(chan struct{}, r.f.WriteConcurrency)
+		r.uncommitted[t.Name] = map[string]string{}
 	}
 	if len(r.f.MatchKeys) == 0 {
 		r.f.MatchKeys = DefaultMatchKeys()
@@ -296,59 +325,14 @@ func (r *run) do(ctx context.Context) error {
 	// A resumed backfill counts on from the records its earlier part
 	// handled (kept with its cursor), so progress says "1,639 of 5,000",
 	// not "0 of 3,361".
-	pulled, before := 0, 0
+	before := 0
 	if r.ro.Mode == ModeBackfill && cur != nil {
 		if b, err := r.store().Cursor(backfillDoneKey(r.f.Name)); err == nil {
 			before, _ = strconv.Atoi(string(b))
 		}
 	}
-	for {
-		if r.stopRequested() {
-			r.res.Stopped = true
-			r.log.Info().Msg("stop requested: ending run after the last committed page")
-			return nil
-		}
-		page, err := r.src.Conn.Pull(ctx, cur, connectors.PullOptions{PageSize: r.src.PageSize, Since: r.ro.Since, WantTotal: r.ro.Progress != nil})
-		if err != nil {
-			return fmt.Errorf("pull from %s: %w", r.src.Name, err)
-		}
-		b := &state.Batch{}
-		perr := r.handle(ctx, page.Records, b)
-		if !r.plan {
-			if perr == nil {
-				next := page.Next
-				if page.Done && r.ro.Mode == ModeBackfill {
-					next = nil // a finished backfill starts afresh next time
-				}
-				b.SetCursor(key, next)
-				if r.ro.Mode == ModeBackfill {
-					var done []byte
-					if next != nil {
-						done = []byte(strconv.Itoa(before + pulled + len(page.Records)))
-					}
-					b.SetCursor(backfillDoneKey(r.f.Name), done)
-				}
-			}
-			if err := r.store().Commit(b); err != nil {
-				return fmt.Errorf("commit page: %w", err)
-			}
-		}
-		if perr != nil {
-			return perr
-		}
-		cur = page.Next
-		r.res.Pages++
-		pulled += len(page.Records)
-		if r.ro.Progress != nil {
-			total := page.Total
-			if total >= 0 {
-				total += before // the connector's total covers the pull from the cursor on
-			}
-			r.progress(Progress{Flow: r.f.Name, Records: before + pulled, Pages: r.res.Pages, Total: total})
-		}
-		if page.Done {
-			break
-		}
+	if err := r.pages(ctx, key, cur, before); err != nil {
+		return err
 	}
 	if r.unknown > 0 {
 		// Creates whose answer was lost: look them up now, while the run

@@ -97,7 +97,7 @@ func (r *run) findExisting(ctx context.Context, tk *task, want *funnel.Record, e
 		var pick *connectors.Record
 		for i := range cands {
 			c := cands[i]
-			owner, err := r.store().Link(tk.t.Name, tk.t.Key(c))
+			owner, err := r.linkOwner(tk.t.Name, tk.t.Key(c))
 			if err != nil {
 				return nil, err
 			}

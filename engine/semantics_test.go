@@ -527,14 +527,18 @@ func TestBackfillSinceResumeAndScheduledCursor(t *testing.T) {
 	// An interrupted backfill resumes from its last committed page.
 	stop := make(chan struct{})
 	rec.reset()
+	handled := 0
 	res = w.runFlow(w.flow("t2b"), engine.RunOptions{Mode: engine.ModeBackfill, Stop: stop, Progress: func(p engine.Progress) {
+		handled = p.Records
 		if p.Pages == 2 {
 			close(stop)
 		}
 	}})
 	first := rec.ids()
-	if !res.Stopped || res.Pages != 2 {
-		t.Fatalf("stopped %v after %d pages; want a stop after page 2", res.Stopped, res.Pages)
+	// The page after the second is already on its way when the stop
+	// comes (pages overlap): it is finished and committed too.
+	if !res.Stopped || res.Pages < 2 || res.Pages > 3 {
+		t.Fatalf("stopped %v after %d pages; want a stop after page 2 or 3", res.Stopped, res.Pages)
 	}
 	if bc, _ := w.st.Cursor(engine.BackfillKey("t2b")); bc == nil {
 		t.Fatal("no backfill cursor kept after the interruption")
@@ -552,8 +556,8 @@ func TestBackfillSinceResumeAndScheduledCursor(t *testing.T) {
 	if len(progress) == 0 {
 		t.Fatal("the resumed backfill reported no progress")
 	}
-	if p := progress[0]; p.Records <= len(first) {
-		t.Errorf("the resumed backfill's first progress says %d records; want more than the %d handled before the interruption", p.Records, len(first))
+	if p := progress[0]; p.Records <= handled {
+		t.Errorf("the resumed backfill's first progress says %d records; want more than the %d handled before the interruption", p.Records, handled)
 	}
 	if p := progress[len(progress)-1]; p.Total >= 0 && (p.Total < len(all) || p.Records > p.Total) {
 		t.Errorf("the resumed backfill ends at %d of %d; want at most the total, which covers all %d records", p.Records, p.Total, len(all))
@@ -561,10 +565,16 @@ func TestBackfillSinceResumeAndScheduledCursor(t *testing.T) {
 	if rec.firstCursorNil() {
 		t.Error("the resumed backfill started from the beginning")
 	}
+	// Up to two pages past the last committed one were read ahead and
+	// not handled: those alone may be read again.
+	again := 0
 	for id := range second {
 		if first[id] {
-			t.Errorf("record %s read again after resuming", id)
+			again++
 		}
+	}
+	if again > 2*10 {
+		t.Errorf("%d records read again after resuming; want at most the two pages read ahead (20)", again)
 	}
 	if len(first)+len(second) < len(all) {
 		t.Errorf("interrupted + resumed backfill read %d + %d records, want all %d", len(first), len(second), len(all))

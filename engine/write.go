@@ -13,55 +13,119 @@ import (
 	"github.com/crmsync/crmsync/state"
 )
 
-// execute runs the write tasks, per target with bounded concurrency. A
-// failed write never stops the others: apply turns it into a delivery entry.
-// Once a target shows itself unavailable (see marksDown), its remaining
-// tasks are not sent. execute returns only errors that are not a target's
-// answer (state, programming), which must stop the run.
+// execute runs the write tasks and waits for them (see dispatch).
 func (r *run) execute(ctx context.Context, tasks []*task) error {
-	var wg sync.WaitGroup
-	sem := map[string]chan struct{}{}
-	for _, t := range r.targets {
-		sem[t.Name] = make(chan struct{}, r.f.WriteConcurrency)
-	}
-	var mu sync.Mutex
-	var fatal error
-	for _, tk := range tasks {
-		s := sem[tk.t.Name]
-		s <- struct{}{}
-		mu.Lock()
-		down, stop := tk.t.down, fatal != nil
-		mu.Unlock()
-		if stop || down != nil || ctx.Err() != nil {
-			<-s
-			tk.err = &notSent{target: tk.t.Name, cause: firstErr(down, ctx.Err(), fatal)}
-			continue
+	return r.dispatch(ctx, tasks, nil).wait()
+}
+
+// flight is one page's writes on their way: dispatched in order, per
+// target at most Flow.WriteConcurrency at once over the whole run (the
+// slots are the run's, so the writes of the next page fill those the end
+// of this one leaves free).
+type flight struct {
+	done       chan struct{} // closed when every task has finished
+	dispatched chan struct{} // closed when every task holds a slot or was not sent
+	fatal      error
+}
+
+// wait blocks until every task of the flight has finished and returns the
+// error that must stop the run, if any.
+func (f *flight) wait() error {
+	<-f.done
+	return f.fatal
+}
+
+// dispatch starts the write tasks in order, after the tasks of after (the
+// page before, whose writes are still running) all hold a slot, so pages
+// are written first come first served. A failed write never stops the
+// others: apply turns it into a delivery entry. Once a target shows itself
+// unavailable (see marksDown), its remaining tasks are not sent. The
+// flight's error is one that is not a target's answer (state, programming),
+// which must stop the run: after it no further task is sent.
+func (r *run) dispatch(ctx context.Context, tasks []*task, after *flight) *flight {
+	f := &flight{done: make(chan struct{}), dispatched: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		if after != nil {
+			<-after.dispatched
 		}
-		wg.Add(1)
-		go func(tk *task) {
-			defer wg.Done()
-			defer func() { <-s }()
-			tk.err = r.write(ctx, tk)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case tk.err == nil:
-				tk.t.fails = 0
-			case !isTargetAnswer(tk.err):
-				if fatal == nil {
-					fatal = fmt.Errorf("%s %s in %s: %w", tk.op, tk.it.golden.ID, tk.t.Name, tk.err)
-				}
-			case marksDown(tk.err):
-				tk.t.fails++
-				if tk.t.fails >= downAfter && tk.t.down == nil {
-					tk.t.down = tk.err
-					r.log.Warn().Err(tk.err).Str(logkey.Target, tk.t.Name).Msg("target unavailable: its remaining writes in this run are kept pending")
-				}
+		var wg sync.WaitGroup
+		for _, tk := range tasks {
+			s := r.slots[tk.t.Name]
+			s <- struct{}{}
+			r.wmu.Lock()
+			down, stop := tk.t.down, r.fatal
+			r.wmu.Unlock()
+			if stop != nil || down != nil || ctx.Err() != nil {
+				<-s
+				tk.err = &notSent{target: tk.t.Name, cause: firstErr(down, ctx.Err(), stop)}
+				continue
 			}
-		}(tk)
+			wg.Add(1)
+			go func(tk *task) {
+				defer wg.Done()
+				defer func() { <-s }()
+				tk.err = r.write(ctx, tk)
+				r.wrote(tk, f)
+			}(tk)
+		}
+		close(f.dispatched)
+		wg.Wait()
+	}()
+	return f
+}
+
+// wrote notes the outcome of a finished write: a target that failed
+// downAfter times in a row is down for the rest of the run, a local failure
+// stops the run, and a record written is known to own its target record
+// until the page commits its link (see linkOwner).
+func (r *run) wrote(tk *task, f *flight) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	switch {
+	case tk.err == nil:
+		tk.t.fails = 0
+		if tk.done != nil && !r.plan {
+			r.uncommitted[tk.t.Name][tk.t.Key(*tk.done)] = tk.it.golden.ID
+		}
+	case !isTargetAnswer(tk.err):
+		if f.fatal == nil {
+			f.fatal = fmt.Errorf("%s %s in %s: %w", tk.op, tk.it.golden.ID, tk.t.Name, tk.err)
+		}
+		if r.fatal == nil {
+			r.fatal = f.fatal
+		}
+	case marksDown(tk.err):
+		tk.t.fails++
+		if tk.t.fails >= downAfter && tk.t.down == nil {
+			tk.t.down = tk.err
+			r.log.Warn().Err(tk.err).Str(logkey.Target, tk.t.Name).Msg("target unavailable: its remaining writes in this run are kept pending")
+		}
 	}
-	wg.Wait()
-	return fatal
+}
+
+// linkOwner is the canonical id of the record linked to a target record:
+// the committed link, or a write of this run whose page has not committed
+// yet (the next page's writes run beside it).
+func (r *run) linkOwner(target, key string) (string, error) {
+	r.wmu.Lock()
+	id, ok := r.uncommitted[target][key]
+	r.wmu.Unlock()
+	if ok {
+		return id, nil
+	}
+	return r.store().Link(target, key)
+}
+
+// committed forgets the uncommitted links of tasks whose page committed.
+func (r *run) committed(tasks []*task) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	for _, tk := range tasks {
+		if tk.done != nil {
+			delete(r.uncommitted[tk.t.Name], tk.t.Key(*tk.done))
+		}
+	}
 }
 
 // downAfter is how many writes in a row must fail with an outage-like error
