@@ -447,13 +447,18 @@ func (r *Record) Fingerprint() string { return FingerprintValues(r.Fields) }
 // payload) in a stable way, ignoring created_at and updated_at at the top.
 func FingerprintValues(m map[string]any) string {
 	h := sha256.New()
-	writeValue(h, m, true)
+	buf := appendValue(make([]byte, 0, 512), m, true)
+	_, _ = h.Write(buf)
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-type writer interface{ Write([]byte) (int, error) }
-
-func writeValue(h writer, v any, top bool) {
+// appendValue appends the hashed form of v: the form fmt gave it when
+// fingerprints were first stored (keys %q, scalars "%T:%v"), which stays
+// byte for byte the same, or every stored fingerprint would change and an
+// upgrade would rewrite every record. The common scalars are formatted
+// without fmt (a fingerprint is taken several times per record);
+// TestFingerprintFormUnchanged compares both forms.
+func appendValue(b []byte, v any, top bool) []byte {
 	switch x := v.(type) {
 	case map[string]any:
 		keys := make([]string, 0, len(x))
@@ -464,23 +469,37 @@ func writeValue(h writer, v any, top bool) {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		_, _ = h.Write([]byte("{"))
+		b = append(b, '{')
 		for _, k := range keys {
-			_, _ = fmt.Fprintf(h, "%q:", k)
-			writeValue(h, x[k], false)
-			_, _ = h.Write([]byte(","))
+			b = strconv.AppendQuote(b, k)
+			b = append(b, ':')
+			b = appendValue(b, x[k], false)
+			b = append(b, ',')
 		}
-		_, _ = h.Write([]byte("}"))
+		return append(b, '}')
 	case []any:
-		_, _ = h.Write([]byte("["))
+		b = append(b, '[')
 		for _, e := range x {
-			writeValue(h, e, false)
-			_, _ = h.Write([]byte(","))
+			b = appendValue(b, e, false)
+			b = append(b, ',')
 		}
-		_, _ = h.Write([]byte("]"))
-	default:
-		_, _ = fmt.Fprintf(h, "%T:%v", x, x)
+		return append(b, ']')
+	case string:
+		return append(append(b, "string:"...), x...)
+	case bool:
+		return strconv.AppendBool(append(b, "bool:"...), x)
+	case nil:
+		return append(b, "<nil>:<nil>"...)
+	case int:
+		return strconv.AppendInt(append(b, "int:"...), int64(x), 10)
+	case int64:
+		return strconv.AppendInt(append(b, "int64:"...), x, 10)
+	case float64:
+		if !math.IsInf(x, 0) && !math.IsNaN(x) {
+			return strconv.AppendFloat(append(b, "float64:"...), x, 'g', -1, 64)
+		}
 	}
+	return fmt.Appendf(b, "%T:%v", v, v)
 }
 
 // Diff lists the content fields whose values differ between a and b, sorted.
