@@ -69,6 +69,14 @@ func (r *run) findExisting(ctx context.Context, tk *task, want *funnel.Record, e
 		}
 		useIndex = ix
 	}
+	var indexed map[string][]connectors.Record
+	if useIndex != nil {
+		// Every key's candidates in one read of the index.
+		var err error
+		if indexed, err = r.indexCandidates(tk.t, useIndex, r.matchValues(want, g.Kind())); err != nil {
+			return nil, err
+		}
+	}
 	for _, key := range r.f.MatchKeys {
 		val := want.Str(key)
 		if val == "" || !matchKeyApplies(key, g.Kind()) {
@@ -76,11 +84,7 @@ func (r *run) findExisting(ctx context.Context, tk *task, want *funnel.Record, e
 		}
 		var cands []connectors.Record
 		if useIndex != nil {
-			c, err := r.indexCandidates(tk.t, useIndex, key, NormalizeMatch(key, val))
-			if err != nil {
-				return nil, err
-			}
-			cands = c
+			cands = indexed[key]
 		} else {
 			path, ok := tk.t.Map.NativePath(key, g.Kind())
 			if !ok {

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/crmsync/crmsync/connectors"
+	"github.com/crmsync/crmsync/funnel"
 	"github.com/crmsync/crmsync/logkey"
 	"github.com/crmsync/crmsync/mapping"
 	"github.com/crmsync/crmsync/state"
@@ -151,27 +152,47 @@ func (r *run) indexCreated(b *state.Batch, t *targetSys, rec connectors.Record) 
 	t.index.seal(b, ref)
 }
 
-// indexCandidates returns the target records indexed under key=val: the
-// persisted rows and the overlay's, each record once.
-func (r *run) indexCandidates(t *targetSys, ix *matchIndex, key, val string) ([]connectors.Record, error) {
-	rows, err := r.store().IndexLookup(t.Name, key, val)
+// matchValues lists the flow's match keys with a value on want that may
+// identify a record of kind, with the values normalised.
+func (r *run) matchValues(want *funnel.Record, kind funnel.Kind) []state.IndexValue {
+	var out []state.IndexValue
+	for _, key := range r.f.MatchKeys {
+		if val := want.Str(key); val != "" && matchKeyApplies(key, kind) {
+			out = append(out, state.IndexValue{Key: key, Value: NormalizeMatch(key, val)})
+		}
+	}
+	return out
+}
+
+// indexCandidates returns, per match key of vals, the target records
+// indexed under its value: the persisted rows and the overlay's, each
+// record once.
+func (r *run) indexCandidates(t *targetSys, ix *matchIndex, vals []state.IndexValue) (map[string][]connectors.Record, error) {
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	rows, err := r.store().IndexLookup(t.Name, vals)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]connectors.Record, 0, len(rows))
-	seen := map[string]bool{}
-	for _, e := range rows {
-		rec := connectors.Record{Entity: e.Entity, ID: e.ID}
-		seen[t.Key(rec)] = true
-		out = append(out, rec)
-	}
 	t.imu.Lock()
 	defer t.imu.Unlock()
-	for _, e := range ix.rows[rowKey(key, val)] {
-		if !seen[e.ref] {
-			seen[e.ref] = true
-			out = append(out, e.rec)
+	out := make(map[string][]connectors.Record, len(vals))
+	for i, v := range vals {
+		seen := map[string]bool{}
+		var cands []connectors.Record
+		for _, e := range rows[i] {
+			rec := connectors.Record{Entity: e.Entity, ID: e.ID}
+			seen[t.Key(rec)] = true
+			cands = append(cands, rec)
 		}
+		for _, e := range ix.rows[rowKey(v.Key, v.Value)] {
+			if !seen[e.ref] {
+				seen[e.ref] = true
+				cands = append(cands, e.rec)
+			}
+		}
+		out[v.Key] = cands
 	}
 	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/crmsync/crmsync/connectors/bluerocktel"
 	"github.com/crmsync/crmsync/engine"
 	"github.com/crmsync/crmsync/funnel"
+	"github.com/crmsync/crmsync/state"
 )
 
 // countingPulls counts a connector's pull requests: fullReads those that
@@ -167,8 +168,8 @@ func TestMatchedCandidateDeletedInTheTargetIsCreated(t *testing.T) {
 	w := newWorld(t, worldOpts{tribe: 30, flows: oneWay})
 	gone := w.brtCreate(map[string]any{"name": "Gone Away BV", "email_address": "bye@gone.example", "prospection_code_id": 1})
 	w.run("t2b") // builds the index, with the record in it
-	email := engine.NormalizeMatch(funnel.FieldEmail, "bye@gone.example")
-	if got, err := w.st.IndexLookup("bluerocktel", funnel.FieldEmail, email); err != nil || len(got) != 1 {
+	email := []state.IndexValue{{Key: funnel.FieldEmail, Value: engine.NormalizeMatch(funnel.FieldEmail, "bye@gone.example")}}
+	if got, err := w.st.IndexLookup("bluerocktel", email); err != nil || len(got[0]) != 1 {
 		t.Fatalf("index after the first run: %v, %v; want the record", got, err)
 	}
 	if err := w.brt.Delete(w.ctx, bluerocktel.EntityProspects, gone.ID); err != nil {
@@ -186,8 +187,8 @@ func TestMatchedCandidateDeletedInTheTargetIsCreated(t *testing.T) {
 	if made == "" || made == "prospects:"+gone.ID {
 		t.Fatalf("TribeCRM %s linked to %q", tr.ID, made)
 	}
-	got, err := w.st.IndexLookup("bluerocktel", funnel.FieldEmail, email)
-	if err != nil || len(got) != 1 || "prospects:"+got[0].ID != made {
+	got, err := w.st.IndexLookup("bluerocktel", email)
+	if err != nil || len(got[0]) != 1 || "prospects:"+got[0][0].ID != made {
 		t.Fatalf("index after the backfill: %v, %v; want only the created record %s", got, err, made)
 	}
 }

@@ -285,29 +285,31 @@ func unindex(sb *bbolt.Bucket, ref string) error {
 	return sb.Delete(rk)
 }
 
-// IndexLookup returns the target records of system indexed under match key
-// key and normalised value, in reference order (none when there is no
-// index).
-func (s *Store) IndexLookup(system, key, value string) ([]IndexEntry, error) {
-	var out []IndexEntry
+// IndexLookup returns, for each match key and normalised value of values,
+// the target records of system indexed under it, in reference order (none
+// when there is no index), in one read.
+func (s *Store) IndexLookup(system string, values []IndexValue) ([][]IndexEntry, error) {
+	out := make([][]IndexEntry, len(values))
 	err := s.view(func(tx *bbolt.Tx) error {
 		sb := systemIndex(tx, system)
 		if sb == nil {
 			return nil
 		}
-		p := forwardPrefix(key, value)
 		c := sb.Cursor()
-		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			entity, id, ok := bytes.Cut(v, []byte{0})
-			if !ok {
-				return fmt.Errorf("match index row %q: bad value", k)
+		for i, v := range values {
+			p := forwardPrefix(v.Key, v.Value)
+			for k, ev := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, ev = c.Next() {
+				entity, id, ok := bytes.Cut(ev, []byte{0})
+				if !ok {
+					return fmt.Errorf("match index row %q: bad value", k)
+				}
+				out[i] = append(out[i], IndexEntry{Entity: string(entity), ID: string(id)})
 			}
-			out = append(out, IndexEntry{Entity: string(entity), ID: string(id)})
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("look up %s=%q in the match index of %s: %w", key, value, system, err)
+		return nil, fmt.Errorf("look up %d values in the match index of %s: %w", len(values), system, err)
 	}
 	return out, nil
 }

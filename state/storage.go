@@ -26,7 +26,7 @@ type Storage interface {
 	Runs(flow string, limit int) ([]Run, error)
 	Stats() (map[string]int, error)
 	// IndexLookup and IndexMeta read the match index (matchindex.go).
-	IndexLookup(system, key, value string) ([]IndexEntry, error)
+	IndexLookup(system string, values []IndexValue) ([][]IndexEntry, error)
 	IndexMeta(system string) (*IndexMeta, error)
 	Close() error
 }

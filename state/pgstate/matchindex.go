@@ -91,20 +91,37 @@ func isIndexOp(k state.OpKind) bool {
 	return false
 }
 
-// IndexLookup returns the target records of system indexed under match key
-// key and normalised value, in reference order.
-func (s *Store) IndexLookup(system, key, value string) ([]state.IndexEntry, error) {
+// IndexLookup returns, for each match key and normalised value of values,
+// the target records of system indexed under it, in reference order, in
+// one query.
+func (s *Store) IndexLookup(system string, values []state.IndexValue) ([][]state.IndexEntry, error) {
+	out := make([][]state.IndexEntry, len(values))
+	if len(values) == 0 {
+		return out, nil
+	}
+	keys, vals := make([]string, len(values)), make([]string, len(values))
+	for i, v := range values {
+		keys[i], vals[i] = v.Key, v.Value
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	rows, _ := s.pool.Query(ctx, `SELECT entity, id FROM match_index WHERE system = $1 AND key = $2 AND value = $3 ORDER BY ref`,
-		system, key, value)
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (state.IndexEntry, error) {
-		var e state.IndexEntry
-		err := row.Scan(&e.Entity, &e.ID)
-		return e, err
+	rows, _ := s.pool.Query(ctx, `SELECT v.i, m.entity, m.id
+		FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS v(key, value, i)
+		JOIN match_index m ON m.system = $1 AND m.key = v.key AND m.value = v.value
+		ORDER BY v.i, m.ref`, system, keys, vals)
+	var (
+		i int64
+		e state.IndexEntry
+	)
+	_, err := pgx.ForEachRow(rows, []any{&i, &e.Entity, &e.ID}, func() error {
+		if i < 1 || int(i) > len(out) {
+			return fmt.Errorf("match index lookup: row for value %d of %d", i, len(out))
+		}
+		out[i-1] = append(out[i-1], e)
+		return nil
 	})
 	if err != nil {
-		return nil, s.fail(fmt.Sprintf("look up %s=%q in the match index of %s", key, value, system), err)
+		return nil, s.fail(fmt.Sprintf("look up %d values in the match index of %s", len(values), system), err)
 	}
 	return out, nil
 }

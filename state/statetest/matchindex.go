@@ -9,11 +9,17 @@ import (
 
 func lookup(t *testing.T, s Store, system, key, value string) []state.IndexEntry {
 	t.Helper()
-	got, err := s.IndexLookup(system, key, value)
+	// Asked together with a value no record holds, and twice: each answer
+	// is the one of its own value.
+	q := []state.IndexValue{{Key: "email", Value: "nobody@nowhere.example"}, {Key: key, Value: value}, {Key: key, Value: value}}
+	got, err := s.IndexLookup(system, q)
 	if err != nil {
 		t.Fatalf("IndexLookup(%s, %s, %q): %v", system, key, value, err)
 	}
-	return got
+	if len(got) != 3 || len(got[0]) != 0 || !reflect.DeepEqual(got[1], got[2]) {
+		t.Fatalf("IndexLookup(%s, %v) = %v; want 3 answers, the first empty, the others equal", system, q, got)
+	}
+	return got[1]
 }
 
 // testMatchIndex: rows of several records per value, a record indexed
