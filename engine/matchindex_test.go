@@ -75,8 +75,10 @@ func TestRestartDuringFirstSyncDoesNotReadTheTargetAgain(t *testing.T) {
 	w := newWorld(t, o)
 	before := w.brtTotal()
 	res := w.runFlow(w.flow("t2b"), stopAfterPages(engine.ModeSync, 2))
-	if !res.Stopped || res.Pages != 2 {
-		t.Fatalf("first run: stopped %v after %d pages; want stopped after 2", res.Stopped, res.Pages)
+	// Pages in flight when the stop comes are finished: the run stops after
+	// a few, well before the 12 of the whole source.
+	if !res.Stopped || res.Pages >= 12 {
+		t.Fatalf("first run: stopped %v after %d pages; want stopped before the end (12)", res.Stopped, res.Pages)
 	}
 	full1, _ := cp.counts()
 	if full1 != 1 {
@@ -193,16 +195,25 @@ func TestMatchedCandidateDeletedInTheTargetIsCreated(t *testing.T) {
 	}
 }
 
-// Two records of one page with the same e-mail: the first is created, the
-// second finds it (not committed yet, in the page in hand) and is linked.
-func TestTwoRecordsOfOnePageWithOneEmailCreateOne(t *testing.T) {
+// Two records of one page with the same e-mail are each created: the
+// record the first one created is found (in the page in hand, before its
+// page is committed), but it belongs to the first one's golden record
+// (linkOwner counts the writes of uncommitted pages), so it is no candidate
+// for the second. Nothing is dead-lettered as ambiguous.
+//
+// Before the overlapping pages (0ee3b5b) the second was linked to the
+// first one's record instead: one created, one linked.
+func TestTwoRecordsOfOnePageWithOneEmailAreEachCreated(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, worldOpts{concurrency: 1, flows: oneWay})
-	w.tribeCreateOrg("Lead", map[string]any{"Name": "Twin One", "EmailAddress": "twins@page.example"})
-	w.tribeCreateOrg("Lead", map[string]any{"Name": "Twin Two", "EmailAddress": "TWINS@page.example"})
+	one := w.tribeCreateOrg("Lead", map[string]any{"Name": "Twin One", "EmailAddress": "twins@page.example"})
+	two := w.tribeCreateOrg("Lead", map[string]any{"Name": "Twin Two", "EmailAddress": "TWINS@page.example"})
 	res := w.run("t2b")
-	if c := counts(res, "bluerocktel"); c.Created != 1 || c.Linked != 1 || w.brtTotal() != 1 {
-		t.Fatalf("counts %+v, BlueRockTel holds %d; want 1 created, 1 linked, 1 record", c, w.brtTotal())
+	if c := counts(res, "bluerocktel"); c.Created != 2 || c.Linked != 0 || c.Failed != 0 || w.brtTotal() != 2 {
+		t.Fatalf("counts %+v, BlueRockTel holds %d; want 2 created, 2 records", c, w.brtTotal())
+	}
+	if a, b := w.linkedBRT(one.ID), w.linkedBRT(two.ID); a == "" || b == "" || a == b {
+		t.Fatalf("twins linked to %q and %q; want a record each", a, b)
 	}
 }
 
