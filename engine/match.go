@@ -69,6 +69,14 @@ func (r *run) findExisting(ctx context.Context, tk *task, want *funnel.Record, e
 		}
 		useIndex = ix
 	}
+	var indexed map[string][]connectors.Record
+	if useIndex != nil {
+		// Every key's candidates in one read of the index.
+		var err error
+		if indexed, err = r.indexCandidates(tk.t, useIndex, r.matchValues(want, g.Kind())); err != nil {
+			return nil, err
+		}
+	}
 	for _, key := range r.f.MatchKeys {
 		val := want.Str(key)
 		if val == "" || !matchKeyApplies(key, g.Kind()) {
@@ -76,7 +84,7 @@ func (r *run) findExisting(ctx context.Context, tk *task, want *funnel.Record, e
 		}
 		var cands []connectors.Record
 		if useIndex != nil {
-			cands = tk.t.lookup(key, NormalizeMatch(key, val))
+			cands = indexed[key]
 		} else {
 			path, ok := tk.t.Map.NativePath(key, g.Kind())
 			if !ok {
@@ -93,35 +101,30 @@ func (r *run) findExisting(ctx context.Context, tk *task, want *funnel.Record, e
 				}
 			}
 		}
-		var free, taken []string
-		var pick *connectors.Record
-		for i := range cands {
-			c := cands[i]
-			owner, err := r.linkOwner(tk.t.Name, tk.t.Key(c))
-			if err != nil {
+		free, taken, err := r.freeCandidates(tk.t, g.ID, cands)
+		if err != nil {
+			return nil, err
+		}
+		if useIndex != nil {
+			// The index keeps entity and id only, and may be older than
+			// the target: read each free candidate, and drop those gone
+			// or no longer holding the value (the next key is tried, or
+			// the record created).
+			if free, err = r.checkCandidates(ctx, tk.t, useIndex, key, NormalizeMatch(key, val), free); err != nil {
 				return nil, err
 			}
-			if owner != "" && owner != g.ID {
-				taken = append(taken, c.ID+" (linked to "+owner+")")
-				continue
-			}
-			free = append(free, c.ID)
-			pick = &cands[i]
 		}
 		switch {
 		case len(free) == 1:
-			if pick.Fields == nil { // from the index, which keeps ids only
-				full, err := tk.t.Conn.Get(ctx, pick.Entity, pick.ID)
-				if err != nil {
-					return nil, fmt.Errorf("read matched %s %s in %s: %w", pick.Entity, pick.ID, tk.t.Name, err)
-				}
-				pick = &full
-			}
-			return pick, nil
+			return &free[0], nil
 		case len(free) > 1:
-			sort.Strings(free)
+			ids := make([]string, len(free))
+			for i, c := range free {
+				ids[i] = c.ID
+			}
+			sort.Strings(ids)
 			return nil, &errAmbiguous{fmt.Sprintf("ambiguous match on %s=%q: %d records in %s match (%s); not created: remove the duplicate in %[4]s or make the flow's match keys stricter, then run `crmsync deadletters replay`",
-				key, val, len(free), tk.t.Name, strings.Join(free, ", "))}
+				key, val, len(free), tk.t.Name, strings.Join(ids, ", "))}
 		case len(taken) > 0:
 			// Every candidate is already the twin of another record: none
 			// is ours. Try the next key (and create when none finds one).
@@ -192,85 +195,4 @@ func (r *run) linkExisting(ctx context.Context, tk *task, found connectors.Recor
 	}
 	tk.done, tk.payload = &got, MergePayload(base, diff)
 	return nil
-}
-
-// matchIndex maps normalised match values to a target's records. It keeps
-// only entity and id per record (a match reads the record again), so its
-// size stays small on large targets and long runs.
-type matchIndex struct {
-	by map[string]map[string][]connectors.Record // match key -> value -> records
-}
-
-// lookup returns a copy of the index entries for a value; writes of the
-// same page add to the index concurrently (remember).
-func (t *targetSys) lookup(key, val string) []connectors.Record {
-	t.imu.Lock()
-	defer t.imu.Unlock()
-	if t.index == nil {
-		return nil
-	}
-	return append([]connectors.Record(nil), t.index.by[key][val]...)
-}
-
-func (ix *matchIndex) add(t *targetSys, keys []string, rec connectors.Record) {
-	v, err := t.Map.Inbound(mapping.Native{Entity: rec.Entity, Fields: rec.Fields})
-	if err != nil {
-		return
-	}
-	for _, k := range keys {
-		s := v.Str(k)
-		if s == "" {
-			continue
-		}
-		if ix.by[k] == nil {
-			ix.by[k] = map[string][]connectors.Record{}
-		}
-		n := NormalizeMatch(k, s)
-		ix.by[k][n] = append(ix.by[k][n], connectors.Record{Entity: rec.Entity, ID: rec.ID})
-	}
-}
-
-// remember adds a record crmsync just created to the target's index.
-func (t *targetSys) remember(rec connectors.Record) {
-	t.imu.Lock()
-	defer t.imu.Unlock()
-	if t.index != nil {
-		t.index.add(t, t.keys, rec)
-	}
-}
-
-// indexFor returns the target's index, building it (one full read of the
-// target) the first time a page needs many creates there.
-func (r *run) indexFor(ctx context.Context, t *targetSys) (*matchIndex, error) {
-	t.imu.Lock()
-	defer t.imu.Unlock()
-	scans := false
-	if sf, ok := t.Conn.(connectors.ScanFinder); ok {
-		scans = sf.FindScans()
-	}
-	if t.index != nil || (t.creates < indexThreshold && !scans && !r.bulk) {
-		return t.index, nil
-	}
-	ix := &matchIndex{by: map[string]map[string][]connectors.Record{}}
-	t.keys = r.f.MatchKeys
-	var cur connectors.Cursor
-	n := 0
-	for {
-		page, err := t.Conn.Pull(ctx, cur, connectors.PullOptions{PageSize: t.PageSize})
-		if err != nil {
-			return nil, fmt.Errorf("read %s to match records before creating them: %w", t.Name, err)
-		}
-		for _, rec := range page.Records {
-			ix.add(t, t.keys, rec)
-			n++
-		}
-		r.progress(Progress{Flow: r.f.Name, Total: -1, Reading: t.Name, Read: n, Done: page.Done})
-		cur = page.Next
-		if page.Done {
-			break
-		}
-	}
-	r.log.Info().Str(logkey.Target, t.Name).Int("records", n).Msg("read the target once to match records before creating them")
-	t.index = ix
-	return ix, nil
 }

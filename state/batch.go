@@ -39,6 +39,7 @@ type op struct {
 	links map[string]string // opPutRecord: the record's links (a copy)
 	dl    *deadLetterV1     // opPutDeadLetter: merged with the stored one at commit (opRestoreDeadLetter: not)
 	flow  string            // opPutRun: prefix for trimming
+	ix    *IndexOp          // the match index ops (matchindex.go)
 }
 
 // Batch accumulates the changes of one handled page; Store.Commit applies
@@ -259,6 +260,7 @@ func (s *Store) Commit(b *Batch) error {
 	}
 	err := s.update(func(tx *bbolt.Tx) error {
 		t := txBuckets{
+			tx:           tx,
 			cursors:      tx.Bucket(bucketCursors),
 			records:      tx.Bucket(bucketRecords),
 			links:        tx.Bucket(bucketLinks),
@@ -292,6 +294,7 @@ func (s *Store) Commit(b *Batch) error {
 const fillPercent = 0.9
 
 type txBuckets struct {
+	tx                                                                *bbolt.Tx
 	cursors, records, links, fingerprints, intents, deadLetters, runs *bbolt.Bucket
 }
 
@@ -321,6 +324,9 @@ func (s *Store) apply(t *txBuckets, o *op) error {
 		return applyRun(t, o)
 	case opRestoreDeadLetter:
 		return applyRestoreDeadLetter(t, o)
+	}
+	if isIndexOp(o.kind) {
+		return applyIndex(t.tx, o)
 	}
 	return fmt.Errorf("unknown batch op %d", o.kind)
 }

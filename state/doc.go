@@ -70,6 +70,14 @@
 // The reverse of a link (canonical id → external ids) is the golden
 // record's "links" member; PutRecord keeps both sides in step.
 //
+// The match index (matchindex.go) is the one nested layout: bucket
+// "matchindex" holds a bucket per target system, made by the first commit
+// that indexes one, with keys "f" <match key> "\x00" <normalised value>
+// "\x00" <record key> → <entity> "\x00" <id> (forward rows), "r" <record
+// key> → its <key> "\x00" <value> "\x00" pairs (reverse rows) and "m" →
+// the JSON IndexMeta. It is derived data: export leaves it out, and a lost
+// one is read from the target again.
+//
 // A record's "sources" (where each field's value came from) is a list of
 // groups {"system","at","fields":[...]}, one per system and change time,
 // sorted by system, time and field name. At most one group leaves "fields"

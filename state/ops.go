@@ -53,6 +53,8 @@ type Op struct {
 	Run         *Run
 	// Intent is OpPutIntent's create intent.
 	Intent *Intent
+	// Index is the change of the match index ops (OpIndexRecord, ...).
+	Index *IndexOp
 }
 
 // Ops returns the changes of b in the order they were added, or the error
@@ -129,6 +131,9 @@ func (o *op) export() (Op, error) {
 			return Op{}, fmt.Errorf("PutRun %s: %w", o.flow, err)
 		}
 		return Op{Kind: OpPutRun, Run: &r}, nil
+	}
+	if isIndexOp(o.kind) {
+		return o.exportIndex()
 	}
 	return Op{}, fmt.Errorf("unknown batch op %d", o.kind)
 }

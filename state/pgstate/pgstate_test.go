@@ -51,15 +51,15 @@ func TestSchemaTablesAndMigrationRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]int{"cursors": 1, "deliveries": 1, "fingerprints": 2, "intents": 2, "links": 2, "records": 1,
-		"runs": 2, "schema_migrations": 1, "replicas": 1, "leases": 1}
+		"runs": 2, "schema_migrations": 1, "replicas": 1, "leases": 1, "match_index": 4, "match_index_meta": 1}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("tables and primary-key columns = %v, want %v", got, want)
 	}
 	var versions []int
 	rows, _ = c.Query(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
 	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
-	if err != nil || !reflect.DeepEqual(versions, []int{1, 2}) || pgstate.SchemaVersion() != 2 {
-		t.Fatalf("schema_migrations = %v, %v; want [1 2]", versions, err)
+	if err != nil || !reflect.DeepEqual(versions, []int{1, 2, 3}) || pgstate.SchemaVersion() != 3 {
+		t.Fatalf("schema_migrations = %v, %v; want [1 2 3]", versions, err)
 	}
 }
 

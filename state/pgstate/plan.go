@@ -79,6 +79,7 @@ func plan(q *queued, ops []state.Op) error {
 		runs    = lastWins[*state.Run]{}
 		dls     []*state.Op
 		links   lastWins[*string] // a run of Link/Unlink ops; nil: unlink
+		index   indexRun          // the match index's ops (matchindex.go)
 		// carried maps a link to the record whose latest PutRecord in
 		// this batch carries it, while no Link or Unlink op changed it
 		// since: a Link op that says the same is already done by the
@@ -134,9 +135,13 @@ func plan(q *queued, ops []state.Op) error {
 		case state.OpPutRun:
 			runs.put(o.Run.Flow+"\x00"+strconv.FormatInt(o.Run.Started.UnixNano(), 10), o.Run)
 		default:
-			return fmt.Errorf("unknown batch op %d", o.Kind)
+			if !isIndexOp(o.Kind) {
+				return fmt.Errorf("unknown batch op %d", o.Kind)
+			}
+			queueIndex(q, &index, o)
 		}
 	}
+	index.flush(q)
 	queueLinks(q, &links)
 	recs.flush(q)
 	if err := queueFingerprints(q, &fps); err != nil {

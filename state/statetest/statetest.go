@@ -64,6 +64,7 @@ func Run(t *testing.T, e Engine) {
 		{"CommitCutByFailureWritesNothing", testCutCommit},
 		{"ConcurrentReadsSeeWholeCommits", testConcurrentReads},
 		{"TimesComeBackInUTC", testTimes},
+		{"MatchIndexRowsMetaAndReset", testMatchIndex},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
