@@ -85,7 +85,6 @@ func (r *run) apply(tk *task, b *state.Batch) {
 		r.count(name, func(c *Counts) { c.Linked++ })
 	case tk.op == OpCreate:
 		b.DeleteIntent(name, g.ID)
-		r.indexCreated(b, tk.t, *got)
 		r.count(name, func(c *Counts) { c.Created++ })
 	case tk.op == OpUpdate:
 		r.count(name, func(c *Counts) { c.Updated++ })

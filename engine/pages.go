@@ -158,7 +158,7 @@ type committer struct {
 }
 
 func (r *run) newCommitter(key string, before int) *committer {
-	c := &committer{r: r, key: key, before: before, queue: make(chan *pageWork, pipelineDepth-1), done: make(chan struct{})}
+	c := &committer{r: r, key: key, before: before, queue: make(chan *pageWork, pipelineDepth-2), done: make(chan struct{})}
 	go c.loop()
 	return c
 }

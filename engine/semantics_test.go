@@ -535,10 +535,11 @@ func TestBackfillSinceResumeAndScheduledCursor(t *testing.T) {
 		}
 	}})
 	first := rec.ids()
-	// The page after the second is already on its way when the stop
-	// comes (pages overlap): it is finished and committed too.
-	if !res.Stopped || res.Pages < 2 || res.Pages > 3 {
-		t.Fatalf("stopped %v after %d pages; want a stop after page 2 or 3", res.Stopped, res.Pages)
+	// Up to two pages after the second are on their way when the stop
+	// comes (pages overlap, three at most uncommitted): they are finished
+	// and committed too.
+	if !res.Stopped || res.Pages < 2 || res.Pages > 4 {
+		t.Fatalf("stopped %v after %d pages; want a stop after page 2, 3 or 4", res.Stopped, res.Pages)
 	}
 	if bc, _ := w.st.Cursor(engine.BackfillKey("t2b")); bc == nil {
 		t.Fatal("no backfill cursor kept after the interruption")

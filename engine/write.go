@@ -238,7 +238,6 @@ func (r *run) write(ctx context.Context, tk *task) error {
 		if err != nil {
 			return err
 		}
-		tk.t.remember(got)
 		tk.done, tk.payload = &got, tk.out.Fields
 	case OpUpdate, OpConvert:
 		if tk.t.t.CheckBeforeWrite {
