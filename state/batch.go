@@ -290,23 +290,21 @@ func (s *Store) Commit(b *Batch) error {
 	return nil
 }
 
-// packedValues returns the values of b that are stored compressed once
-// their bucket has a dictionary, by bucket name, in the order added.
-func (b *Batch) packedValues() map[string][][]byte {
-	out := map[string][][]byte{}
+// packedValues returns the values of b that go to bucket (records,
+// fingerprints or intents), in the order added.
+func (b *Batch) packedValues(bucket []byte) [][]byte {
+	kind := opPutIntent
+	switch {
+	case bytes.Equal(bucket, bucketRecords):
+		kind = opPutRecord
+	case bytes.Equal(bucket, bucketFingerprints):
+		kind = opPutFingerprint
+	}
+	var out [][]byte
 	for i := range b.ops {
-		var name []byte
-		switch b.ops[i].kind {
-		case opPutRecord:
-			name = bucketRecords
-		case opPutFingerprint:
-			name = bucketFingerprints
-		case opPutIntent:
-			name = bucketIntents
-		default:
-			continue
+		if b.ops[i].kind == kind {
+			out = append(out, b.ops[i].val)
 		}
-		out[string(name)] = append(out[string(name)], b.ops[i].val)
 	}
 	return out
 }

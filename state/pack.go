@@ -20,10 +20,11 @@ import (
 // apart by the first byte, and a value written by an older version, or
 // before its bucket had a dictionary, reads as it is.
 //
-// A bucket's dictionary is made once, in the commit that finds the bucket
-// holding dictMinValues values: the first values in key order (random ids,
-// so a fair sample), concatenated up to dictMaxBytes. It is stored in the
-// meta bucket under "dict/<bucket>/<id as 8 hex digits>" and never changed;
+// A bucket's dictionary is made once, in the commit that brings it to
+// dictMinValues values, from a sample spread over its stored values (up to
+// dictMinValues of them, in key order) and the commit's, concatenated up to
+// dictMaxBytes. It is stored in the meta bucket under
+// "dict/<bucket>/<id as 8 hex digits>" and never changed;
 // every value compressed against it names its id. The values of one record
 // are short (a few hundred bytes) and share little with each other, so
 // compressing each on its own gains little (s2 alone: 649 → 540 bytes for a
@@ -41,7 +42,7 @@ const packS2 byte = 0x01
 const (
 	// dictMinValues is how many values a bucket holds when its dictionary
 	// is made from them.
-	dictMinValues = 64
+	dictMinValues = 256
 	// dictMaxBytes bounds a dictionary (s2 takes up to 64 KiB).
 	dictMaxBytes = 32 << 10
 	// maxUnpacked bounds what a compressed value may claim to decode to,
@@ -72,24 +73,24 @@ type dict struct {
 	d  *s2.Dict
 }
 
-// dictCache holds the committed dictionaries of one Store, by meta key, and
+// dictCache holds the committed dictionaries of one Store, by bucket and id, and
 // the newest of each bucket. A committed dictionary never changes, so an
 // entry never goes stale; dictionaries made by a transaction are added
 // only once it has committed.
 type dictCache struct {
 	mu     sync.Mutex
-	byKey  map[string]*s2.Dict
+	byID   map[string]map[uint32]*s2.Dict // bucket → id → dictionary
 	newest map[string]dict
 }
 
 func newDictCache() *dictCache {
-	return &dictCache{byKey: map[string]*s2.Dict{}, newest: map[string]dict{}}
+	return &dictCache{byID: map[string]map[uint32]*s2.Dict{}, newest: map[string]dict{}}
 }
 
-func (c *dictCache) lookup(key []byte) *s2.Dict {
+func (c *dictCache) lookup(bucket []byte, id uint32) *s2.Dict {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.byKey[string(key)]
+	return c.byID[string(bucket)][id]
 }
 
 func (c *dictCache) newestOf(bucket []byte) (dict, bool) {
@@ -102,7 +103,12 @@ func (c *dictCache) newestOf(bucket []byte) (dict, bool) {
 func (c *dictCache) add(bucket []byte, d dict) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.byKey[string(dictMetaKey(bucket, d.id))] = d.d
+	ids := c.byID[string(bucket)]
+	if ids == nil {
+		ids = map[uint32]*s2.Dict{}
+		c.byID[string(bucket)] = ids
+	}
+	ids[d.id] = d.d
 	if cur, ok := c.newest[string(bucket)]; !ok || d.id > cur.id {
 		c.newest[string(bucket)] = d
 	}
@@ -163,10 +169,9 @@ func (p *txPacker) dictFor(bucket []byte) (dict, bool, error) {
 // prepare makes the first dictionary of each packable bucket that has none
 // and that this commit brings to dictMinValues values, before any of them is
 // stored, so that they are compressed too. vals returns the commit's values
-// by bucket name, in the order they were added; it is called only when a
-// bucket lacks a dictionary.
-func (p *txPacker) prepare(vals func() map[string][][]byte) error {
-	var byBucket map[string][][]byte
+// for a bucket, in the order they were added; it is called only for a
+// bucket that lacks a dictionary.
+func (p *txPacker) prepare(vals func(bucket []byte) [][]byte) error {
 	for _, bucket := range [][]byte{bucketRecords, bucketFingerprints, bucketIntents} {
 		if _, ok, err := p.dictFor(bucket); err != nil || ok {
 			if err != nil {
@@ -174,10 +179,7 @@ func (p *txPacker) prepare(vals func() map[string][][]byte) error {
 			}
 			continue
 		}
-		if byBucket == nil {
-			byBucket = vals()
-		}
-		if err := p.makeDict(bucket, byBucket[string(bucket)]); err != nil {
+		if err := p.makeDict(bucket, vals(bucket)); err != nil {
 			return err
 		}
 	}
@@ -187,17 +189,17 @@ func (p *txPacker) prepare(vals func() map[string][][]byte) error {
 // makeDict makes the first dictionary of bucket from a sample of vals (the
 // commit's new values) and of the values stored in it, when they are
 // dictMinValues together, and stores it in the meta bucket. The sample is
-// spread over vals rather than their first ones: a page's values come in
-// groups (one system's fingerprints, then another's), and the stored values
-// sort by system.
+// spread over them rather than their first ones: a page's values come in
+// groups (one system's fingerprints, then another's), the stored values
+// sort by system, and in a first sync the stored records are the final
+// ones while a write-ahead commit's records have no target links yet.
 func (p *txPacker) makeDict(bucket []byte, vals [][]byte) error {
-	n := len(vals)
 	c := p.tx.Bucket(bucket).Cursor()
 	var stored [][]byte
-	for k, v := c.First(); k != nil && n+len(stored) < dictMinValues; k, v = c.Next() {
+	for k, v := c.First(); k != nil && len(stored) < dictMinValues; k, v = c.Next() {
 		stored = append(stored, v)
 	}
-	if n+len(stored) < dictMinValues {
+	if len(vals)+len(stored) < dictMinValues {
 		return nil
 	}
 	sample := spreadSample(append(stored, vals...), dictMaxBytes)
@@ -271,10 +273,10 @@ func (s *Store) dictByID(tx *bbolt.Tx, bucket []byte, id uint32, fresh map[strin
 	if d, ok := fresh[string(bucket)]; ok && d.id == id {
 		return d.d, nil
 	}
-	key := dictMetaKey(bucket, id)
-	if d := s.dicts.lookup(key); d != nil {
+	if d := s.dicts.lookup(bucket, id); d != nil {
 		return d, nil
 	}
+	key := dictMetaKey(bucket, id)
 	var raw []byte
 	if meta := tx.Bucket(bucketMeta); meta != nil {
 		raw = meta.Get(key)

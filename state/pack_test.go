@@ -77,7 +77,7 @@ func checkPackedContents(t *testing.T, s *Store, recs []*funnel.Record, fps []Fi
 func TestPackedValuesReadBackExactly(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "crmsync.db")
-	recs, fps, ins := packedStore(t, path, 300)
+	recs, fps, ins := packedStore(t, path, 600)
 
 	s := openT(t, path)
 	var packed, total, packedLen, jsonLen int
@@ -132,9 +132,9 @@ func TestPackedValuesReadBackExactly(t *testing.T) {
 func TestPackedRecordRewriteDropsLinks(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "crmsync.db")
-	recs, _, _ := packedStore(t, path, 200)
+	recs, _, _ := packedStore(t, path, 600)
 	s := openT(t, path)
-	r := recs[150].Clone()
+	r := recs[550].Clone()
 	old := r.Links["tribecrm"]
 	r.Links["tribecrm"] = "9d6c9a0e-1111-4e5e-9c59-1c1a2b3c4d5e"
 	commit(t, s, func(b *Batch) { b.PutRecord(r) })
@@ -154,9 +154,9 @@ func TestPackedRecordRewriteDropsLinks(t *testing.T) {
 func TestPackedAndJSONValuesTogether(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "crmsync.db")
-	recs, _, _ := packedStore(t, path, 200)
+	recs, _, _ := packedStore(t, path, 600)
 	s := openT(t, path)
-	legacy := recs[199].Clone()
+	legacy := recs[599].Clone()
 	legacy.Fields[funnel.FieldName] = "Written By An Older Version"
 	j, err := encodeRecord(legacy)
 	if err != nil {
@@ -185,7 +185,7 @@ func TestPackedAndJSONValuesTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = openT(t, path)
-	_, err = s.Record(recs[150].ID)
+	_, err = s.Record(recs[550].ID)
 	if !errors.Is(err, ErrCorrupt) || !bytes.Contains([]byte(err.Error()), []byte("dictionary 1 of records")) {
 		t.Errorf("record whose dictionary is gone: %v, want ErrCorrupt naming the dictionary", err)
 	}
