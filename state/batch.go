@@ -258,9 +258,12 @@ func (s *Store) Commit(b *Batch) error {
 	if b.err != nil {
 		return fmt.Errorf("commit state batch: nothing written: %w", b.err)
 	}
+	var pk *txPacker
 	err := s.update(func(tx *bbolt.Tx) error {
+		pk = s.newTxPacker(tx)
 		t := txBuckets{
 			tx:           tx,
+			pack:         pk,
 			cursors:      tx.Bucket(bucketCursors),
 			records:      tx.Bucket(bucketRecords),
 			links:        tx.Bucket(bucketLinks),
@@ -272,6 +275,9 @@ func (s *Store) Commit(b *Batch) error {
 		for _, bk := range []*bbolt.Bucket{t.records, t.links, t.fingerprints} {
 			bk.FillPercent = fillPercent
 		}
+		if err := pk.prepare(b.packedValues); err != nil {
+			return err
+		}
 		for i := range b.ops {
 			if err := s.apply(&t, &b.ops[i]); err != nil {
 				return err
@@ -282,19 +288,43 @@ func (s *Store) Commit(b *Batch) error {
 	if err != nil {
 		return fmt.Errorf("commit state batch: nothing written: %w", err)
 	}
+	pk.committed()
 	return nil
 }
 
+// packedValues returns the values of b that go to bucket (records,
+// fingerprints or intents), in the order added.
+func (b *Batch) packedValues(bucket []byte) [][]byte {
+	kind := opPutIntent
+	switch {
+	case bytes.Equal(bucket, bucketRecords):
+		kind = opPutRecord
+	case bytes.Equal(bucket, bucketFingerprints):
+		kind = opPutFingerprint
+	}
+	var out [][]byte
+	for i := range b.ops {
+		if b.ops[i].kind == kind {
+			out = append(out, b.ops[i].val)
+		}
+	}
+	return out
+}
+
 // fillPercent is how full bbolt packs the pages it splits in the buckets
-// keyed by random ids (records, links, fingerprints), instead of bbolt's
-// 0.5, which suits keys added in order. With random keys each page is split
-// again and again and stayed under half full (46 % for fingerprints at
-// 20,000 records); at 0.9 they are 80 % full and a page commit writes fewer
-// pages. BenchmarkEnginePage reports the file's bytes per record.
-const fillPercent = 0.9
+// keyed by random ids (records, links, fingerprints). With random keys a
+// split page goes on taking inserts on both sides, so packing the first
+// one full only leaves the second one nearly empty: in a first sync of
+// 10,000 records (scripts/bench.sh) these buckets were 47-61 % full at 0.9,
+// 60-68 % at 0.5, 64-68 % at 0.6 and 0.7, 57-61 % at 0.8 (1,835 bytes of
+// file a record at 0.7, 2,375 at 0.9). BenchmarkEnginePage, whose pages
+// each bring a new slice of keys, prefers 0.9 slightly (1,378 against
+// 1,394 bytes); the real run decides.
+const fillPercent = 0.7
 
 type txBuckets struct {
 	tx                                                                *bbolt.Tx
+	pack                                                              *txPacker
 	cursors, records, links, fingerprints, intents, deadLetters, runs *bbolt.Bucket
 }
 
@@ -307,13 +337,13 @@ func (s *Store) apply(t *txBuckets, o *op) error {
 	case opPutRecord:
 		return s.applyRecord(t, o)
 	case opLink:
-		return t.links.Put(o.key, o.val)
+		return t.links.Put(o.key, encodeLinkValue(string(o.val)))
 	case opUnlink:
 		return t.links.Delete(o.key)
 	case opPutFingerprint:
-		return t.fingerprints.Put(o.key, o.val)
+		return t.packPut(bucketFingerprints, t.fingerprints, o.key, o.val)
 	case opPutIntent:
-		return t.intents.Put(o.key, o.val)
+		return t.packPut(bucketIntents, t.intents, o.key, o.val)
 	case opDeleteIntent:
 		return t.intents.Delete(o.key)
 	case opPutDeadLetter:
@@ -331,21 +361,30 @@ func (s *Store) apply(t *txBuckets, o *op) error {
 	return fmt.Errorf("unknown batch op %d", o.kind)
 }
 
+// packPut stores val under key in b (named name), compressed when b has a
+// dictionary.
+func (t *txBuckets) packPut(name []byte, b *bbolt.Bucket, key, val []byte) error {
+	v, err := t.pack.pack(name, val)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, v)
+}
+
 func (s *Store) applyRecord(t *txBuckets, o *op) error {
 	var oldLinks map[string]string
 	if old := t.records.Get(o.key); old != nil {
-		l, err := decodeRecordLinks(old)
+		l, err := s.oldLinks(t, o.key, old)
 		if err != nil {
 			return fmt.Errorf("PutRecord %s: %w", o.id, s.badValue(bucketRecords, o.key, err))
 		}
 		oldLinks = l
 	}
-	if err := t.records.Put(o.key, o.val); err != nil {
+	if err := t.packPut(bucketRecords, t.records, o.key, o.val); err != nil {
 		return fmt.Errorf("PutRecord %s: %w", o.id, err)
 	}
-	id := []byte(o.id)
 	for sys, ext := range o.links {
-		if err := t.links.Put(pairKey(sys, ext), id); err != nil {
+		if err := t.links.Put(pairKey(sys, ext), encodeLinkValue(o.id)); err != nil {
 			return fmt.Errorf("PutRecord %s: link %s/%s: %w", o.id, sys, ext, err)
 		}
 	}
@@ -354,13 +393,22 @@ func (s *Store) applyRecord(t *txBuckets, o *op) error {
 			continue
 		}
 		k := pairKey(sys, ext)
-		if bytes.Equal(t.links.Get(k), id) {
+		if v := t.links.Get(k); v != nil && decodeLinkValue(v) == o.id {
 			if err := t.links.Delete(k); err != nil {
 				return fmt.Errorf("PutRecord %s: unlink %s/%s: %w", o.id, sys, ext, err)
 			}
 		}
 	}
 	return nil
+}
+
+// oldLinks decodes the links of the stored record old.
+func (s *Store) oldLinks(t *txBuckets, key, old []byte) (map[string]string, error) {
+	raw, err := s.unpack(t.pack.tx, bucketRecords, old, t.pack.fresh)
+	if err != nil {
+		return nil, err
+	}
+	return decodeRecordLinks(raw)
 }
 
 func (s *Store) applyDeadLetter(t *txBuckets, o *op) error {

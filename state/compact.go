@@ -108,6 +108,9 @@ func boltCompact(src *Store, tmp string) error {
 	if err != nil {
 		return err
 	}
+	if fi, err := os.Stat(src.path); err == nil {
+		dst.AllocSize = growStep(fi.Size()) // else the copy ends up to 16 MiB longer than its pages
+	}
 	err = func() (err error) {
 		defer src.recoverCorrupt(&err)
 		return bbolt.Compact(dst, src.db, compactTxSize)

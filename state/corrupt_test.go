@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -274,13 +275,14 @@ func TestSchemaVersion(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "crmsync.db")
 	fillStore(t, path, 1)
 
-	setMeta(t, path, "schema_version", "3")
+	newer := strconv.Itoa(SchemaVersion + 1)
+	setMeta(t, path, "schema_version", newer)
 	for _, ro := range []bool{false, true} {
 		_, err := Open(path, Options{ReadOnly: ro})
 		if !errors.Is(err, ErrSchemaTooNew) {
-			t.Fatalf("Open of a v3 file = %v, want ErrSchemaTooNew", err)
+			t.Fatalf("Open of a v%s file = %v, want ErrSchemaTooNew", newer, err)
 		}
-		for _, want := range []string{path, "schema version 3", "up to 2", "upgrade crmsync"} {
+		for _, want := range []string{path, "schema version " + newer, "up to " + strconv.Itoa(SchemaVersion), "upgrade crmsync"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("message %q lacks %q", err, want)
 			}

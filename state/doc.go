@@ -3,8 +3,9 @@
 // create intents, dead letters and run history, and the crash-safe write
 // protocol around them.
 //
-// It imports bbolt, the standard library and funnel, nothing else of
-// crmsync: cursors are opaque bytes, native payloads are plain maps.
+// It imports bbolt, klauspost/compress/s2, the standard library and
+// funnel, nothing else of crmsync: cursors are opaque bytes, native
+// payloads are plain maps.
 //
 // # Basics
 //
@@ -42,7 +43,7 @@
 // and durable: a crash at any instant leaves the file as of the last
 // successful commit.
 //
-// # File layout (schema version 2)
+// # File layout (schema version 3)
 //
 // Every bucket is top-level; keys and values are bytes. "\x00" is a NUL
 // byte: system and flow names must not contain one (Batch rejects them).
@@ -53,12 +54,14 @@
 //
 //	bucket        key                                        value
 //	meta          "format"                                   "crmsync-state" (ASCII)
-//	              "schema_version"                           "1" (ASCII decimal)
+//	              "schema_version"                           "3" (ASCII decimal)
+//	              "dict/<bucket>/<id, 8 hex digits>"         a compression dictionary (see below)
 //	cursors       caller's key: "flow/<flow>/<system>",      the connector's cursor bytes, verbatim
 //	              "backfill/<flow>", ...                     (opaque: not JSON-wrapped)
 //	records       <canonical id>                             {"v":2,"fields","links","sources","gone"}
 //	                                                           (or, written by schema 1, {"v":1,"id",...})
-//	links         <system> "\x00" <external id>              <canonical id> (UTF-8, not JSON)
+//	links         <system> "\x00" <external id>              <canonical id> (UTF-8, not JSON; a UUID as
+//	                                                           0x01 and its 16 bytes, see linkval.go)
 //	fingerprints  <system> "\x00" <external id>              {"v":1,"hash","entity","source","at","payload"}
 //	intents       <system> "\x00" <canonical id>             {"v":1,"id","system","entity","flow","at","match","payload"}
 //	deadletters   <flow> "/" <system> "/" <canonical id>     {"v":1,"key","flow","system","canonical_id",
@@ -89,14 +92,30 @@
 // 1 stored one {"system","at"} entry per field (about 1,000 of a typical
 // record's 1,600 bytes) and repeated the key as "id".
 //
-// The records, links and fingerprints buckets are filled to 90 % when
-// bbolt splits a page (fillPercent; bbolt's default of 50 % suits keys
-// added in order, and left these random-keyed buckets under half full).
+// Values of records, fingerprints and intents are stored compressed once
+// their bucket holds 256 values: the byte 0x01, the id of the bucket's
+// dictionary (uvarint), and an S2 block of the JSON above compressed
+// against that dictionary (pack.go). The dictionary is made once, in the
+// commit that brings the bucket to 256 values, from a sample of them, and
+// kept in meta; it is never changed. A value whose first byte is '{' is
+// plain JSON (older files, small buckets, values that do not shrink) and
+// reads as it is. The dictionary holds copies of those first values as
+// they were then, so a sample of old field values stays in the file after
+// the records change (as it does in freed pages until they are reused).
 //
-// What a record costs (BenchmarkEnginePage, 20,000 records synced into two
-// targets: one golden record, three links, three fingerprints): about
-// 3,500 bytes of pages in use, 4,200 bytes of file (bbolt grows the file
-// in 16 MB steps). Schema version 1 used 6,400 and 6,800.
+// The records, links and fingerprints buckets are filled to 70 % when
+// bbolt splits a page (fillPercent; their keys are random ids). The file
+// grows by a 32nd of its size, 1 to 16 MiB (growStep), not bbolt's 16 MiB.
+//
+// What a record costs (scripts/bench.sh 10000: TribeCRM → Overplane and
+// BlueRockTel, a first sync; one golden record, 2.7 links and 2.7
+// fingerprints a source record): 1,710 bytes of file (1,603 at 20,000),
+// of which about 950 are in use in pages (golden record 201 + 36 bytes of
+// key, fingerprints about 136 + 35 each, links 17 + 35 each, 16 bytes of
+// bbolt's per key); the rest is page slack (pages are about 65 % full:
+// random keys), free pages and the last growth step. Schema version 2 used
+// 5,075 bytes (4,214 at 20,000); version 1 about 6,800. `crmsync state
+// compact` rewrites the buckets 100 % full: 1,099 bytes a record at 10,000.
 //
 // A dead-letter value written before "pending" and "dropped" existed
 // decodes with both false (a dead entry), which is what it was; the members
@@ -113,7 +132,9 @@
 // SchemaVersion and adding a migration; the golden tests fail until that is
 // done on purpose.
 //
-// Version 2 changed the record value format only (see above). Its migration
+// Version 3 compressed the values and links (see above); like version 2
+// its migration rewrites nothing and values change format when next
+// written. Version 2 changed the record value format only (see above). Its migration
 // rewrites nothing: it stamps version 2, format-1 records keep reading, and
 // each is written as format 2 the next time it changes (one transaction
 // rewriting a million records at the first start would hold them all in

@@ -159,6 +159,17 @@ func each(ctx context.Context, tx *bbolt.Tx, bucket []byte, fn func(k, v []byte)
 	return ctx.Err()
 }
 
+// eachUnpacked is each with the values decompressed (pack.go).
+func (s *Store) eachUnpacked(ctx context.Context, tx *bbolt.Tx, bucket []byte, fn func(k, v []byte) error) error {
+	return each(ctx, tx, bucket, func(k, v []byte) error {
+		v, err := s.unpack(tx, bucket, v, nil)
+		if err != nil {
+			return s.badValue(bucket, k, err)
+		}
+		return fn(k, v)
+	})
+}
+
 func (s *Store) exportCursors(ctx context.Context, tx *bbolt.Tx, fn func(Op) error) error {
 	return each(ctx, tx, bucketCursors, func(k, v []byte) error {
 		return fn(Op{Kind: OpSetCursor, Key: string(k), Cursor: nonNilBytes(bytes.Clone(v))})
@@ -167,7 +178,7 @@ func (s *Store) exportCursors(ctx context.Context, tx *bbolt.Tx, fn func(Op) err
 
 func (s *Store) exportRecords(ctx context.Context, tx *bbolt.Tx, fn func(Op) error) error {
 	links := tx.Bucket(bucketLinks)
-	return each(ctx, tx, bucketRecords, func(k, v []byte) error {
+	return s.eachUnpacked(ctx, tx, bucketRecords, func(k, v []byte) error {
 		r, err := decodeRecord(string(k), v)
 		if err != nil {
 			return s.badValue(bucketRecords, k, err)
@@ -200,12 +211,12 @@ func sortedKeys[V any](m map[string]V) []string {
 func (s *Store) exportLinks(ctx context.Context, tx *bbolt.Tx, fn func(Op) error) error {
 	return each(ctx, tx, bucketLinks, func(k, v []byte) error {
 		sys, ext, _ := bytes.Cut(k, []byte{0})
-		return fn(Op{Kind: OpLink, System: string(sys), ID: string(ext), Target: string(v)})
+		return fn(Op{Kind: OpLink, System: string(sys), ID: string(ext), Target: decodeLinkValue(v)})
 	})
 }
 
 func (s *Store) exportFingerprints(ctx context.Context, tx *bbolt.Tx, fn func(Op) error) error {
-	return each(ctx, tx, bucketFingerprints, func(k, v []byte) error {
+	return s.eachUnpacked(ctx, tx, bucketFingerprints, func(k, v []byte) error {
 		f, err := decodeFingerprint(v)
 		if err != nil {
 			return s.badValue(bucketFingerprints, k, err)
@@ -216,7 +227,7 @@ func (s *Store) exportFingerprints(ctx context.Context, tx *bbolt.Tx, fn func(Op
 }
 
 func (s *Store) exportIntents(ctx context.Context, tx *bbolt.Tx, fn func(Op) error) error {
-	return each(ctx, tx, bucketIntents, func(k, v []byte) error {
+	return s.eachUnpacked(ctx, tx, bucketIntents, func(k, v []byte) error {
 		in, err := decodeIntent(v)
 		if err != nil {
 			return s.badValue(bucketIntents, k, err)

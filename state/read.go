@@ -185,7 +185,11 @@ func (s *Store) decodeAt(bucket, key []byte, decode func(v []byte) error) (bool,
 			return nil
 		}
 		found = true
-		if err := decode(v); err != nil {
+		v, err := s.unpack(tx, bucket, v, nil)
+		if err == nil {
+			err = decode(v)
+		}
+		if err != nil {
 			return s.badValue(bucket, key, err)
 		}
 		return nil
@@ -203,6 +207,10 @@ func (s *Store) scan(bucket, prefix []byte, fn func(k, v []byte) error) error {
 		}
 		c := b.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			v, err := s.unpack(tx, bucket, v, nil)
+			if err != nil {
+				return s.badValue(bucket, k, err)
+			}
 			if err := fn(k, v); err != nil {
 				return err
 			}
@@ -227,7 +235,10 @@ func (s *Store) Link(system, externalID string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read link %s/%s: %w", system, externalID, err)
 	}
-	return string(v), nil
+	if v == nil {
+		return "", nil
+	}
+	return decodeLinkValue(v), nil
 }
 
 // Links returns every link of system: external id -> canonical id.
@@ -235,7 +246,7 @@ func (s *Store) Links(system string) (map[string]string, error) {
 	out := map[string]string{}
 	prefix := pairKey(system, "")
 	err := s.scan(bucketLinks, prefix, func(k, v []byte) error {
-		out[string(k[len(prefix):])] = string(v)
+		out[string(k[len(prefix):])] = decodeLinkValue(v)
 		return nil
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
@@ -187,8 +188,8 @@ func TestSchemaV1FileKeepsWorking(t *testing.T) {
 		v = string(tx.Bucket(bucketMeta).Get(metaVersion))
 		return nil
 	})
-	if v != "2" {
-		t.Fatalf("schema_version after a read-write Open = %q, want 2", v)
+	if v != strconv.Itoa(SchemaVersion) {
+		t.Fatalf("schema_version after a read-write Open = %q, want %d", v, SchemaVersion)
 	}
 
 	// Rewrite one record: stored as format 2, still the same record, and
