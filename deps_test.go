@@ -51,7 +51,8 @@ var layers = map[string][]string{
 	"emulate":         {"connectors", "connectors/emukit"},
 	"emulate/emutest": {"connectors/*", "emulate"}, // tests' typed access to the built-in emulators
 	"app":             {"cluster", "config", "connectors", "engine", "mapping", "state", "state/pgstate", "webhook"},
-	"cli":             {"app", "buildinfo", "cluster", "config", "connectors", "connectors/builtin", "connectors/emukit", "daemon", "emulate", "engine", "funnel", "mapping", "metrics", "schema", "state", "logkey"},
+	"bench":           {"app", "config", "connectors", "emulate", "engine", "mapping"},
+	"cli":             {"app", "bench", "buildinfo", "cluster", "config", "connectors", "connectors/builtin", "connectors/emukit", "daemon", "emulate", "engine", "funnel", "mapping", "metrics", "schema", "state", "logkey"},
 	"":                {"cli", "connectors/builtin"},
 	"e2e":             {}, // tests only; its tests may import anything
 	// BlueRockTel's emulator is a package of its own that never imports the

@@ -103,7 +103,7 @@ Start with "crmsync demo" (no setup needed), then see README.md and docs/.`,
 		newSyncCmd(g), newRunCmd(g), newStatusCmd(g), newValidateCmd(g), newCheckCmd(g, true),
 		newPlanCmd(g), newBackfillCmd(g), newDeadLettersCmd(g), newMappingCmd(g),
 		newEmulateCmd(g), newDemoCmd(g), newHealthCmd(g), newSchemaCmd(g), newWebhooksCmd(g),
-		newStateCmd(g),
+		newStateCmd(g), newBenchCmd(g),
 	)
 	return root
 }

@@ -42,7 +42,11 @@ knobs (--bluerocktel-naming). Fault flags inject latency, 5xx answers, 429
 rate limiting with Retry-After, connection resets, 401s, 200s with an error
 body, hangs, answers lost or replaced by a 504 after the request was carried
 out, a page-size cap, many records on one timestamp (--ties) and records
-edited while a client pages (--edit-during-paging).`,
+edited while a client pages (--edit-during-paging).
+
+Every emulator answers GET /_emulate/stats with the requests it has served
+({"requests": …, "reads": …, "writes": …}; writes are the non-GET ones):
+"crmsync bench" counts requests per record with it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := g.logger(nil)
 			o.Faults = f

@@ -55,8 +55,9 @@ type Servers struct {
 	// asserts its concrete emulator type.
 	Handlers map[string]http.Handler
 	// URLs by type name ("tribecrm", "overplane", "bluerocktel").
-	URLs    map[string]string
-	servers []*http.Server
+	URLs     map[string]string
+	servers  []*http.Server
+	counters map[string]*counter
 }
 
 // Start listens on one address per type and serves until Close (or ctx ends).
@@ -67,7 +68,7 @@ func Start(ctx context.Context, o Options) (*Servers, error) {
 	if o.Token == "" {
 		o.Token = "dev-token"
 	}
-	s := &Servers{Handlers: map[string]http.Handler{}, URLs: map[string]string{}}
+	s := &Servers{Handlers: map[string]http.Handler{}, URLs: map[string]string{}, counters: map[string]*counter{}}
 	for name := range o.Params {
 		if _, ok := o.Types.Lookup(name); !ok {
 			return nil, fmt.Errorf("emulator options for unknown type %q", name)
@@ -102,9 +103,11 @@ func Start(ctx context.Context, o Options) (*Servers, error) {
 			s.Close()
 			return nil, fmt.Errorf("%s emulator: listen on %s: %w", t.Name, addr, err)
 		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		c := &counter{next: h}
+		srv := &http.Server{Handler: c, ReadHeaderTimeout: 10 * time.Second}
 		s.servers = append(s.servers, srv)
 		s.Handlers[t.Name] = h
+		s.counters[t.Name] = c
 		s.URLs[t.Name] = "http://" + ln.Addr().String()
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -18,6 +18,7 @@ import (
 	"github.com/crmsync/crmsync/connectors/builtin"
 	"github.com/crmsync/crmsync/connectors/emukit"
 	"github.com/crmsync/crmsync/connectors/tribecrm"
+	"github.com/crmsync/crmsync/emulate"
 	"github.com/crmsync/crmsync/emulate/emutest"
 	"github.com/crmsync/crmsync/engine"
 )
@@ -124,5 +125,51 @@ func listNames(t *testing.T, url, list, field string) []string {
 			t.Fatalf("list %s: %v", url, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestStatsCountTheRequestsEachEmulatorServed: the stats path answers how
+// many reads and writes each emulator served, and reading it counts nothing.
+func TestStatsCountTheRequestsEachEmulatorServed(t *testing.T) {
+	s, err := emulate.Start(t.Context(), emulate.Options{Types: builtin.Registry(), Addr: "127.0.0.1:0", Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	do := func(method, url string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer dev-token")
+		req.Header.Set("Accept", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	brt := s.URLs["bluerocktel"]
+	do(http.MethodGet, brt+"/api/v1/prospects?per_page=2")
+	do(http.MethodGet, brt+"/api/v1/prospects?per_page=2")
+	do(http.MethodPost, brt+"/api/v1/prospects") // counted whatever the answer
+	for range 2 {
+		resp, err := http.Get(brt + emulate.StatsPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got emulate.Stats
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (emulate.Stats{Requests: 3, Reads: 2, Writes: 1}); got != want {
+			t.Fatalf("bluerocktel stats = %+v, want %+v", got, want)
+		}
+	}
+	if got := s.Stats()["tribecrm"]; got != (emulate.Stats{}) {
+		t.Errorf("tribecrm served %+v, want nothing", got)
 	}
 }
