@@ -24,7 +24,7 @@ func engineArm(ctx context.Context, o Options, w *workdir, n int, s *sample) err
 	defer os.RemoveAll(stateDir)
 	state := filepath.Join(stateDir, "crmsync.db")
 	fmt.Fprintf(o.Progress, "%d records: crmsync backfill\n", n)
-	first, writes, err := backfill(ctx, o, w, emu, state, n)
+	first, writes, err := backfill(ctx, o, w, emu, state, n, o.profileArgs("engine", n)...)
 	if err != nil {
 		return err
 	}
@@ -47,12 +47,13 @@ func engineArm(ctx context.Context, o Options, w *workdir, n int, s *sample) err
 
 // backfill runs `crmsync backfill` once and measures it; it also returns
 // the records created in the targets.
-func backfill(ctx context.Context, o Options, w *workdir, emu *emulators, state string, n int) (Measure, int, error) {
+func backfill(ctx context.Context, o Options, w *workdir, emu *emulators, state string, n int, extra ...string) (Measure, int, error) {
 	before, err := emu.stats(ctx)
 	if err != nil {
 		return Measure{}, 0, err
 	}
-	c, err := runChild(ctx, o.Exe, emu.env(), "backfill", Flow, "--config", w.config, "--state", state, "--json", "--log-level", "warn")
+	args := append([]string{"backfill", Flow, "--config", w.config, "--state", state, "--json", "--log-level", "warn"}, extra...)
+	c, err := runChild(ctx, o.Exe, emu.env(), args...)
 	if err != nil {
 		return Measure{}, 0, err
 	}
@@ -114,7 +115,8 @@ func plainArm(ctx context.Context, o Options, w *workdir, n int, s *sample) erro
 	if err != nil {
 		return err
 	}
-	c, err := runChild(ctx, o.Exe, emu.env(), "bench", "plain-loop", "--config", w.config, "--flow", Flow)
+	args := append([]string{"bench", "plain-loop", "--config", w.config, "--flow", Flow}, o.profileArgs("plain", n)...)
+	c, err := runChild(ctx, o.Exe, emu.env(), args...)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 )
@@ -46,6 +47,20 @@ type Options struct {
 	Dir string
 	// Progress, when set, gets a line per step.
 	Progress io.Writer
+	// Profile, when set, is a directory that gets pprof CPU and heap
+	// profiles of the first backfill and of the plain loop per size
+	// (engine-N.cpu.pprof, engine-N.mem.pprof, plain-N.cpu.pprof, ...;
+	// with several runs, the last run's).
+	Profile string
+}
+
+// profileArgs are the child's flags that write its profiles, if asked.
+func (o *Options) profileArgs(arm string, n int) []string {
+	if o.Profile == "" {
+		return nil
+	}
+	base := filepath.Join(o.Profile, fmt.Sprintf("%s-%d", arm, n))
+	return []string{"--cpuprofile", base + ".cpu.pprof", "--memprofile", base + ".mem.pprof"}
 }
 
 func (o *Options) defaults() error {

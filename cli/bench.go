@@ -59,6 +59,7 @@ records/s to the plain loop's. --json prints the same as one JSON object.`,
 	c.Flags().IntVar(&o.Runs, "runs", 1, "runs per size, engine and plain loop alternated; figures are medians")
 	c.Flags().StringVar(&o.Addr, "addr", "127.0.0.1:0", "the emulators' listen address (port 0: free ports)")
 	c.Flags().StringVar(&o.Exe, "exe", "", "crmsync binary to measure (default: this one)")
+	c.Flags().StringVar(&o.Profile, "profile", "", "directory for pprof CPU and heap profiles of the first backfill and the plain loop per size")
 	c.Flags().BoolVar(&jsonOut, "json", false, "print the figures as one JSON object")
 	c.AddCommand(newPlainLoopCmd(g))
 	return c

@@ -49,11 +49,14 @@ func (e *ExitError) Unwrap() error { return e.Err }
 
 // Execute runs the CLI with args and returns the process exit code.
 func Execute(ctx context.Context, args []string, env Env) int {
-	root := NewRoot(env)
+	root, g := newRoot(env)
 	root.SetArgs(args)
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	err := root.ExecuteContext(ctx)
+	if perr := g.prof.stop(); perr != nil && err == nil {
+		err = perr
+	}
 	if err == nil {
 		return 0
 	}
@@ -76,10 +79,16 @@ type globals struct {
 	logFormat string
 	jsonOut   bool
 	grace     time.Duration // --shutdown-grace; 0: the config's
+	prof      profiles
 }
 
 // NewRoot builds the command tree.
 func NewRoot(env Env) *cobra.Command {
+	root, _ := newRoot(env)
+	return root
+}
+
+func newRoot(env Env) (*cobra.Command, *globals) {
 	if env.Types == nil {
 		env.Types = builtin.Registry()
 	}
@@ -95,7 +104,11 @@ Start with "crmsync demo" (no setup needed), then see README.md and docs/.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version(),
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return g.prof.start()
+		},
 	}
+	g.prof.flags(root)
 	root.SetVersionTemplate("crmsync {{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "log level: trace, debug, info, warn, error (default: the config's, else info)")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "", "log format: console or json (default: the config's, else console)")
@@ -105,7 +118,7 @@ Start with "crmsync demo" (no setup needed), then see README.md and docs/.`,
 		newEmulateCmd(g), newDemoCmd(g), newHealthCmd(g), newSchemaCmd(g), newWebhooksCmd(g),
 		newStateCmd(g), newBenchCmd(g),
 	)
-	return root
+	return root, g
 }
 
 func (g *globals) addConfigFlags(c *cobra.Command, withState bool) {

@@ -384,6 +384,11 @@ func (s *Store) applyRecord(t *txBuckets, o *op) error {
 		return fmt.Errorf("PutRecord %s: %w", o.id, err)
 	}
 	for sys, ext := range o.links {
+		if old, ok := oldLinks[sys]; ok && old == ext {
+			if v := t.links.Get(pairKey(sys, ext)); v != nil && decodeLinkValue(v) == o.id {
+				continue // unchanged: rewriting the row would only dirty its page
+			}
+		}
 		if err := t.links.Put(pairKey(sys, ext), encodeLinkValue(o.id)); err != nil {
 			return fmt.Errorf("PutRecord %s: link %s/%s: %w", o.id, sys, ext, err)
 		}

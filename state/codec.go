@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	fastjson "github.com/segmentio/encoding/json"
+
 	"github.com/crmsync/crmsync/funnel"
 )
 
@@ -137,7 +139,7 @@ func encodeRecord(r *funnel.Record) ([]byte, error) {
 	if v.Fields == nil {
 		v.Fields = map[string]any{}
 	}
-	return json.Marshal(v)
+	return fastjson.Marshal(v)
 }
 
 type sourceKey struct {
@@ -305,7 +307,7 @@ func decodeRecordLinks(data []byte) (map[string]string, error) {
 }
 
 func encodeFingerprint(f Fingerprint) ([]byte, error) {
-	return json.Marshal(fingerprintV1{V: valueVersion, Hash: f.Hash, Entity: f.Entity, Source: f.Source,
+	return fastjson.Marshal(fingerprintV1{V: valueVersion, Hash: f.Hash, Entity: f.Entity, Source: f.Source,
 		At: f.At.UTC(), Payload: f.Payload})
 }
 
@@ -321,7 +323,7 @@ func decodeFingerprint(data []byte) (*Fingerprint, error) {
 }
 
 func encodeIntent(in Intent) ([]byte, error) {
-	return json.Marshal(intentV1{V: valueVersion, ID: in.ID, System: in.System, Entity: in.Entity, Flow: in.Flow,
+	return fastjson.Marshal(intentV1{V: valueVersion, ID: in.ID, System: in.System, Entity: in.Entity, Flow: in.Flow,
 		At: in.At.UTC(), Match: in.Match, Payload: in.Payload})
 }
 
