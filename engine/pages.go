@@ -82,6 +82,10 @@ func (r *run) readAhead(ctx context.Context, cur connectors.Cursor) (<-chan pull
 // with its cursor under key; before is how many records an interrupted
 // backfill handled already (for progress).
 func (r *run) pages(ctx context.Context, key string, cur connectors.Cursor, before int) error {
+	if r.stopRequested() {
+		r.res.Stopped = true
+		return nil
+	}
 	ahead, cancel := r.readAhead(ctx, cur)
 	defer func() {
 		cancel()
@@ -94,14 +98,19 @@ func (r *run) pages(ctx context.Context, key string, cur connectors.Cursor, befo
 		if err := c.failed(); err != nil {
 			return c.close()
 		}
+		got, ok := <-ahead
+		if !ok { // the reader ends early only when ctx is done
+			return firstErr(c.close(), ctx.Err())
+		}
+		// A stop is looked at once the pull in flight has answered, so a
+		// stop always waits for the same thing: the pull in hand (its page
+		// is dropped: it was not handled and is read again next run) and
+		// the pages written, until they are committed. Looked at before
+		// the receive, it would depend on whether the reader had started.
 		if r.stopRequested() {
 			r.res.Stopped = true
 			r.log.Info().Msg("stop requested: ending run after the pages in hand are committed")
 			return c.close()
-		}
-		got, ok := <-ahead
-		if !ok { // the reader ends early only when ctx is done
-			return firstErr(c.close(), ctx.Err())
 		}
 		if got.err != nil {
 			return firstErr(c.close(), fmt.Errorf("pull from %s: %w", r.src.Name, got.err))
