@@ -31,6 +31,10 @@ type matchIndex struct {
 	rows map[string][]*overlayEntry
 	// byRef holds the overlay's records by reference (System.Key).
 	byRef map[string]*overlayEntry
+	// storeEmpty is true while the persisted index holds no record (an
+	// empty target, the first sync's common case): lookups skip the
+	// state read, one per create (a round trip on PostgreSQL).
+	storeEmpty bool
 }
 
 // overlayEntry is one record a plan read in this run.
@@ -112,9 +116,15 @@ func (r *run) indexCandidates(t *targetSys, ix *matchIndex, vals []state.IndexVa
 	if len(vals) == 0 {
 		return nil, nil
 	}
-	rows, err := r.store().IndexLookup(t.Name, vals)
-	if err != nil {
-		return nil, err
+	t.imu.Lock()
+	empty := ix.storeEmpty
+	t.imu.Unlock()
+	rows := make([][]state.IndexEntry, len(vals))
+	if !empty {
+		var err error
+		if rows, err = r.store().IndexLookup(t.Name, vals); err != nil {
+			return nil, err
+		}
 	}
 	t.imu.Lock()
 	defer t.imu.Unlock()
@@ -191,6 +201,9 @@ func (r *run) reindex(t *targetSys, ix *matchIndex, rec connectors.Record, vals 
 	ref := t.Key(rec)
 	t.imu.Lock()
 	ix.drop(ref)
+	if len(vals) > 0 && !r.plan {
+		ix.storeEmpty = false
+	}
 	if r.plan && len(vals) > 0 {
 		ix.put(&overlayEntry{rec: connectors.Record{Entity: rec.Entity, ID: rec.ID}, ref: ref, values: vals})
 	}
@@ -268,6 +281,9 @@ func (r *run) loadIndex(ctx context.Context, t *targetSys) (*matchIndex, error) 
 	n, err := r.readIndex(ctx, t, ix, meta)
 	if err != nil {
 		return nil, fmt.Errorf("read %s to match records before creating them: %w", t.Name, err)
+	}
+	if ix.storeEmpty, err = r.store().IndexEmpty(t.Name); err != nil {
+		return nil, err
 	}
 	what := "refreshed the match index from the target's changes since the last run"
 	if full {

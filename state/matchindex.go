@@ -314,6 +314,30 @@ func (s *Store) IndexLookup(system string, values []IndexValue) ([][]IndexEntry,
 	return out, nil
 }
 
+// IndexEmpty reports whether system's index holds no record (its meta
+// entry aside): then every lookup finds nothing, and the engine skips
+// them while a first sync fills an empty target.
+func (s *Store) IndexEmpty(system string) (bool, error) {
+	empty := true
+	err := s.view(func(tx *bbolt.Tx) error {
+		sb := systemIndex(tx, system)
+		if sb == nil {
+			return nil
+		}
+		c := sb.Cursor()
+		k, _ := c.First()
+		if bytes.Equal(k, []byte{rowMeta}) {
+			k, _ = c.Next()
+		}
+		empty = k == nil
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("read the match index of %s: %w", system, err)
+	}
+	return empty, nil
+}
+
 // IndexMeta returns the meta entry of system's index, or nil when it has
 // none (never built, or reset).
 func (s *Store) IndexMeta(system string) (*IndexMeta, error) {

@@ -25,9 +25,11 @@ type Storage interface {
 	LastRun(flow string) (*Run, error)
 	Runs(flow string, limit int) ([]Run, error)
 	Stats() (map[string]int, error)
-	// IndexLookup and IndexMeta read the match index (matchindex.go).
+	// IndexLookup, IndexMeta and IndexEmpty read the match index
+	// (matchindex.go).
 	IndexLookup(system string, values []IndexValue) ([][]IndexEntry, error)
 	IndexMeta(system string) (*IndexMeta, error)
+	IndexEmpty(system string) (bool, error)
 	Close() error
 }
 

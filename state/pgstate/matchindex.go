@@ -126,6 +126,17 @@ func (s *Store) IndexLookup(system string, values []state.IndexValue) ([][]state
 	return out, nil
 }
 
+// IndexEmpty reports whether system's index holds no record.
+func (s *Store) IndexEmpty(system string) (bool, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	var any bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM match_index WHERE system = $1)`, system).Scan(&any); err != nil {
+		return false, s.fail("read the match index of "+system, err)
+	}
+	return !any, nil
+}
+
 // IndexMeta returns the meta entry of system's index, or nil when it has none.
 func (s *Store) IndexMeta(system string) (*state.IndexMeta, error) {
 	ctx, cancel := s.ctx()

@@ -22,6 +22,13 @@ func lookup(t *testing.T, s Store, system, key, value string) []state.IndexEntry
 	return got[1]
 }
 
+func indexEmpty(t *testing.T, s Store, system string, want bool) {
+	t.Helper()
+	if got, err := s.IndexEmpty(system); err != nil || got != want {
+		t.Fatalf("IndexEmpty(%s) = %v, %v; want %v", system, got, err, want)
+	}
+}
+
 // testMatchIndex: rows of several records per value, a record indexed
 // again loses its old values, an unindexed record is found no more, the
 // meta entry and the rows survive a restart, a reset drops them, and
@@ -33,6 +40,11 @@ func testMatchIndex(t *testing.T, e *env) {
 	if got := lookup(t, e.s, "bluerocktel", "email", "a@x.example"); len(got) != 0 {
 		t.Fatalf("empty store: lookup = %v", got)
 	}
+	indexEmpty(t, e.s, "bluerocktel", true)
+	e.commit(func(b *state.Batch) {
+		b.SetIndexMeta("bluerocktel", state.IndexMeta{Keys: []string{"email"}, At: t0})
+	})
+	indexEmpty(t, e.s, "bluerocktel", true) // a meta entry alone: a target read in full that held nothing
 	p7 := state.IndexEntry{Entity: "prospects", ID: "7"}
 	p8 := state.IndexEntry{Entity: "prospects", ID: "8"}
 	e.commit(func(b *state.Batch) {
@@ -41,6 +53,8 @@ func testMatchIndex(t *testing.T, e *env) {
 		b.IndexRecord("tribecrm", "t-1", state.IndexEntry{Entity: "lead", ID: "t-1"}, []state.IndexValue{{Key: "email", Value: "a@x.example"}})
 		b.SetIndexMeta("bluerocktel", state.IndexMeta{Keys: []string{"email", "name"}, Cursor: []byte("c1"), At: t0})
 	})
+	indexEmpty(t, e.s, "bluerocktel", false)
+	indexEmpty(t, e.s, "overplane", true)
 	if got := lookup(t, e.s, "bluerocktel", "email", "a@x.example"); !reflect.DeepEqual(got, []state.IndexEntry{p7, p8}) {
 		t.Fatalf("two records under one e-mail: %v", got)
 	}
@@ -82,6 +96,8 @@ func testMatchIndex(t *testing.T, e *env) {
 	if got := lookup(t, e.s, "bluerocktel", "email", "b@x.example"); len(got) != 0 {
 		t.Fatalf("after reset: %v", got)
 	}
+	indexEmpty(t, e.s, "bluerocktel", true)
+	indexEmpty(t, e.s, "tribecrm", false)
 	if got := lookup(t, e.s, "tribecrm", "email", "a@x.example"); len(got) != 1 {
 		t.Fatalf("another system's index changed with bluerocktel's: %v", got)
 	}
