@@ -244,7 +244,11 @@ func (r *run) prepare(rec connectors.Record, b *state.Batch) (*item, []*task, er
 		b.DeleteDeadLetter(DeadLetterKey(r.f.Name, r.src.Name, r.src.Name+":"+rec.ID))
 	}
 	if golden == nil {
-		golden = funnel.New(r.e.o.NewID())
+		// Sized for the fields merge puts in (growing two maps field by
+		// field made 6 KB of garbage a record in a first sync).
+		n := len(view.Fields)
+		golden = &funnel.Record{ID: r.e.o.NewID(), Fields: make(map[string]any, n),
+			Sources: make(map[string]funnel.Source, n), Links: make(map[string]string, 1+len(r.targets))}
 	} else {
 		golden = golden.Clone()
 	}
