@@ -136,3 +136,33 @@ func plainArm(ctx context.Context, o Options, w *workdir, n int, s *sample) erro
 type PlainResult struct {
 	Created int `json:"created"`
 }
+
+// ceilingArm measures the targets' raw create ceiling: on fresh emulators
+// whose source holds min(n, ceilingMax) records, `crmsync bench
+// create-ceiling` pulls and maps them all, then POSTs them at the flow's
+// write_concurrency and nothing else, timing the POSTs only.
+func ceilingArm(ctx context.Context, o Options, w *workdir, n int, s *sample) error {
+	emu, err := startEmulators(ctx, o.Exe, o.Addr, min(n, ceilingMax), w.systems)
+	if err != nil {
+		return err
+	}
+	defer emu.stop()
+	fmt.Fprintf(o.Progress, "%d records: create ceiling\n", n)
+	c, err := runChild(ctx, o.Exe, emu.env(), "bench", "create-ceiling", "--config", w.config, "--flow", Flow)
+	if err != nil {
+		return err
+	}
+	var out CeilingResult
+	if err := json.Unmarshal(c.stdout, &out); err != nil {
+		return fmt.Errorf("read the create ceiling's result %q: %w", c.stdout, err)
+	}
+	if out.Seconds > 0 {
+		s.ceiling = Ceiling{Created: out.Created, Seconds: out.Seconds, CreatesPerSecond: round(float64(out.Created)/out.Seconds, 1)}
+	}
+	return nil
+}
+
+// ceilingMax bounds the records the create ceiling sends: it holds them all
+// in memory before it starts the clock (about 1 KB each), and a rate of
+// creates needs no more than 100,000 to settle.
+const ceilingMax = 100_000

@@ -128,6 +128,20 @@ type Size struct {
 	// Ratio is the engine's records/s over the plain loop's (1: as fast;
 	// issue 10 asks for 0.8 or more).
 	Ratio float64 `json:"ratio"`
+	// Ceiling is the targets' raw create ceiling: creates alone, at the
+	// same write_concurrency.
+	Ceiling Ceiling `json:"ceiling"`
+	// CeilingRatio is the engine's writes per second (its first backfill's
+	// creates over its wall time) over the ceiling's creates per second
+	// (issue 10 asks for 0.7 or more).
+	CeilingRatio float64 `json:"ceiling_ratio"`
+}
+
+// Ceiling is one run of `crmsync bench create-ceiling`.
+type Ceiling struct {
+	Created          int     `json:"created"`
+	Seconds          float64 `json:"seconds"` // from the first POST to the last answer
+	CreatesPerSecond float64 `json:"creates_per_s"`
 }
 
 // Measure is one child process's run, per source record where it says so.
@@ -176,6 +190,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // sample is one run of one size: both arms.
 type sample struct {
 	engine, rerun, plain Measure
+	ceiling              Ceiling
 	stateBytes           int64
 	writes               int
 }
@@ -187,10 +202,11 @@ func measureSize(ctx context.Context, o Options, w *workdir, n int) (*Size, erro
 		arms := []func() error{
 			func() error { return engineArm(ctx, o, w, n, &s) },
 			func() error { return plainArm(ctx, o, w, n, &s) },
+			func() error { return ceilingArm(ctx, o, w, n, &s) },
 		}
-		if run%2 == 1 {
-			slices.Reverse(arms)
-		}
+		// Each run starts with another arm, so no arm always runs
+		// first (or last) on a machine whose speed drifts.
+		arms = slices.Concat(arms[run%len(arms):], arms[:run%len(arms)])
 		for _, arm := range arms {
 			if err := arm(); err != nil {
 				return nil, err
@@ -199,8 +215,8 @@ func measureSize(ctx context.Context, o Options, w *workdir, n int) (*Size, erro
 		if s.plain.Synced != s.writes {
 			return nil, fmt.Errorf("the plain loop created %d records, the engine %d", s.plain.Synced, s.writes)
 		}
-		fmt.Fprintf(o.Progress, "%d records, run %d/%d: engine %.0f records/s, plain loop %.0f records/s\n",
-			n, run+1, o.Runs, s.engine.RecordsPerSecond, s.plain.RecordsPerSecond)
+		fmt.Fprintf(o.Progress, "%d records, run %d/%d: engine %.0f records/s, plain loop %.0f records/s, create ceiling %.0f creates/s\n",
+			n, run+1, o.Runs, s.engine.RecordsPerSecond, s.plain.RecordsPerSecond, s.ceiling.CreatesPerSecond)
 		samples = append(samples, s)
 	}
 	return summarize(n, samples), nil
@@ -227,6 +243,14 @@ func summarize(n int, samples []sample) *Size {
 	sz.StateBytesPerRecord = round(float64(sz.StateBytes)/float64(n), 1)
 	if sz.Plain.RecordsPerSecond > 0 {
 		sz.Ratio = round(sz.Engine.RecordsPerSecond/sz.Plain.RecordsPerSecond, 3)
+	}
+	created, seconds, rates := make([]float64, len(samples)), make([]float64, len(samples)), make([]float64, len(samples))
+	for i, s := range samples {
+		created[i], seconds[i], rates[i] = float64(s.ceiling.Created), s.ceiling.Seconds, s.ceiling.CreatesPerSecond
+	}
+	sz.Ceiling = Ceiling{Created: int(median(created)), Seconds: median(seconds), CreatesPerSecond: median(rates)}
+	if sz.Ceiling.CreatesPerSecond > 0 && sz.Engine.Seconds > 0 {
+		sz.CeilingRatio = round(float64(sz.Writes)/sz.Engine.Seconds/sz.Ceiling.CreatesPerSecond, 3)
 	}
 	return sz
 }

@@ -24,8 +24,8 @@ func crmsyncBinary(t *testing.T) string {
 
 // TestBenchMeasuresEngineRerunAndPlainLoop runs the bench end to end at 200
 // records into both targets: every figure is in the JSON, the unchanged
-// re-run writes nothing, and the engine and the plain loop each created the
-// records the filters let through.
+// re-run writes nothing, the engine and the plain loop each created the
+// records the filters let through, and the create ceiling sent its creates.
 func TestBenchMeasuresEngineRerunAndPlainLoop(t *testing.T) {
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -48,7 +48,7 @@ func TestBenchMeasuresEngineRerunAndPlainLoop(t *testing.T) {
 		t.Fatalf("report %s: %v", data, err)
 	}
 	size := doc.Sizes[0]
-	for _, k := range []string{"records", "writes", "state_bytes", "state_bytes_per_record", "ratio"} {
+	for _, k := range []string{"records", "writes", "state_bytes", "state_bytes_per_record", "ratio", "ceiling_ratio"} {
 		if v, ok := size[k].(float64); !ok || v <= 0 {
 			t.Errorf("%s = %v, want a positive number", k, size[k])
 		}
@@ -62,6 +62,10 @@ func TestBenchMeasuresEngineRerunAndPlainLoop(t *testing.T) {
 		}
 	}
 	s := rep.Sizes[0]
+	// The create ceiling sends the records the engine created, no more.
+	if s.Ceiling.Created != s.Writes || s.Ceiling.Seconds <= 0 || s.Ceiling.CreatesPerSecond <= 0 {
+		t.Errorf("create ceiling %+v, want the engine's %d creates in a positive time", s.Ceiling, s.Writes)
+	}
 	if s.Rerun.Writes != 0 || s.Rerun.Synced != 0 {
 		t.Errorf("unchanged re-run: %d write requests, %d writes counted by crmsync; want 0", s.Rerun.Writes, s.Rerun.Synced)
 	}

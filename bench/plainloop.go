@@ -109,22 +109,42 @@ func pullAndMap(ctx context.Context, src *engine.System, targets []PlainTarget, 
 // file cfgPath: its source, its targets with their filters, its
 // write_concurrency. It returns the creates sent.
 func PlainLoopConfig(ctx context.Context, cfgPath, flow string, types *connectors.Registry) (int, error) {
-	cfg, err := config.Load(cfgPath, types)
+	src, targets, concurrency, err := flowSystems(cfgPath, flow, types)
 	if err != nil {
 		return 0, err
+	}
+	return PlainLoop(ctx, src, targets, concurrency)
+}
+
+// CreateCeilingConfig runs CreateCeiling for the flow named in the
+// configuration file cfgPath.
+func CreateCeilingConfig(ctx context.Context, cfgPath, flow string, types *connectors.Registry) (CeilingResult, error) {
+	src, targets, concurrency, err := flowSystems(cfgPath, flow, types)
+	if err != nil {
+		return CeilingResult{}, err
+	}
+	return CreateCeiling(ctx, src, targets, concurrency)
+}
+
+// flowSystems builds the source, the targets with their filters and the
+// write_concurrency of the flow named in the configuration file cfgPath.
+func flowSystems(cfgPath, flow string, types *connectors.Registry) (*engine.System, []PlainTarget, int, error) {
+	cfg, err := config.Load(cfgPath, types)
+	if err != nil {
+		return nil, nil, 0, err
 	}
 	flows, err := app.Flows(cfg, []string{flow})
 	if err != nil {
-		return 0, err
+		return nil, nil, 0, err
 	}
 	systems, err := app.BuildSystems(cfg, zerolog.Nop(), nil)
 	if err != nil {
-		return 0, err
+		return nil, nil, 0, err
 	}
 	f := flows[0]
 	targets := make([]PlainTarget, 0, len(f.Targets))
 	for _, t := range f.Targets {
 		targets = append(targets, PlainTarget{System: systems[t.System], Filter: t})
 	}
-	return PlainLoop(ctx, systems[f.Source], targets, f.WriteConcurrency)
+	return systems[f.Source], targets, f.WriteConcurrency, nil
 }

@@ -24,16 +24,19 @@ each as a child process measured by wait4 (CPU, peak RSS):
   1. "crmsync backfill tribecrm-to-others" into the empty targets,
   2. the same backfill again with nothing changed (it must write nothing),
   3. on fresh emulators, a plain loop that only pulls, maps and POSTs the same
-     records at the flow's write_concurrency (no state).
-With --runs > 1 the engine and the plain loop alternate (their order swaps
-every run) and every figure is the median. The configuration is
+     records at the flow's write_concurrency (no state),
+  4. on fresh emulators, the targets' raw create ceiling: the same records,
+     pulled and mapped before the clock starts (at most 100,000 of them),
+     POSTed at the same write_concurrency and nothing else.
+With --runs > 1 the arms take turns to go first and every figure is the
+median. The configuration is
 config.example.yaml with rate limits off, only that flow and the --targets;
 the state file lives in a temporary directory, removed after.
 
 Per size it prints records/s, CPU per record, peak RSS of the crmsync
 process, state bytes per record, requests per record (served by the
-emulators), the re-run's writes and reads, and the ratio of crmsync's
-records/s to the plain loop's. --json prints the same as one JSON object.`,
+emulators), the re-run's writes and reads, the ratio of crmsync's records/s
+to the plain loop's, and the ratio of its creates/s to the create ceiling's. --json prints the same as one JSON object.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if g.env.Assets == nil {
@@ -61,7 +64,29 @@ records/s to the plain loop's. --json prints the same as one JSON object.`,
 	c.Flags().StringVar(&o.Exe, "exe", "", "crmsync binary to measure (default: this one)")
 	c.Flags().StringVar(&o.Profile, "profile", "", "directory for pprof CPU and heap profiles of the first backfill and the plain loop per size")
 	c.Flags().BoolVar(&jsonOut, "json", false, "print the figures as one JSON object")
-	c.AddCommand(newPlainLoopCmd(g))
+	c.AddCommand(newPlainLoopCmd(g), newCreateCeilingCmd(g))
+	return c
+}
+
+// newCreateCeilingCmd is the create ceiling the bench runs as a child
+// process.
+func newCreateCeilingCmd(g *globals) *cobra.Command {
+	var flow string
+	c := &cobra.Command{
+		Use:    "create-ceiling",
+		Short:  "Pull and map a flow's source, then time POSTing it to the targets, nothing else (bench's ceiling)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := bench.CreateCeilingConfig(cmd.Context(), g.config, flow, g.env.Types)
+			if err != nil {
+				return err
+			}
+			return writeJSON(g.env.Stdout, res)
+		},
+	}
+	g.addConfigFlags(c, false)
+	c.Flags().StringVar(&flow, "flow", bench.Flow, "flow whose targets get the creates")
 	return c
 }
 
@@ -90,16 +115,18 @@ func writeBenchTable(w io.Writer, r *bench.Report) {
 	fmt.Fprintf(w, "flow %s: %s -> %v, %d writes in flight per target, %d run(s) per size (medians)\n\n",
 		r.Flow, r.Source, r.Targets, r.WriteConcurrency, r.Runs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "records\t\trecords/s\tCPU µs/rec\tpeak RSS MiB\tstate B/rec\treq/rec\twrites\treads\tratio\t")
+	fmt.Fprintln(tw, "records\t\trecords/s\tCPU µs/rec\tpeak RSS MiB\tstate B/rec\treq/rec\twrites\treads\tratio\tvs ceiling\t")
 	for _, s := range r.Sizes {
-		row := func(name string, m bench.Measure, state string, ratio string) {
-			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.1f\t%s\t%.3f\t%d\t%d\t%s\t\n", s.Records, name, m.RecordsPerSecond, m.CPUPerRecordUS,
-				float64(m.PeakRSSBytes)/(1<<20), state, m.RequestsPerRecord, m.Writes, m.Reads, ratio)
+		row := func(name string, m bench.Measure, state, ratio, ceiling string) {
+			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.1f\t%s\t%.3f\t%d\t%d\t%s\t%s\t\n", s.Records, name, m.RecordsPerSecond, m.CPUPerRecordUS,
+				float64(m.PeakRSSBytes)/(1<<20), state, m.RequestsPerRecord, m.Writes, m.Reads, ratio, ceiling)
 		}
-		row("crmsync", s.Engine, fmt.Sprintf("%.0f", s.StateBytesPerRecord), fmt.Sprintf("%.2f", s.Ratio))
-		row("re-run", s.Rerun, "", "")
-		row("plain loop", s.Plain, "", "")
+		row("crmsync", s.Engine, fmt.Sprintf("%.0f", s.StateBytesPerRecord), fmt.Sprintf("%.2f", s.Ratio), fmt.Sprintf("%.2f", s.CeilingRatio))
+		row("re-run", s.Rerun, "", "", "")
+		row("plain loop", s.Plain, "", "", "")
+		fmt.Fprintf(tw, "%d\tcreate ceiling\t%.0f creates/s\t\t\t\t\t%d\t\t\t\t\n", s.Records, s.Ceiling.CreatesPerSecond, s.Ceiling.Created)
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(w, "\nratio: crmsync's records/s over the plain loop's; writes and reads: requests the emulators served")
+	fmt.Fprintln(w, "\nratio: crmsync's records/s over the plain loop's; vs ceiling: crmsync's creates/s over the create ceiling's")
+	fmt.Fprintln(w, "(creates alone, same writes in flight); writes and reads: requests the emulators served")
 }
