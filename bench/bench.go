@@ -94,6 +94,13 @@ func (o *Options) defaults() error {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	if o.Profile != "" {
+		// The profiles' directory is made here: a missing one failed the
+		// first child only after the emulators were seeded.
+		if err := os.MkdirAll(o.Profile, 0o755); err != nil {
+			return fmt.Errorf("bench: --profile: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -160,6 +167,14 @@ type Measure struct {
 	// Synced is the engine's own count of the writes it made (created,
 	// updated, converted) or the plain loop's creates.
 	Synced int `json:"synced"`
+	// EmulatorCPUSeconds is the CPU the emulators' process used during
+	// the run (/proc/PID/stat, 10 ms ticks; 0 without /proc).
+	EmulatorCPUSeconds     float64 `json:"emulator_cpu_s"`
+	EmulatorCPUPerRecordUS float64 `json:"emulator_cpu_per_record_us"`
+	// CoresBusy is the child's and the emulators' CPU over the wall time:
+	// near the machine's core count, the run was limited by CPU, not by
+	// waiting for answers.
+	CoresBusy float64 `json:"cores_busy"`
 }
 
 // Run measures every size of o and returns the report.

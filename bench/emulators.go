@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -78,27 +79,66 @@ func (e *emulators) env() []string {
 	return out
 }
 
-// stats sums what every emulator has served so far.
-func (e *emulators) stats(ctx context.Context) (emulate.Stats, error) {
+// served is what the emulators have served so far, and the CPU their
+// process has used.
+type served struct {
+	emulate.Stats
+	CPU time.Duration // 0 where /proc is not there to read
+}
+
+// Sub is what was served between before and s.
+func (s served) Sub(before served) served {
+	return served{Stats: s.Stats.Sub(before.Stats), CPU: s.CPU - before.CPU}
+}
+
+// stats sums what every emulator has served so far, with the emulators'
+// process CPU (user + system).
+func (e *emulators) stats(ctx context.Context) (served, error) {
 	var sum emulate.Stats
 	for name, u := range e.urls {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+emulate.StatsPath, nil)
 		if err != nil {
-			return sum, err
+			return served{}, err
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return sum, fmt.Errorf("%s emulator stats: %w", name, err)
+			return served{}, fmt.Errorf("%s emulator stats: %w", name, err)
 		}
 		var s emulate.Stats
 		err = json.NewDecoder(resp.Body).Decode(&s)
 		resp.Body.Close()
 		if err != nil {
-			return sum, fmt.Errorf("%s emulator stats: %w", name, err)
+			return served{}, fmt.Errorf("%s emulator stats: %w", name, err)
 		}
 		sum = sum.Add(s)
 	}
-	return sum, nil
+	return served{Stats: sum, CPU: processCPU(e.cmd.Process.Pid)}, nil
+}
+
+// processCPU is the user + system CPU process pid has used, read from
+// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s, the USER_HZ
+// of every Linux build the bench runs on); 0 where that cannot be read.
+func processCPU(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// count fields from after its closing parenthesis (field 3 onwards).
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * (time.Second / 100)
 }
 
 // stop ends the emulators (SIGTERM, then SIGKILL after 10 s).

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/crmsync/crmsync/emulate"
 )
 
 // child is one finished child process.
@@ -60,14 +58,17 @@ func tail(s string, n int) string {
 
 // measure turns a child and the requests it made into a Measure, per n
 // source records.
-func measure(c *child, served emulate.Stats, n, synced int) Measure {
+func measure(c *child, sv served, n, synced int) Measure {
 	m := Measure{Seconds: round(c.wall.Seconds(), 3), CPUSeconds: round(c.cpu.Seconds(), 3), PeakRSSBytes: c.peakRSS,
-		Requests: served.Requests, Reads: served.Reads, Writes: served.Writes, Synced: synced}
+		Requests: sv.Requests, Reads: sv.Reads, Writes: sv.Writes, Synced: synced,
+		EmulatorCPUSeconds: round(sv.CPU.Seconds(), 2)}
 	if s := c.wall.Seconds(); s > 0 {
 		m.RecordsPerSecond = round(float64(n)/s, 1)
+		m.CoresBusy = round((c.cpu+sv.CPU).Seconds()/s, 2)
 	}
 	m.CPUPerRecordUS = round(c.cpu.Seconds()*1e6/float64(n), 1)
-	m.RequestsPerRecord = round(float64(served.Requests)/float64(n), 4)
+	m.EmulatorCPUPerRecordUS = round(sv.CPU.Seconds()*1e6/float64(n), 1)
+	m.RequestsPerRecord = round(float64(sv.Requests)/float64(n), 4)
 	return m
 }
 
@@ -91,6 +92,10 @@ func medianMeasure(ms []Measure) Measure {
 		Writes:            int64(f(func(m Measure) float64 { return float64(m.Writes) })),
 		RequestsPerRecord: f(func(m Measure) float64 { return m.RequestsPerRecord }),
 		Synced:            int(f(func(m Measure) float64 { return float64(m.Synced) })),
+
+		EmulatorCPUSeconds:     f(func(m Measure) float64 { return m.EmulatorCPUSeconds }),
+		EmulatorCPUPerRecordUS: f(func(m Measure) float64 { return m.EmulatorCPUPerRecordUS }),
+		CoresBusy:              f(func(m Measure) float64 { return m.CoresBusy }),
 	}
 }
 

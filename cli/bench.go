@@ -115,18 +115,19 @@ func writeBenchTable(w io.Writer, r *bench.Report) {
 	fmt.Fprintf(w, "flow %s: %s -> %v, %d writes in flight per target, %d run(s) per size (medians)\n\n",
 		r.Flow, r.Source, r.Targets, r.WriteConcurrency, r.Runs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "records\t\trecords/s\tCPU µs/rec\tpeak RSS MiB\tstate B/rec\treq/rec\twrites\treads\tratio\tvs ceiling\t")
+	fmt.Fprintln(tw, "records\t\trecords/s\tCPU µs/rec\temulators µs/rec\tcores busy\tpeak RSS MiB\tstate B/rec\treq/rec\twrites\treads\tratio\tvs ceiling\t")
 	for _, s := range r.Sizes {
 		row := func(name string, m bench.Measure, state, ratio, ceiling string) {
-			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.1f\t%s\t%.3f\t%d\t%d\t%s\t%s\t\n", s.Records, name, m.RecordsPerSecond, m.CPUPerRecordUS,
-				float64(m.PeakRSSBytes)/(1<<20), state, m.RequestsPerRecord, m.Writes, m.Reads, ratio, ceiling)
+			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.0f\t%.2f\t%.1f\t%s\t%.3f\t%d\t%d\t%s\t%s\t\n", s.Records, name, m.RecordsPerSecond, m.CPUPerRecordUS,
+				m.EmulatorCPUPerRecordUS, m.CoresBusy, float64(m.PeakRSSBytes)/(1<<20), state, m.RequestsPerRecord, m.Writes, m.Reads, ratio, ceiling)
 		}
 		row("crmsync", s.Engine, fmt.Sprintf("%.0f", s.StateBytesPerRecord), fmt.Sprintf("%.2f", s.Ratio), fmt.Sprintf("%.2f", s.CeilingRatio))
 		row("re-run", s.Rerun, "", "", "")
 		row("plain loop", s.Plain, "", "", "")
-		fmt.Fprintf(tw, "%d\tcreate ceiling\t%.0f creates/s\t\t\t\t\t%d\t\t\t\t\n", s.Records, s.Ceiling.CreatesPerSecond, s.Ceiling.Created)
+		fmt.Fprintf(tw, "%d\tcreate ceiling\t%.0f creates/s\t\t\t\t\t\t\t%d\t\t\t\t\n", s.Records, s.Ceiling.CreatesPerSecond, s.Ceiling.Created)
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w, "\nratio: crmsync's records/s over the plain loop's; vs ceiling: crmsync's creates/s over the create ceiling's")
-	fmt.Fprintln(w, "(creates alone, same writes in flight); writes and reads: requests the emulators served")
+	fmt.Fprintln(w, "(creates alone, same writes in flight); writes and reads: requests the emulators served; emulators µs/rec:")
+	fmt.Fprintln(w, "the emulators' process CPU per record; cores busy: crmsync's and the emulators' CPU over the wall time")
 }
